@@ -1,0 +1,25 @@
+.PHONY: run test kafka-start kafka-stop sample schemas baseline help
+
+help:        ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+run:         ## set up and run the job on the embedded sample (no broker needed)
+	scripts/run.sh
+
+test:        ## set up and pass the whole test suite, Kafka integration tests included
+	scripts/test.sh
+
+kafka-start: ## start the development broker on 127.0.0.1:9092
+	scripts/kafka.sh start
+
+kafka-stop:  ## stop it
+	scripts/kafka.sh stop
+
+sample:      ## rebuild the bundled sample from ../shared/data/star
+	scripts/make_sample.sh
+
+schemas:     ## re-export the JSON Schemas of the topic contracts
+	.venv/bin/coach schemas export
+
+baseline:    ## retrain the baseline scorer and update the registry
+	.venv/bin/coach baseline train

@@ -1,0 +1,117 @@
+"""``coach``: the command-line tool around the coaching dataflow.
+
+    coach replay PATH --out FILE | --brokers HOST:PORT   STAR dialogues as live traffic
+    coach baseline train                                 retrain the baseline scorer
+    coach schemas export | check                         JSON Schemas of the topic contracts
+    coach topics create --brokers HOST:PORT              create the job's topics
+
+The job itself runs with ``python -m bytewax.run flows.coaching:flow``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from coachflow import star
+
+
+def _star_dir() -> Path:
+    return Path(os.environ.get("COACH_STAR_DIR", star.DEFAULT_STAR_DIR))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from coachflow.replay import main_replay
+
+    if not args.out and not args.brokers:
+        print("coach replay: give --out FILE or --brokers HOST:PORT", file=sys.stderr)
+        return 2
+    return main_replay(args)
+
+
+def _baseline_train(args: argparse.Namespace) -> int:
+    from models import baseline, registry
+
+    entry = baseline.train(args.star, log=lambda msg: print(msg, file=sys.stderr))
+    registry.register(entry)
+    print(f"registered {entry['name']} {entry['version']} sha256 {entry['sha256']}", file=sys.stderr)
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    import schemas
+
+    if args.action == "export":
+        for path in schemas.export_all():
+            print(path)
+        return 0
+    stale = [
+        stem for stem in schemas.CONTRACTS
+        if not (schemas.JSON_DIR / f"{stem}.schema.json").is_file()
+        or (schemas.JSON_DIR / f"{stem}.schema.json").read_text() != schemas.render(stem)
+    ]
+    for stem in stale:
+        print(f"stale: schemas/json/{stem}.schema.json (run `coach schemas export`)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from coachflow.config import Settings
+    from coachflow.topics import ensure_topics
+
+    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions))
+    print("created: " + (", ".join(created) or "none (all exist)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coach", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    replay = commands.add_parser("replay", help="replay STAR dialogues as contract events")
+    replay.add_argument("path", type=Path, help="STAR dialogues: a .jsonl(.gz) file or a directory of .json files")
+    target = replay.add_mutually_exclusive_group()
+    target.add_argument("--out", type=Path, help="write JSONL here (the embedded mode's input)")
+    target.add_argument("--brokers", help="produce to this Kafka cluster instead")
+    replay.add_argument("--topic-events", default="conversation.events")
+    replay.add_argument("--topic-context", default="customer.context")
+    replay.add_argument("--partitions", type=int, default=4, help="partitions of input topics it creates")
+    replay.add_argument("--split", choices=("all", "train", "dev"), default="all",
+                        help="which dialogues (see README: the dev split)")
+    replay.add_argument("--limit", type=int, help="at most this many dialogues")
+    replay.add_argument("--concurrency", type=int, default=8, help="conversations in flight at once")
+    replay.add_argument("--speed", type=float, default=0.0,
+                        help="0: as fast as possible (default); 1: real time; 10: ten times faster")
+    replay.add_argument("--time-scale", type=float, default=1.0,
+                        help="shrink each dialogue's own timeline (0.1: ten times shorter pauses)")
+    replay.add_argument("--start-time", help="event time of the first record (ISO-8601; default now)")
+    replay.add_argument("--voice-share", type=float, default=0.4, help="share of conversations on voice")
+    replay.set_defaults(func=_replay)
+
+    base = commands.add_parser("baseline", help="the baseline scorer")
+    base_cmds = base.add_subparsers(dest="action", required=True)
+    train = base_cmds.add_parser("train", help="train on STAR's train split and register it")
+    train.add_argument("--star", type=Path, default=_star_dir(), help="the STAR directory")
+    train.set_defaults(func=_baseline_train)
+
+    contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
+    contracts.add_argument("action", choices=("export", "check"))
+    contracts.set_defaults(func=_schemas)
+
+    topics = commands.add_parser("topics", help="Kafka topics")
+    topics.add_argument("action", choices=("create",))
+    topics.add_argument("--brokers", required=True)
+    topics.add_argument("--partitions", type=int, default=4)
+    topics.set_defaults(func=_topics)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

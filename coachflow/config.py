@@ -1,0 +1,173 @@
+"""The job's configuration, read once from ``COACH_*`` environment variables.
+
+``COACH_BROKERS`` set means Kafka mode; unset means the embedded default
+(read ``COACH_INPUT``, write JSONL files into ``COACH_OUTPUT_DIR``). Every
+setting and its default is listed in the README's configuration reference,
+which a test keeps in step with this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from operators.conversation import ConversationConfig
+from operators.guardrails import GuardrailPolicy
+from operators.join import JoinConfig
+from operators.parse import ParseLimits
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
+DEFAULT_MODEL = ROOT / "models" / "baseline" / "baseline.json"
+
+
+class Settings(BaseSettings):
+    """All settings; the environment variable is ``COACH_`` + the field name in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore")
+
+    # Mode and I/O
+    brokers: str | None = Field(
+        default=None, description="Kafka bootstrap servers (host:port,...); set means Kafka mode."
+    )
+    input: Path = Field(default=SAMPLE_INPUT, description="Embedded mode: the JSONL input file.")
+    output_dir: Path = Field(default=Path("out"), description="Embedded mode: where JSONL outputs go.")
+    print_suggestions: bool | None = Field(
+        default=None, description="Print a line per suggestion; default: on in embedded mode only."
+    )
+
+    # Topics
+    topic_events: str = Field(default="conversation.events", description="Input: conversation events, keyed by conversation id.")
+    topic_context: str = Field(default="customer.context", description="Input: customer context, keyed by customer id (compacted).")
+    topic_suggestions: str = Field(default="coaching.suggestions", description="Output: suggestions for agent UIs.")
+    topic_alerts: str = Field(default="coaching.alerts", description="Output: alerts for agents and supervisors.")
+    topic_decisions: str = Field(default="coaching.decisions", description="Output: one audit record per accepted input.")
+    topic_dlq: str = Field(default="coaching.dlq", description="Output: refused inputs with their bytes and reason.")
+    topic_summaries: str = Field(default="coaching.summaries", description="Output: one summary per finished conversation.")
+    create_topics: bool = Field(default=True, description="Create missing topics at start.")
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics it creates.")
+
+    # Kafka client
+    kafka_starting_offset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where to start without recovery state."
+    )
+    kafka_tail: bool = Field(
+        default=True, description="Keep waiting for new input; false stops at the end of each partition."
+    )
+    kafka_batch_size: int = Field(default=1000, ge=1, description="Max messages per poll per partition.")
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka properties as JSON (security, tuning)."
+    )
+
+    # Input limits
+    max_payload_bytes: int = Field(default=65_536, ge=256, description="Bigger records are dead-lettered.")
+    max_text_chars: int = Field(default=4_000, ge=1, le=16_000, description="Longer turns are dead-lettered.")
+
+    # Join
+    context_wait_ms: int = Field(default=2_000, ge=0, description="How long a turn waits for its context.")
+    context_ttl_s: float = Field(default=3_600, gt=0, description="Unused customer context is released after this.")
+
+    # Conversation window
+    window_s: float = Field(default=60, gt=0, description="Sliding event-time window for talk figures.")
+    recent_turns: int = Field(default=8, ge=1, description="Turns of history per prediction point.")
+    allowed_lateness_s: float = Field(default=30, ge=0, description="Older events are dead-lettered as late.")
+    session_gap_s: float = Field(default=900, gt=0, description="Idle conversations close after this.")
+    tombstone_s: float = Field(default=600, ge=0, description="Ended conversations refuse stragglers this long.")
+    silence_alert_s_voice: float = Field(default=20, gt=0, description="Voice: a customer waiting this long raises long_silence.")
+    silence_alert_s_chat: float = Field(default=120, gt=0, description="Chat: the same, for chat.")
+    complaint_alert_count: int = Field(default=2, ge=1, description="Complaints in a conversation that raise repeated_complaint.")
+    alert_cooldown_s: float = Field(default=120, ge=0, description="Event-time seconds before an alert kind can fire again.")
+
+    # Scoring and guardrails
+    model: Path = Field(default=DEFAULT_MODEL, description="The model artifact (checked against models/registry.json).")
+    min_confidence: float = Field(default=0.15, ge=0, le=1, description="Guardrail: suggestions below this confidence are suppressed.")
+    top_k: int = Field(default=3, ge=1, le=10, description="Guardrail: a suggestion plus at most top_k - 1 alternatives.")
+    max_chars_voice: int = Field(default=220, ge=1, description="Guardrail: longest voice suggestion (it must be sayable).")
+    max_chars_chat: int = Field(default=600, ge=1, description="Guardrail: longest chat suggestion.")
+
+    @property
+    def kafka_mode(self) -> bool:
+        return bool(self.brokers)
+
+    @property
+    def broker_list(self) -> list[str]:
+        return [b.strip() for b in (self.brokers or "").split(",") if b.strip()]
+
+    @property
+    def should_print(self) -> bool:
+        return (not self.kafka_mode) if self.print_suggestions is None else self.print_suggestions
+
+    def outputs(self) -> dict[str, str]:
+        """Output kind -> topic name."""
+        return {
+            "suggestions": self.topic_suggestions,
+            "alerts": self.topic_alerts,
+            "decisions": self.topic_decisions,
+            "dlq": self.topic_dlq,
+            "summaries": self.topic_summaries,
+        }
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_text_chars=self.max_text_chars,
+            check_keys=self.kafka_mode,
+        )
+
+    def join_config(self) -> JoinConfig:
+        return JoinConfig(
+            hold_s=self.context_wait_ms / 1000,
+            idle_s=self.session_gap_s,
+            context_ttl_s=self.context_ttl_s,
+            payload_limit=self.max_payload_bytes,
+        )
+
+    def conversation_config(self) -> ConversationConfig:
+        return ConversationConfig(
+            window_s=self.window_s,
+            recent_turns=self.recent_turns,
+            allowed_lateness_s=self.allowed_lateness_s,
+            session_gap_s=self.session_gap_s,
+            tombstone_s=self.tombstone_s,
+            silence_alert_s_voice=self.silence_alert_s_voice,
+            silence_alert_s_chat=self.silence_alert_s_chat,
+            complaint_alert_count=self.complaint_alert_count,
+            alert_cooldown_s=self.alert_cooldown_s,
+            payload_limit=self.max_payload_bytes,
+        )
+
+    def policy(self) -> GuardrailPolicy:
+        return GuardrailPolicy(
+            min_confidence=self.min_confidence,
+            top_k=self.top_k,
+            max_chars_voice=self.max_chars_voice,
+            max_chars_chat=self.max_chars_chat,
+        )
+
+
+def _default(field) -> str:
+    if field.default_factory is not None:
+        return "`{}`"
+    value = field.default
+    if value is None:
+        return "unset"
+    if isinstance(value, Path):
+        try:
+            value = value.relative_to(ROOT)
+        except ValueError:
+            pass
+    if isinstance(value, bool):
+        value = str(value).lower()
+    return f"`{value}`"
+
+
+def reference_table() -> str:
+    """The README's configuration reference: one row per ``COACH_*`` variable."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `COACH_{name.upper()}` | {_default(field)} | {meaning} |")
+    return "\n".join(rows) + "\n"

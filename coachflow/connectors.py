@@ -1,0 +1,147 @@
+"""Where records come from and go to: Kafka topics, or JSONL files in embedded mode.
+
+Both inputs produce ``RawRecord``s and both outputs take ``(kind, key, value)``
+triples, so the dataflow between them is the same in either mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bytewax.operators as op
+from bytewax.connectors.files import DirSink
+from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
+from coachflow.config import Settings
+from operators.envelope import Origin, RawRecord
+
+#: Output kinds. Sorted: Bytewax orders a sink's partitions by name, and
+#: ``assign_file`` returns an index into that order.
+OUTPUT_KINDS = tuple(sorted(("suggestions", "alerts", "decisions", "dlq", "summaries")))
+
+
+class _JsonlPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
+    """Reads a JSONL file line by line; the resume state is (byte offset, line number)."""
+
+    def __init__(self, path: Path, batch_size: int, limit: int, resume: tuple[int, int] | None):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._name = path.name
+        self._batch_size = batch_size
+        self._limit = limit
+        offset, self._line = resume if resume is not None else (0, 0)
+        self._file.seek(offset)
+
+    def _read_line(self) -> tuple[bytes, int] | None:
+        """The next line (cut at ``limit + 1`` bytes) and its full size, or None at EOF."""
+        chunk = self._file.readline(self._limit + 1)
+        if not chunk:
+            return None
+        size = len(chunk)
+        # An over-long line: keep its head, skip the rest, remember its size.
+        while not chunk.endswith(b"\n") and size > self._limit:
+            rest = self._file.readline(1 << 20)
+            if not rest:
+                break
+            size += len(rest)
+            if rest.endswith(b"\n"):
+                break
+        line = chunk.rstrip(b"\r\n")
+        return line, size - (len(chunk) - len(line)) if chunk.endswith(b"\n") else size
+
+    def next_batch(self) -> list[RawRecord]:
+        batch: list[RawRecord] = []
+        while len(batch) < self._batch_size:
+            read = self._read_line()
+            if read is None:
+                if batch:
+                    return batch
+                raise StopIteration
+            self._line += 1
+            line, size = read
+            if not line.strip():
+                continue  # a blank line holds no record
+            batch.append(RawRecord(
+                value=line, key=None, origin=Origin(file=self._name, line=self._line),
+                stream="any", size=size,
+            ))
+        return batch
+
+    def snapshot(self) -> tuple[int, int]:
+        return (self._file.tell(), self._line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class JsonlSource(FixedPartitionedSource[RawRecord, tuple[int, int]]):
+    """One JSONL file of interleaved conversation events and context records."""
+
+    def __init__(self, path: Path | str, batch_size: int = 500, line_limit: int = 65_536):
+        self._path = Path(path)
+        self._batch_size = batch_size
+        self._limit = line_limit
+
+    def list_parts(self) -> list[str]:
+        return [self._path.name]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, int] | None):
+        return _JsonlPartition(self._path, self._batch_size, self._limit, resume_state)
+
+
+def read_inputs(flow: Dataflow, settings: Settings) -> Stream[RawRecord]:
+    """Conversation events and customer context, from Kafka or the JSONL input."""
+    if not settings.kafka_mode:
+        source = JsonlSource(settings.input, line_limit=settings.max_payload_bytes)
+        return op.input("read_jsonl", flow, source)
+
+    streams = {settings.topic_events: "events", settings.topic_context: "context"}
+    source = KafkaSource(
+        settings.broker_list,
+        list(streams),
+        tail=settings.kafka_tail,
+        starting_offset=OFFSET_BEGINNING if settings.kafka_starting_offset == "earliest" else OFFSET_END,
+        add_config=dict(settings.kafka_config),
+        batch_size=settings.kafka_batch_size,
+        raise_on_errors=False,
+    )
+
+    def to_raw(message: KafkaSourceMessage | KafkaError) -> RawRecord:
+        if isinstance(message, KafkaError):
+            failed = message.msg
+            return RawRecord(
+                value=failed.value, key=failed.key,
+                origin=Origin(topic=failed.topic, partition=failed.partition, offset=failed.offset),
+                stream=streams.get(failed.topic or "", "events"), error=str(message.err),
+            )
+        return RawRecord(
+            value=message.value,
+            key=message.key,
+            origin=Origin(topic=message.topic, partition=message.partition, offset=message.offset),
+            stream=streams[message.topic],
+        )
+
+    return op.map("to_raw", op.input("read_kafka", flow, source), to_raw)
+
+
+def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings) -> None:
+    """Publish ``(kind, key, value)`` to the output topics or ``<kind>.jsonl`` files."""
+    if settings.kafka_mode:
+        topics = settings.outputs()
+        messages = op.map(
+            "to_kafka", stream, lambda item: KafkaSinkMessage(item[1], item[2], topic=topics[item[0]])
+        )
+        op.output("write_kafka", messages, KafkaSink(settings.broker_list, None, dict(settings.kafka_config)))
+        return
+    directory = Path(settings.output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))
+    sink = DirSink(
+        directory,
+        len(OUTPUT_KINDS),
+        file_namer=lambda index, _count: f"{OUTPUT_KINDS[index]}.jsonl",
+        assign_file=OUTPUT_KINDS.index,
+    )
+    op.output("write_files", lines, sink)

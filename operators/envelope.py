@@ -1,0 +1,106 @@
+"""Internal records that travel between steps (never published as-is).
+
+``RawRecord`` is an input as read (bytes plus where it came from) and
+``Envelope`` a parsed input on its way to its decision. Both are plain,
+picklable dataclasses; the published contracts live in ``schemas/``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from operators.features import Features
+from schemas import CustomerContext, SourceRef
+from schemas.events import AnyEvent
+
+
+def now_ns() -> int:
+    """Wall-clock nanoseconds; stage latencies are differences of these."""
+    return time.time_ns()
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an input came from: a Kafka topic/partition/offset or a file line."""
+
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    file: str | None = None
+    line: int | None = None
+
+    def ref(self) -> SourceRef:
+        if self.file is not None:
+            return SourceRef.model_construct(kind="file", file=self.file, line=self.line)
+        return SourceRef.model_construct(
+            kind="kafka", topic=self.topic, partition=self.partition, offset=self.offset
+        )
+
+    def describe(self) -> str:
+        if self.file is not None:
+            return f"{self.file}:{self.line}"
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One input record as read, before parsing."""
+
+    value: bytes | None
+    key: bytes | None
+    origin: Origin
+    #: Which contract the bytes should hold: "events", "context" or "any" (file mode).
+    stream: str
+    #: The full size of the record when ``value`` holds only its head (over-long lines).
+    size: int = -1
+    #: The source's own error for this record (a Kafka consumer error).
+    error: str | None = None
+
+    @property
+    def payload_bytes(self) -> int:
+        return self.size if self.size >= 0 else len(self.value or b"")
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A parsed input on its way to a decision; each step fills in its part.
+
+    join: ``context``, ``context_status``, ``joined_ns``;
+    conversation: ``features`` (prediction points only), ``history_event_ids``,
+    ``is_latest`` or ``recorded`` (why this input is not a prediction point);
+    scoring: ``candidates``, ``texts``, ``model_version``.
+    """
+
+    record: AnyEvent | CustomerContext
+    origin: Origin
+    received_ns: int
+    payload: bytes
+    """The original bytes, for a dead letter if a later step refuses the input."""
+    key: bytes | None = None
+    context: CustomerContext | None = None
+    context_status: str = "not_applicable"
+    joined_ns: int = 0
+    features: Features | None = None
+    history_event_ids: list[str] = field(default_factory=list)
+    is_latest: bool = True
+    recorded: str | None = None
+    featured_ns: int = 0
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    """(action, confidence), best first; only actions with an approved template."""
+    texts: dict[str, str] = field(default_factory=dict)
+    """Rendered reply per candidate action."""
+    model_version: str | None = None
+    scored_ns: int = 0
+
+    @property
+    def join_key(self) -> str:
+        return self.record.customer_id
+
+    @property
+    def input_id(self) -> str:
+        """The input's id: its ``event_id``, or ``customer_id@updated_at`` for context."""
+        record = self.record
+        if isinstance(record, CustomerContext):
+            return f"{record.customer_id}@{record.version}"
+        return record.event_id

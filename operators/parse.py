@@ -1,0 +1,177 @@
+"""Parse raw input bytes into contract records; refuse the rest with a reason.
+
+Every refused input becomes a ``DeadLetter`` carrying its original bytes, its
+source position and a machine-readable ``reason``; nothing raises inside the
+stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from pydantic import TypeAdapter, ValidationError
+
+from operators.envelope import Envelope, RawRecord, now_ns
+from operators.records import dead_letter
+from schemas import CONTEXT_ADAPTER, EVENT_ADAPTER, INPUT_ADAPTER, DeadLetter, FieldError, Turn
+
+_ADAPTERS: dict[str, TypeAdapter] = {
+    "events": EVENT_ADAPTER,
+    "context": CONTEXT_ADAPTER,
+    "any": INPUT_ADAPTER,
+}
+_EVENT_TYPES = frozenset(
+    ("conversation_start", "turn", "task_selected", "kb_result", "conversation_end")
+)
+_TAGS = _EVENT_TYPES | {"customer_context"}
+_MAX_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on input records; see ``COACH_MAX_PAYLOAD_BYTES``, ``COACH_MAX_TEXT_CHARS``."""
+
+    max_payload_bytes: int = 65_536
+    max_text_chars: int = 4_000
+    check_keys: bool = True
+    """Kafka mode: the record key must equal the conversation or customer id."""
+
+
+def _loc(loc: tuple) -> str:
+    # Discriminated unions prefix the location with the tag; drop it.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _TAGS:
+        parts = parts[1:]
+    return ".".join(parts) or "$"
+
+
+def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:
+    """Map pydantic errors to one dead-letter reason, a detail line and the error list."""
+    raw = error.errors(include_url=False, include_input=False)
+    errors = [FieldError(loc=_loc(e["loc"]), type=e["type"], msg=e["msg"]) for e in raw[:_MAX_ERRORS]]
+    first = raw[0]
+    kinds = {e["type"] for e in raw}
+    if "json_invalid" in kinds:
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "invalid_encoding", f"payload is not UTF-8: {exc.reason} at byte {exc.start}", errors
+        return "malformed_json", first["msg"], errors
+    if first["type"] in ("dict_type", "model_type", "model_attributes_type"):
+        return "schema_violation", "payload is not a JSON object", errors
+    tag = (first.get("ctx") or {}).get("tag")
+    if stream == "events" and first["type"] == "union_tag_invalid" and tag == "customer_context":
+        return "wrong_topic", "a customer_context record on the conversation events topic", errors
+    if stream == "context":
+        wrong = [e for e in raw if e["loc"] == ("type",) and e["type"] == "literal_error"]
+        if wrong:
+            return "wrong_topic", "a conversation event on the customer context topic", errors
+    by_priority = (
+        ("unsupported_schema_version", lambda e: e["loc"][-1:] == ("schema_version",)),
+        ("missing_field", lambda e: e["type"] in ("missing", "union_tag_not_found")),
+        ("unknown_field", lambda e: e["type"] == "extra_forbidden"),
+        ("unknown_enum_value", lambda e: e["type"] in ("literal_error", "enum", "union_tag_invalid")),
+        ("invalid_text", lambda e: e["type"] == "invalid_text"),
+        ("text_too_long", lambda e: e["type"] == "string_too_long" and e["loc"][-1:] == ("text",)),
+    )
+    for reason, matches in by_priority:
+        hits = [e for e in raw if matches(e)]
+        if hits:
+            hit = hits[0]
+            fields = ", ".join(sorted({_loc(e["loc"]) for e in hits}))
+            return reason, f"{fields}: {hit['msg']}", errors
+    return "schema_violation", f"{_loc(first['loc'])}: {first['msg']}", errors
+
+
+def parse_record(raw: RawRecord, limits: ParseLimits, received_ns: int) -> Envelope | DeadLetter:
+    """Parse one raw input into an ``Envelope``, or refuse it as a ``DeadLetter``."""
+    payload = raw.value or b""
+
+    def refuse(reason: str, detail: str, errors: list[FieldError] | None = None, record=None):
+        return dead_letter(
+            origin=raw.origin,
+            reason=reason,
+            detail=detail,
+            payload=payload,
+            received_ns=received_ns,
+            payload_limit=limits.max_payload_bytes,
+            key=raw.key,
+            errors=errors,
+            event_id=getattr(record, "event_id", None),
+            conversation_id=getattr(record, "conversation_id", None),
+            customer_id=getattr(record, "customer_id", None),
+            payload_size=raw.payload_bytes,
+        )
+
+    if raw.error is not None:
+        return refuse("source_error", f"the source reported: {raw.error}")
+    if not payload.strip():
+        return refuse("empty_payload", "the record has no value")
+    if raw.payload_bytes > limits.max_payload_bytes:
+        return refuse(
+            "payload_too_large",
+            f"{raw.payload_bytes} bytes exceeds the limit of {limits.max_payload_bytes}",
+        )
+    try:
+        record = _ADAPTERS[raw.stream].validate_json(payload)
+    except ValidationError as error:
+        reason, detail, errors = classify(error, raw.stream, payload)
+        return refuse(reason, detail, errors)
+    if isinstance(record, Turn) and len(record.text) > limits.max_text_chars:
+        return refuse(
+            "text_too_long",
+            f"text has {len(record.text)} characters, the limit is {limits.max_text_chars}",
+            record=record,
+        )
+    if limits.check_keys and raw.stream != "any":
+        expected = record.customer_id if raw.stream == "context" else record.conversation_id
+        if raw.key is None:
+            return refuse("missing_key", f"the record must be keyed by {expected!r}", record=record)
+        if raw.key != expected.encode():
+            return refuse(
+                "key_mismatch",
+                f"key {raw.key.decode('utf-8', 'replace')[:128]!r} is not {expected!r}",
+                record=record,
+            )
+    return Envelope(
+        record=record, origin=raw.origin, received_ns=received_ns, payload=payload, key=raw.key
+    )
+
+
+@dataclass(frozen=True)
+class ParseOut:
+    """Parsed inputs (``oks``) and refused ones (``errs``)."""
+
+    oks: Stream[Envelope]
+    errs: Stream[DeadLetter]
+
+
+@operator
+def parse_records(
+    step_id: str,
+    up: Stream[RawRecord],
+    limits: ParseLimits,
+    now_getter: Callable[[], int] = now_ns,
+) -> ParseOut:
+    """Parse raw inputs against the topic contracts.
+
+    Oversized, empty, malformed, invalid or mis-keyed inputs go to ``errs``
+    as dead letters with their original bytes; the stream keeps running.
+
+    :arg step_id: Unique ID.
+    :arg up: Raw records from Kafka or a JSONL file.
+    :arg limits: Size and key checks.
+    :arg now_getter: Wall clock in nanoseconds (injected by tests).
+    :returns: ``ParseOut(oks, errs)``.
+    """
+
+    def parse_batch(batch: list[RawRecord]) -> list[Envelope | DeadLetter]:
+        received = now_getter()
+        return [parse_record(raw, limits, received) for raw in batch]
+
+    parsed = op.flat_map_batch("parse", up, parse_batch)
+    split = op.branch("split", parsed, lambda item: isinstance(item, Envelope))
+    return ParseOut(oks=split.trues, errs=split.falses)

@@ -1,0 +1,74 @@
+"""Score prediction points in batches and render the candidates' replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+
+from operators.envelope import Envelope, now_ns
+from operators.features import Features
+
+
+class Scorer(Protocol):
+    """What the dataflow needs of a model: a version, batched ranking, rendering."""
+
+    version: str
+
+    def predict_batch(self, batch: Sequence[Features]) -> list[list[tuple[str, float]]]:
+        """Ranked (action, confidence) per prediction point."""
+        ...
+
+    def render(self, action: str, features: Features) -> str | None:
+        """The approved reply for ``action`` in this conversation, or None."""
+        ...
+
+
+class TemplateScorer:
+    """Adapts a model with ``predict_batch`` and a ``TemplateBook`` to ``Scorer``."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.version = model.version
+        self.templates = model.templates
+
+    def predict_batch(self, batch: Sequence[Features]) -> list[list[tuple[str, float]]]:
+        return self.model.predict_batch(batch)
+
+    def render(self, action: str, features: Features) -> str | None:
+        return self.templates.render(action, features.task, features.tasks, features.kb_item)
+
+
+def score_envelopes(batch: list[Envelope], scorer: Scorer, clock: Callable[[], int] = now_ns) -> list[Envelope]:
+    """Score every prediction point of ``batch`` in one model call; pass the rest through."""
+    points = [envelope for envelope in batch if envelope.features is not None]
+    if points:
+        ranked = scorer.predict_batch([envelope.features for envelope in points])
+        done = clock()
+        for envelope, candidates in zip(points, ranked, strict=True):
+            texts = {}
+            for action, _ in candidates:
+                text = scorer.render(action, envelope.features)
+                if text is not None:
+                    texts[action] = text
+            envelope.candidates = [c for c in candidates if c[0] in texts]
+            envelope.texts = texts
+            envelope.model_version = scorer.version
+            envelope.scored_ns = done
+    return batch
+
+
+@operator
+def score(step_id: str, up: Stream[Envelope], scorer: Scorer) -> Stream[Envelope]:
+    """Rank next agent actions for each prediction point, a whole batch per model call.
+
+    Envelopes that are not prediction points pass through untouched.
+
+    :arg step_id: Unique ID.
+    :arg up: Envelopes from the conversation step.
+    :arg scorer: The model, built once per worker process.
+    :returns: The same envelopes, prediction points with ``candidates`` and ``texts``.
+    """
+    return op.flat_map_batch("score_batch", up, lambda batch: score_envelopes(batch, scorer))

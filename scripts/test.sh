@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: unit tests and the integration tests on
+# a real Apache Kafka broker that this script fetches (Maven Central) and starts.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/bootstrap.sh dev
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+started=""
+if ! scripts/kafka.sh status >/dev/null 2>&1; then
+  scripts/kafka.sh start
+  started=1
+fi
+cleanup() { if [ -n "$started" ]; then scripts/kafka.sh stop; fi; }
+trap cleanup EXIT
+# The Kafka tests fail (never skip) when COACH_TEST_BROKERS is set and unreachable.
+export COACH_TEST_BROKERS="127.0.0.1:$KAFKA_PORT"
+.venv/bin/python -m pytest "$@"

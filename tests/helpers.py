@@ -1,0 +1,92 @@
+"""Builders for test records and envelopes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from itertools import count
+from pathlib import Path
+
+from operators.envelope import Envelope, Origin, RawRecord
+from schemas import INPUT_ADAPTER
+
+ROOT = Path(__file__).resolve().parents[1]
+STAR_DIR = ROOT.parent / "shared" / "data" / "star"
+STAR_DIALOGUES = STAR_DIR / "dialogues.jsonl.gz"
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+_lines = count(1)
+
+
+def at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def event(kind: str = "turn", *, seq: int = 1, t: float = 0.0, conversation: str = "c-1",
+          customer: str = "u-1", **fields) -> dict:
+    """A valid conversation event as a dict; ``fields`` override or add."""
+    record = {
+        "schema_version": "1.0",
+        "type": kind,
+        "event_id": f"{conversation}-{seq}",
+        "conversation_id": conversation,
+        "customer_id": customer,
+        "agent_id": "a-1",
+        "channel": "chat",
+        "event_time": at(t),
+        "sequence": seq,
+    }
+    if kind == "turn":
+        record.update(speaker="customer", text="I need my balance", is_final=True)
+    elif kind == "conversation_start":
+        record.update(tasks=["bank_balance"])
+    elif kind == "task_selected":
+        record.update(task="bank_balance")
+    elif kind == "kb_result":
+        record.update(api="bank_balance", total_items=-1, item={"BankBalance": 5703})
+    record.update(fields)
+    return record
+
+
+def context(customer: str = "u-1", t: float = 0.0, **fields) -> dict:
+    record = {
+        "schema_version": "1.0",
+        "type": "customer_context",
+        "customer_id": customer,
+        "tier": "gold",
+        "marketing_opt_out": False,
+        "recording_consent": True,
+        "jurisdiction": "US-CA",
+        "language": "en",
+        "open_cases": 0,
+        "updated_at": at(t),
+    }
+    record.update(fields)
+    return record
+
+
+def raw(record: dict | bytes, *, stream: str = "any", key: bytes | None = None) -> RawRecord:
+    value = record if isinstance(record, bytes) else json.dumps(record).encode()
+    return RawRecord(value=value, key=key, origin=Origin(file="test.jsonl", line=next(_lines)), stream=stream)
+
+
+def envelope(record: dict, received_ns: int = 1) -> Envelope:
+    payload = json.dumps(record).encode()
+    return Envelope(
+        record=INPUT_ADAPTER.validate_json(payload),
+        origin=Origin(file="test.jsonl", line=next(_lines)),
+        received_ns=received_ns,
+        payload=payload,
+    )
+
+
+class Clock:
+    """A settable wall clock (epoch seconds) for stateful logic."""
+
+    def __init__(self, start: float = 1_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -1,0 +1,166 @@
+"""Fixtures for tests on the real Kafka broker that `scripts/kafka.sh` runs.
+
+`make test` starts the broker and sets COACH_TEST_BROKERS. When it is set and
+the broker cannot be reached, the Kafka tests fail; they are skipped only when
+it is unset (a bare `pytest` on a laptop without a broker).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from coachflow.config import Settings
+from coachflow.topics import ensure_topics
+from schemas import Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from tests.helpers import ROOT
+
+OUTPUT_MODELS = {
+    "suggestions": Suggestion,
+    "alerts": Alert,
+    "decisions": Decision,
+    "dlq": DeadLetter,
+    "summaries": ConversationSummary,
+}
+
+
+@pytest.fixture(scope="session")
+def brokers() -> str:
+    address = os.environ.get("COACH_TEST_BROKERS")
+    if not address:
+        pytest.skip("COACH_TEST_BROKERS is unset: run `make test`, which starts Kafka and sets it")
+    try:
+        AdminClient({"bootstrap.servers": address}).list_topics(timeout=15)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is fatal here
+        pytest.fail(f"Kafka at {address} is unreachable: {exc}")
+    return address
+
+
+@dataclass
+class KafkaJob:
+    """One test's topics, and the job's environment on them."""
+
+    brokers: str
+    prefix: str
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        p = self.prefix
+        self.settings = Settings(
+            brokers=self.brokers,
+            topic_events=f"{p}conversation.events",
+            topic_context=f"{p}customer.context",
+            topic_suggestions=f"{p}coaching.suggestions",
+            topic_alerts=f"{p}coaching.alerts",
+            topic_decisions=f"{p}coaching.decisions",
+            topic_dlq=f"{p}coaching.dlq",
+            topic_summaries=f"{p}coaching.summaries",
+        )
+        ensure_topics(self.settings)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
+        env.update({
+            "COACH_BROKERS": self.brokers,
+            "COACH_TOPIC_EVENTS": s.topic_events,
+            "COACH_TOPIC_CONTEXT": s.topic_context,
+            "COACH_TOPIC_SUGGESTIONS": s.topic_suggestions,
+            "COACH_TOPIC_ALERTS": s.topic_alerts,
+            "COACH_TOPIC_DECISIONS": s.topic_decisions,
+            "COACH_TOPIC_DLQ": s.topic_dlq,
+            "COACH_TOPIC_SUMMARIES": s.topic_summaries,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(extra)
+        return env
+
+    def start(self, log: Path, *args: str, **env: str) -> subprocess.Popen:
+        """Start `python -m bytewax.run flows.coaching:flow` with this job's topics."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", *args, "flows.coaching:flow"],
+            cwd=ROOT, env=self.env(**env), stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def produce(self, items: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:
+        """Produce (stream, key, value) in order; return each record's (topic, partition, offset)."""
+        topics = {"events": self.settings.topic_events, "context": self.settings.topic_context}
+        producer = Producer({"bootstrap.servers": self.brokers, "enable.idempotence": True, "linger.ms": 5})
+        positions: list[tuple[str, int, int] | None] = [None] * len(items)
+        errors: list[str] = []
+
+        def report(index: int):
+            def delivered(err, msg) -> None:
+                if err is not None:
+                    errors.append(str(err))
+                else:
+                    positions[index] = (msg.topic(), msg.partition(), msg.offset())
+            return delivered
+
+        for index, (stream, key, value) in enumerate(items):
+            producer.produce(topics[stream], key=key, value=value, on_delivery=report(index))
+            producer.poll(0)
+        assert producer.flush(60) == 0 and not errors, errors
+        assert all(p is not None for p in positions)
+        return positions  # type: ignore[return-value]
+
+    def consume(self, until: int, timeout: float = 180.0, settle: float = 3.0) -> dict[str, list]:
+        """Read every output topic from the start until decisions + dead letters reach
+        ``until`` (then ``settle`` seconds more, to catch extras); validate each record."""
+        names = self.settings.outputs()
+        kinds = {topic: kind for kind, topic in names.items()}
+        consumer = Consumer({
+            "bootstrap.servers": self.brokers, "group.id": f"{self.prefix}reader",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        })
+        parts = []
+        for topic in names.values():
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            parts += [TopicPartition(topic, p, 0) for p in meta.partitions]
+        consumer.assign(parts)
+        out: dict[str, list] = {kind: [] for kind in names}
+        deadline = time.monotonic() + timeout
+        reached_at = None
+        try:
+            while time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 0.5):
+                    if msg.error():
+                        raise AssertionError(msg.error())
+                    kind = kinds[msg.topic()]
+                    out[kind].append(OUTPUT_MODELS[kind].model_validate_json(msg.value()))
+                done = len(out["decisions"]) + len(out["dlq"])
+                if done >= until and reached_at is None:
+                    reached_at = time.monotonic()
+                if reached_at is not None and time.monotonic() - reached_at >= settle:
+                    break
+        finally:
+            consumer.close()
+        return out
+
+
+@pytest.fixture
+def kafka_job(brokers) -> Iterator[KafkaJob]:
+    yield KafkaJob(brokers, f"t{uuid.uuid4().hex[:10]}.")
+
+
+def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:
+    """Interrupt a job the way a user does (Ctrl-C), then kill it if it hangs."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.wait(timeout)

@@ -1,0 +1,127 @@
+"""The baseline scorer, its templates, metrics and the model registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from models import registry
+from models.baseline import ARTIFACT, BaselineModel, evaluate, fit
+from models.dataset import Example, examples
+from models.metrics import accuracy, top_k_accuracy, weighted_f1
+from models.templates import TemplateBook, fill
+from operators.features import Features
+from operators.scoring import TemplateScorer
+from coachflow import star
+from tests.helpers import STAR_DIALOGUES, STAR_DIR
+
+
+def features(task="bank_balance", prev=(), trigger="customer_turn", kb_api=None, kb_total=None,
+             kb_item=()) -> Features:
+    return Features(
+        conversation_id="c", channel="chat", trigger=trigger, task=task, tasks=(task,),
+        prev_actions=tuple(prev), kb_api=kb_api, kb_total_items=kb_total, kb_item=kb_item,
+        last_customer_text="", history=(), turns_60s_customer=0, turns_60s_agent=0,
+        agent_talk_share_60s=0.0, silence_s=0.0, complaints=0, n_turns=0,
+    )
+
+
+BOOK = TemplateBook(by_task={"bank_balance": {
+    "hello": "Hello, how can I help?",
+    "ask_name": "Could I get your full name, please?",
+    "bank_ask_pin": "Right, and your PIN as well please.",
+    "bank_inform_balance": "Your current balance is {balance:d} in credit.",
+}})
+
+
+def example(label, **kw) -> Example:
+    return Example(features(**kw), label, 1, ("bank",), True, False, "e")
+
+
+def test_it_predicts_the_most_frequent_next_action_for_the_context():
+    train = [example("ask_name", prev=("hello",))] * 5 + [example("bank_ask_pin", prev=("hello",))] * 2
+    train += [example("hello")] * 4
+    model = BaselineModel("t", fit(train), BOOK)
+    ranked = model.predict(features(prev=("hello",)))
+    assert [a for a, _ in ranked] == ["ask_name", "bank_ask_pin", "hello"]
+    assert ranked[0][1] == pytest.approx(5 / 7)
+    assert model.predict(features())[0][0] == "hello"
+
+
+def test_it_backs_off_to_coarser_context_and_never_suggests_untemplated_actions():
+    train = [example("custom", prev=("ask_name",))] * 9 + [example("bank_ask_pin", prev=("ask_name",))] * 3
+    model = BaselineModel("t", fit(train), BOOK)
+    # Unseen task: backs off to (prev, trigger); "custom" has no template.
+    ranked = model.predict(features(task="weather", prev=("ask_name",)))
+    assert [a for a, _ in ranked] == ["bank_ask_pin"]
+
+
+def test_evaluate_reports_overall_and_per_domain_figures():
+    train = [example("ask_name", prev=("hello",))] * 3
+    model = BaselineModel("t", fit(train), BOOK)
+    result = evaluate(model, [example("ask_name", prev=("hello",)), example("hello", prev=("hello",))])
+    assert result["accuracy"] == 0.5 and result["n"] == 2
+    assert result["per_domain"]["bank"]["n"] == 2
+
+
+def test_metrics_match_their_definitions():
+    gold = ["a", "a", "b", "c"]
+    pred = ["a", "b", "b", "b"]
+    # a: P=1 R=.5 F=2/3; b: P=1/3 R=1 F=.5; c: 0 -> (2*2/3 + .5 + 0)/4
+    assert weighted_f1(gold, pred) == pytest.approx((2 * 2 / 3 + 0.5) / 4)
+    assert accuracy(gold, pred) == 0.5
+    assert top_k_accuracy(gold, [["b", "a"], ["a"], ["c", "a"], ["c"]], k=2) == 0.75
+
+
+def test_templates_fill_slots_from_the_knowledge_base_item():
+    assert fill("Your current balance is {balance:d} in credit.", {"BankBalance": 5703}) == (
+        "Your current balance is 5703 in credit."
+    )
+    assert fill("Dr. {doctor_name:s} at {time:s}", {"DoctorName": "Morgan", "Time": ""}) == "Dr. Morgan at [time]"
+    # Slot values cannot smuggle markup or further template fields.
+    assert fill("{message:s}", {"Message": "<b>{pin}</b>\u202e"}) == "bpin/b"
+    assert BOOK.render("query", "bank_balance") == "[Look up: bank balance]"
+    assert BOOK.render("no_such_action", "bank_balance") is None
+
+
+def test_template_book_reads_star_tasks():
+    book = TemplateBook.from_star(STAR_DIR / "tasks")
+    assert book.template("bank_inform_balance", "bank_balance").startswith("Your current balance")
+    assert book.graph["bank_balance"]["ask_name"] == "bank_ask_account_number"
+    assert len(book.by_task) == 24
+
+
+def test_committed_baseline_is_registered_and_loads():
+    scorer = registry.load_scorer(ARTIFACT)
+    assert isinstance(scorer, TemplateScorer) and scorer.version.startswith("baseline-")
+    entry = registry.verify(ARTIFACT)
+    assert entry["metrics"]["dev"]["weighted_f1"] > 0.5
+    assert entry["training_data"]["sha256"]
+
+
+def test_a_tampered_model_file_is_refused(tmp_path, monkeypatch):
+    models_dir = tmp_path / "models"
+    (models_dir / "baseline").mkdir(parents=True)
+    copy = models_dir / "baseline" / "baseline.json"
+    shutil.copy(ARTIFACT, copy)
+    reg = models_dir / "registry.json"
+    shutil.copy(registry.REGISTRY, reg)
+    monkeypatch.setattr(registry, "MODELS_DIR", models_dir)
+    registry.verify(copy, reg)  # intact: accepted
+    body = json.loads(copy.read_text())
+    body["version"] = "baseline-evil"
+    copy.write_text(json.dumps(body))
+    with pytest.raises(registry.ModelIntegrityError, match="refusing to load"):
+        registry.load_scorer(copy, reg)
+    with pytest.raises(registry.ModelIntegrityError, match="not in the model registry"):
+        registry.verify(tmp_path / "elsewhere.json", reg)
+
+
+def test_the_committed_baseline_reproduces_its_registered_dev_figures():
+    model = BaselineModel.load(ARTIFACT)
+    dev = list(examples(star.select(STAR_DIALOGUES, split="dev", limit=150)))
+    figures = evaluate(model, dev)
+    # Well above chance (164 labels) and close to the full-dev figures in the registry.
+    assert figures["accuracy"] > 0.45 and figures["top3_accuracy"] > 0.75

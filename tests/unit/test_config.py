@@ -1,0 +1,48 @@
+"""Configuration: environment variables, derived step configs, README reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from coachflow.config import Settings, reference_table
+from tests.helpers import ROOT
+
+
+def test_readme_configuration_reference_matches_the_settings():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
+    end = readme.index("<!-- config-reference:end -->")
+    assert readme[start:end] == reference_table(), "README config table is stale"
+
+
+def test_brokers_switch_to_kafka_mode_from_the_environment(monkeypatch):
+    monkeypatch.delenv("COACH_BROKERS", raising=False)
+    assert not Settings().kafka_mode and Settings().should_print
+    monkeypatch.setenv("COACH_BROKERS", "127.0.0.1:9092, 127.0.0.1:9094")
+    monkeypatch.setenv("COACH_KAFKA_CONFIG", '{"security.protocol": "PLAINTEXT"}')
+    monkeypatch.setenv("COACH_CONTEXT_WAIT_MS", "250")
+    settings = Settings()
+    assert settings.kafka_mode and not settings.should_print
+    assert settings.broker_list == ["127.0.0.1:9092", "127.0.0.1:9094"]
+    assert settings.kafka_config == {"security.protocol": "PLAINTEXT"}
+    assert settings.join_config().hold_s == 0.25
+    assert settings.parse_limits().check_keys
+
+
+def test_invalid_settings_are_refused(monkeypatch):
+    monkeypatch.setenv("COACH_MAX_TEXT_CHARS", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_policy_hash_changes_with_its_content():
+    a, b = Settings().policy(), Settings(min_confidence=0.5).policy()
+    assert a.hash != b.hash and a.hash == Settings().policy().hash
+
+
+def test_defaults_point_at_shipped_files():
+    settings = Settings()
+    assert Path(settings.input).is_file() and Path(settings.model).is_file()
