@@ -34,13 +34,12 @@ from operators.features import (
     is_complaint,
     word_count,
 )
-from operators.records import dead_letter, stable_id, utc_from_ns
+from operators.records import refuse, stable_id, utc_from_ns
 from schemas import (
     Alert,
     ConversationEnd,
     ConversationStart,
     ConversationSummary,
-    DeadLetter,
     KbResult,
     SpeakerFigures,
     TaskSelected,
@@ -391,7 +390,7 @@ class ConversationLogic(StatefulLogic[Envelope, object, ConversationState]):
         event = value.record
         applied = self.tracker.apply(event, value.context_status, self._now())
         if applied.refused is not None:
-            return [self._refuse(value, applied.refused, applied.detail)], self.RETAIN
+            return [refuse(value, applied.refused, applied.detail, self.config.payload_limit)], self.RETAIN
         value.is_latest = applied.is_latest
         value.featured_ns = now_ns()
         if applied.features is not None:
@@ -464,21 +463,6 @@ class ConversationLogic(StatefulLogic[Envelope, object, ConversationState]):
             evidence=dict(spec.evidence),
             event_time=event.event_time,
             raised_at=utc_from_ns(at_ns),
-        )
-
-    def _refuse(self, envelope: Envelope, reason: str, detail: str) -> DeadLetter:
-        record = envelope.record
-        return dead_letter(
-            origin=envelope.origin,
-            reason=reason,
-            detail=detail,
-            payload=envelope.payload,
-            received_ns=envelope.received_ns,
-            payload_limit=self.config.payload_limit,
-            key=envelope.key,
-            event_id=record.event_id,
-            conversation_id=record.conversation_id,
-            customer_id=record.customer_id,
         )
 
 

@@ -21,7 +21,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope, now_ns
-from operators.records import dead_letter
+from operators.records import refuse
 from schemas import ConversationEnd, CustomerContext, DeadLetter
 
 
@@ -106,7 +106,7 @@ class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, JoinState]
             else:
                 reason = None  # same instant, new content: the later arrival wins
             if reason is not None:
-                return [self._refuse(envelope, reason, detail)]
+                return [refuse(envelope, reason, detail, self.config.payload_limit)]
         self.state.context = context
         self.state.gave_up = False
         envelope.recorded = "context_updated" if current is not None else "context_applied"
@@ -161,18 +161,6 @@ class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, JoinState]
     def _give_up(self) -> list[Envelope]:
         self.state.gave_up = True
         return self._flush("missing")
-
-    def _refuse(self, envelope: Envelope, reason: str, detail: str) -> DeadLetter:
-        return dead_letter(
-            origin=envelope.origin,
-            reason=reason,
-            detail=detail,
-            payload=envelope.payload,
-            received_ns=envelope.received_ns,
-            payload_limit=self.config.payload_limit,
-            key=envelope.key,
-            customer_id=envelope.record.customer_id,
-        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import uuid
 from datetime import datetime, timezone
 
-from operators.envelope import Origin
+from operators.envelope import Envelope, Origin
 from schemas import DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
@@ -65,4 +65,21 @@ def dead_letter(
         event_id=event_id,
         conversation_id=conversation_id,
         customer_id=customer_id,
+    )
+
+
+def refuse(envelope: Envelope, reason: str, detail: str, payload_limit: int) -> DeadLetter:
+    """The dead letter of a parsed input that a later step refused."""
+    record = envelope.record
+    return dead_letter(
+        origin=envelope.origin,
+        reason=reason,
+        detail=detail,
+        payload=envelope.payload,
+        received_ns=envelope.received_ns,
+        payload_limit=payload_limit,
+        key=envelope.key,
+        event_id=getattr(record, "event_id", None),
+        conversation_id=getattr(record, "conversation_id", None),
+        customer_id=record.customer_id,
     )

@@ -15,4 +15,5 @@ cleanup() { if [ -n "$started" ]; then scripts/kafka.sh stop; fi; }
 trap cleanup EXIT
 # The Kafka tests fail (never skip) when COACH_TEST_BROKERS is set and unreachable.
 export COACH_TEST_BROKERS="127.0.0.1:$KAFKA_PORT"
+.venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

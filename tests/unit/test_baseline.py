@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from coachflow import star
 from models import registry
 from models.baseline import ARTIFACT, BaselineModel, evaluate, fit
 from models.dataset import Example, examples
@@ -14,7 +15,6 @@ from models.metrics import accuracy, top_k_accuracy, weighted_f1
 from models.templates import TemplateBook, fill
 from operators.features import Features
 from operators.scoring import TemplateScorer
-from coachflow import star
 from tests.helpers import STAR_DIALOGUES, STAR_DIR
 
 

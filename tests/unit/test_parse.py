@@ -6,10 +6,10 @@ import base64
 import hashlib
 import json
 
+import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
-import bytewax.operators as op
 
 from operators.envelope import Envelope
 from operators.parse import ParseLimits, parse_record, parse_records

@@ -130,3 +130,14 @@ def test_replay_pacing_follows_event_time(tmp_path):
     replay.to_file(iter(items), tmp_path / "paced.jsonl", speed=1.0)
     elapsed = time.monotonic() - began
     assert span > 0.5 and elapsed >= span * 0.9
+
+
+def test_replay_reads_a_directory_of_dialogue_json_files(tmp_path):
+    folder = tmp_path / "dialogues"
+    folder.mkdir()
+    for did in (3, 4):
+        (folder / f"{did}.json").write_text(json.dumps({**DIALOGUE, "DialogueID": did}))
+    out = tmp_path / "out.jsonl"
+    assert coach(["replay", str(folder), "--out", str(out), "--concurrency", "2"]) == 0
+    conversations = {json.loads(line).get("conversation_id") for line in out.read_text().splitlines()}
+    assert conversations - {None} == {"star-3", "star-4"}
