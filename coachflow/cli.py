@@ -1,6 +1,8 @@
 """``coach``: the command-line tool around the coaching dataflow.
 
     coach replay PATH --out FILE | --brokers HOST:PORT   STAR dialogues as live traffic
+    coach train                                          train the ONNX model on STAR, register it
+    coach eval --dialogues PATH                          evaluate the serving model, print JSON
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
@@ -37,6 +39,49 @@ def _baseline_train(args: argparse.Namespace) -> int:
     entry = baseline.train(args.star, log=lambda msg: print(msg, file=sys.stderr))
     registry.register(entry)
     print(f"registered {entry['name']} {entry['version']} sha256 {entry['sha256']}", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from models import registry
+    from models.card import write_card
+    from models.train import MODEL_DIR, TrainConfig, train
+
+    config = TrainConfig()
+    overrides = {k: v for k, v in {
+        "version": args.version, "members": args.members, "epochs": args.epochs,
+        "hidden": args.hidden, "limit": args.limit, "seed": args.seed,
+    }.items() if v is not None}
+    config = replace(config, **overrides)
+    out = args.out or MODEL_DIR
+    entry = train(args.star, config, out, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.out is None:
+        registry.register(entry)
+        write_card(entry, out / "MODEL_CARD.md")
+        print(f"registered {entry['name']} {entry['version']} sha256 {entry['sha256']}", file=sys.stderr)
+    else:
+        import json
+
+        (out / "entry.json").write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {out} (not registered: --out given)", file=sys.stderr)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from coachflow.config import Settings
+    from models.evaluate import evaluate_dialogues
+    from models.registry import load_scorer
+
+    model = args.model or Settings().model
+    scorer = load_scorer(model)
+    dialogues = star.select(args.dialogues, split=args.split, limit=args.limit)
+    result = evaluate_dialogues(scorer, dialogues)
+    result = {"model": scorer.version, "dialogues": str(args.dialogues), "split": args.split, **result}
+    print(json.dumps(result, indent=None if args.compact else 2))
     return 0
 
 
@@ -95,6 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
     train = base_cmds.add_parser("train", help="train on STAR's train split and register it")
     train.add_argument("--star", type=Path, default=_star_dir(), help="the STAR directory")
     train.set_defaults(func=_baseline_train)
+
+    fit = commands.add_parser("train", help="train the ONNX next-action and escalation model on STAR")
+    fit.add_argument("--star", type=Path, default=_star_dir(), help="STAR directory (dialogues.jsonl.gz, tasks/)")
+    fit.add_argument("--out", type=Path, help="write here and do not register (default: models/coach, registered)")
+    fit.add_argument("--version", help="model version (default: the TrainConfig's)")
+    fit.add_argument("--members", type=int, help="ensemble members")
+    fit.add_argument("--hidden", type=int, help="hidden units per member")
+    fit.add_argument("--epochs", type=int)
+    fit.add_argument("--seed", type=int)
+    fit.add_argument("--limit", type=int, help="read at most this many dialogues (smoke tests)")
+    fit.set_defaults(func=_train)
+
+    ev = commands.add_parser("eval", help="evaluate the serving model on STAR-format dialogues")
+    ev.add_argument("--dialogues", type=Path, required=True,
+                    help="STAR dialogues: a .jsonl(.gz) file or a directory of .json files")
+    ev.add_argument("--split", choices=("all", "train", "dev"), default="all",
+                    help="which of them (default all; `dev` is our held-out split of shared/data/star)")
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--model", type=Path, help="model file (default: COACH_MODEL); must be registered")
+    ev.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    ev.set_defaults(func=_eval)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
     contracts.add_argument("action", choices=("export", "check"))

@@ -21,7 +21,7 @@ from operators.parse import ParseLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
-DEFAULT_MODEL = ROOT / "models" / "baseline" / "baseline.json"
+DEFAULT_MODEL = ROOT / "models" / "coach" / "coach.onnx"
 
 
 class Settings(BaseSettings):
@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     top_k: int = Field(default=3, ge=1, le=10, description="Guardrail: a suggestion plus at most top_k - 1 alternatives.")
     max_chars_voice: int = Field(default=220, ge=1, description="Guardrail: longest voice suggestion (it must be sayable).")
     max_chars_chat: int = Field(default=600, ge=1, description="Guardrail: longest chat suggestion.")
+    escalation_threshold: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Escalation risk that raises an escalation_risk alert; unset: the model's recommended threshold.",
+    )
+    escalation_cooldown_s: float = Field(
+        default=120, ge=0, description="Event-time seconds before a conversation's escalation alert can repeat."
+    )
 
     @property
     def kafka_mode(self) -> bool:
@@ -139,12 +146,17 @@ class Settings(BaseSettings):
             payload_limit=self.max_payload_bytes,
         )
 
-    def policy(self) -> GuardrailPolicy:
+    def policy(self, model_threshold: float = 0.5) -> GuardrailPolicy:
+        """The guardrail policy; ``model_threshold`` is the model's recommended escalation threshold."""
         return GuardrailPolicy(
             min_confidence=self.min_confidence,
             top_k=self.top_k,
             max_chars_voice=self.max_chars_voice,
             max_chars_chat=self.max_chars_chat,
+            escalation_threshold=(
+                model_threshold if self.escalation_threshold is None else self.escalation_threshold
+            ),
+            escalation_cooldown_s=self.escalation_cooldown_s,
         )
 
 

@@ -81,6 +81,7 @@ class MappedDialogue:
     #: event_id of a prediction point -> the agent's actual next action
     labels: dict[str, str] = field(default_factory=dict)
     happy: bool = True
+    multi_task: bool = False
     aggressive: bool = False
     domains: tuple[str, ...] = ()
     duration_s: float = 0.0
@@ -168,6 +169,7 @@ def map_dialogue(dialogue: dict[str, Any], *, voice_share: float = 0.4) -> Mappe
         conversation_id=conversation_id,
         customer_id=customer_id,
         happy=bool(scenario.get("Happy", True)),
+        multi_task=bool(scenario.get("MultiTask", False)),
         aggressive=_questionnaire_flag(dialogue, "aggressive"),
         domains=tuple(d for d in scenario.get("Domains", ()) if d),
     )

@@ -37,6 +37,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
     """The coaching dataflow for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
     scorer = load_scorer(settings.model)  # once per process, shared by its workers
+    policy = settings.policy(getattr(scorer, "risk_threshold", 0.5))
     if settings.kafka_mode and settings.create_topics:
         ensure_topics(settings)
 
@@ -45,7 +46,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             f"Kafka {settings.brokers}" if settings.kafka_mode
             else f"{settings.input} -> {settings.output_dir}/{{suggestions,alerts,decisions,dlq,summaries}}.jsonl"
         )
-        print(f"coachflow: {where}; model {scorer.version}, policy {settings.policy().version}",
+        print(f"coachflow: {where}; model {scorer.version}, policy {policy.version}",
               file=sys.stderr)
 
     flow = Dataflow("coaching")
@@ -55,7 +56,7 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
     conversations = track_conversations("conversation", joined.events, settings.conversation_config())
     scored = score("score", conversations.events, scorer)
     decided = apply_guardrails(
-        "guardrails", op.merge("to_decide", scored, joined.contexts), settings.policy()
+        "guardrails", op.merge("to_decide", scored, joined.contexts), policy, settings.session_gap_s
     )
     if settings.should_print:
         op.inspect("show", decided, lambda _step, item: isinstance(item, Suggestion) and show(item))

@@ -23,7 +23,6 @@ from pathlib import Path
 import polars as pl
 
 from models.dataset import Example, examples, file_sha256
-from models.metrics import accuracy, top_k_accuracy, weighted_f1
 from models.templates import TemplateBook
 from operators.features import Features
 
@@ -136,30 +135,6 @@ def fit(train: Sequence[Example], keep: int = 12) -> tuple[dict[str, list[tuple[
     return tuple(tables)
 
 
-def evaluate(model: BaselineModel, points: Sequence[Example]) -> dict:
-    """Accuracy, weighted F1 and top-3 accuracy, overall and per domain."""
-    ranked = [[label for label, _ in model.predict(p.features)] for p in points]
-    top1 = [r[0] if r else "" for r in ranked]
-    gold = [p.label for p in points]
-
-    def figures(idx: list[int]) -> dict:
-        g = [gold[i] for i in idx]
-        return {
-            "n": len(idx),
-            "accuracy": round(accuracy(g, [top1[i] for i in idx]), 4),
-            "weighted_f1": round(weighted_f1(g, [top1[i] for i in idx]), 4),
-            "top3_accuracy": round(top_k_accuracy(g, [ranked[i] for i in idx], 3), 4),
-        }
-
-    per_domain: dict[str, list[int]] = {}
-    for i, p in enumerate(points):
-        per_domain.setdefault("+".join(p.domains) or "unknown", []).append(i)
-    return {
-        **figures(list(range(len(points)))),
-        "per_domain": {d: figures(idx) for d, idx in sorted(per_domain.items())},
-    }
-
-
 def train(star_dir: Path | str, out_dir: Path | str = MODEL_DIR, version: str = "baseline-1.0.0",
           log=print) -> dict:
     """Train on STAR's train split, evaluate on dev, write the artifact; return its entry."""
@@ -176,7 +151,10 @@ def train(star_dir: Path | str, out_dir: Path | str = MODEL_DIR, version: str = 
     templates = TemplateBook.from_star(star_dir / "tasks")
     tables = fit(train_points)
     model = BaselineModel(version=version, tables=tables, templates=templates)
-    metrics = {"dev": evaluate(model, dev_points)}
+    from models.evaluate import evaluate
+    from operators.scoring import TemplateScorer
+
+    metrics = {"dev": evaluate(TemplateScorer(model), dev_points)}
     log(f"dev: accuracy {metrics['dev']['accuracy']}, weighted F1 {metrics['dev']['weighted_f1']}, "
         f"top-3 {metrics['dev']['top3_accuracy']}")
     labels = sorted({p.label for p in train_points})

@@ -29,6 +29,7 @@ class Example:
     dialogue_id: int
     domains: tuple[str, ...]
     happy: bool
+    multi_task: bool
     aggressive: bool
     event_id: str
 
@@ -56,6 +57,7 @@ def examples(
                     dialogue_id=mapped.dialogue_id,
                     domains=mapped.domains,
                     happy=mapped.happy,
+                    multi_task=mapped.multi_task,
                     aggressive=mapped.aggressive,
                     event_id=record.event_id,
                 )

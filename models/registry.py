@@ -57,9 +57,13 @@ def load_scorer(path: Path | str, registry: Path = REGISTRY):
     """Verify ``path`` against the registry and build its ``Scorer``."""
     from models.baseline import KIND as BASELINE_KIND
     from models.baseline import BaselineModel
+    from models.scorer import KIND as ONNX_KIND
+    from models.scorer import OnnxScorer
     from operators.scoring import TemplateScorer
 
     entry = verify(path, registry)
     if entry["kind"] == BASELINE_KIND:
         return TemplateScorer(BaselineModel.load(path))
+    if entry["kind"] == ONNX_KIND:
+        return OnnxScorer(path)
     raise ModelIntegrityError(f"unknown model kind {entry['kind']!r} for {path}")

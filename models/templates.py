@@ -103,7 +103,7 @@ def _lookup(slot: str, item: dict[str, object]) -> object | None:
 
 
 def _safe(value: object) -> str:
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         value = ", ".join(map(str, value))
     return _UNSAFE.sub("", str(value))[:_SLOT_VALUE_CHARS]
 
@@ -120,7 +120,7 @@ def fill(template: str, item: dict[str, object]) -> str:
         if name is None:
             continue
         value = _lookup(name, item)
-        if value is None or value == "" or value == [] or (isinstance(value, bool) and spec == "d"):
+        if value is None or value in ("", [], ()) or (isinstance(value, bool) and spec == "d"):
             out.append(f"[{name}]")
         elif spec == "d" and isinstance(value, (int, float)):
             out.append(str(int(value)))

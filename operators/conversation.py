@@ -113,12 +113,15 @@ class ConversationState:
     kb_total_items: int | None = None
     kb_item: tuple[tuple[str, object], ...] = ()
     last_customer_text: str = ""
+    first_customer_text: str = ""
     last_turn_at: float | None = None
     last_turn_speaker: str | None = None
     turns: dict[str, int] = field(default_factory=lambda: {"customer": 0, "agent": 0})
     words: dict[str, int] = field(default_factory=lambda: {"customer": 0, "agent": 0})
     max_silence_s: float = 0.0
     complaints: int = 0
+    queries: int = 0
+    out_of_scope: int = 0
     last_alert_at: dict[str, float] = field(default_factory=dict)
     alerts: int = 0
     actions_log: list[str] = field(default_factory=list)
@@ -214,20 +217,23 @@ class ConversationTracker:
             else:
                 self._add_turn(event, at, result)
                 if event.speaker == "customer":
-                    result.features = self.features("customer_turn")
+                    result.features = self.features("customer_turn", event.event_id)
                 else:
                     result.recorded = "agent_turn"
         elif isinstance(event, TaskSelected):
             state.task = event.task
             if event.task not in state.tasks:
                 state.tasks.append(event.task)
-            result.features = self.features("task_selected")
+            result.features = self.features("task_selected", event.event_id)
         elif isinstance(event, KbResult):
             state.kb_api = event.api
             state.kb_total_items = event.total_items
-            state.kb_item = tuple(sorted(event.item.items()))
+            state.kb_item = tuple(sorted(
+                (k, tuple(v) if isinstance(v, list) else v) for k, v in event.item.items()
+            ))
+            state.queries += 1
             self._log_action(QUERY_ACTION)
-            result.features = self.features("kb_result")
+            result.features = self.features("kb_result", event.event_id)
         elif isinstance(event, ConversationEnd):
             result.recorded = "conversation_end"
             result.ended = True
@@ -255,8 +261,12 @@ class ConversationTracker:
 
         if speaker == "agent":
             self._log_action(turn.action or FREE_TEXT_ACTION)
+            if turn.action == "out_of_scope":
+                state.out_of_scope += 1
         else:
             state.last_customer_text = turn.text[:_HISTORY_TEXT_CHARS]
+            if not state.first_customer_text:
+                state.first_customer_text = state.last_customer_text
 
         # Silence: the gap since the previous turn, when this turn is the newest.
         if state.last_turn_at is not None and result.is_latest and at >= state.last_turn_at:
@@ -312,22 +322,26 @@ class ConversationTracker:
         total = sum(w for _, _, w in self.state.window)
         return agent / total if total else 0.0
 
-    def features(self, trigger: str) -> Features:
+    def features(self, trigger: str, event_id: str = "") -> Features:
         """The features of the conversation as it stands, for a prediction point."""
         state = self.state
         turns_customer = sum(1 for _, s, _ in state.window if s == "customer")
         silence = 0.0 if state.last_turn_at is None else max(0.0, state.watermark - state.last_turn_at)
         return Features(
             conversation_id=state.conversation_id,
+            event_id=event_id,
+            agent_id=state.agent_id,
             channel=state.channel,
             trigger=trigger,
             task=state.task,
             tasks=tuple(state.tasks),
             prev_actions=tuple(state.prev_actions),
+            actions_so_far=tuple(dict.fromkeys(state.actions_log)),
             kb_api=state.kb_api,
             kb_total_items=state.kb_total_items,
             kb_item=state.kb_item,
             last_customer_text=state.last_customer_text,
+            first_customer_text=state.first_customer_text,
             history=tuple((t.speaker, t.text) for t in state.recent),
             turns_60s_customer=turns_customer,
             turns_60s_agent=len(state.window) - turns_customer,
@@ -335,6 +349,8 @@ class ConversationTracker:
             silence_s=silence,
             complaints=state.complaints,
             n_turns=state.turns["customer"] + state.turns["agent"],
+            queries=state.queries,
+            out_of_scope=state.out_of_scope,
         )
 
     def history_event_ids(self) -> list[str]:

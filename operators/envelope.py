@@ -91,6 +91,8 @@ class Envelope:
     texts: dict[str, str] = field(default_factory=dict)
     """Rendered reply per candidate action."""
     model_version: str | None = None
+    risk: float | None = None
+    """Escalation risk from the model, when it has that head."""
     scored_ns: int = 0
 
     @property

@@ -9,19 +9,25 @@ interim turns) get a ``recorded`` decision, so every input is accounted for.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
+from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope, now_ns
 from operators.records import stable_id, utc_from_ns
 from schemas import (
+    Alert,
     Candidate,
+    ConversationEnd,
     CustomerContext,
     Decision,
     DecisionInput,
@@ -45,6 +51,10 @@ class GuardrailPolicy:
     max_chars_voice: int = 220
     """Voice suggestions must be short enough to say."""
     max_chars_chat: int = 600
+    escalation_threshold: float = 0.5
+    """Escalation risk at or above which an ``escalation_risk`` alert is raised."""
+    escalation_cooldown_s: float = 120.0
+    """Event-time seconds before a conversation's escalation alert can fire again."""
 
     @cached_property
     def hash(self) -> str:
@@ -177,17 +187,115 @@ def decide(envelope: Envelope, policy: GuardrailPolicy, clock: Callable[[], int]
         policy_hash=policy.hash,
         rules=rules,
         latency_ms=_latency(envelope, decided),
+        risk=None if envelope.risk is None else round(envelope.risk, 4),
     )
     return [decision] if suggestion is None else [suggestion, decision]
 
 
+@dataclass
+class GuardState:
+    """Plain, picklable per-conversation state of the guardrails."""
+
+    risk_alert_at: float | None = None
+    """Event time (epoch seconds) of the last escalation alert."""
+    last_seen: float = 0.0
+    """Wall clock of the last input."""
+
+
+class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
+    """Decide on each input of one conversation; raise escalation alerts."""
+
+    def __init__(
+        self,
+        policy: GuardrailPolicy,
+        idle_s: float,
+        state: GuardState | None = None,
+        now_getter: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.idle_s = idle_s
+        self.state = state if state is not None else GuardState()
+        self._now = now_getter
+
+    def on_item(self, value: Envelope) -> tuple[Iterable[object], bool]:
+        self.state.last_seen = self._now()
+        out = decide(value, self.policy)
+        alert = self._escalation(value)
+        if alert is not None:
+            out.append(alert)
+        done = isinstance(value.record, (CustomerContext, ConversationEnd))
+        return out, self.DISCARD if done else self.RETAIN
+
+    def _escalation(self, envelope: Envelope) -> Alert | None:
+        risk, record, policy = envelope.risk, envelope.record, self.policy
+        if risk is None or risk < policy.escalation_threshold or isinstance(record, CustomerContext):
+            return None
+        at = record.event_time.timestamp()
+        last = self.state.risk_alert_at
+        if last is not None and at - last < policy.escalation_cooldown_s:
+            return None
+        self.state.risk_alert_at = at
+        return Alert.model_construct(
+            schema_version="1.0",
+            alert_id=stable_id("alert", record.event_id, "escalation_risk"),
+            conversation_id=record.conversation_id,
+            customer_id=record.customer_id,
+            agent_id=record.agent_id,
+            event_id=record.event_id,
+            kind="escalation_risk",
+            severity="critical" if risk >= (1 + policy.escalation_threshold) / 2 else "warning",
+            audience=["agent", "supervisor"],
+            message=f"Escalation risk {risk:.0%}: the customer may be getting frustrated.",
+            evidence={
+                "risk": round(risk, 4),
+                "threshold": policy.escalation_threshold,
+                "model_version": envelope.model_version or "",
+            },
+            event_time=record.event_time,
+            raised_at=utc_from_ns(now_ns()),
+        )
+
+    def on_notify(self) -> tuple[Iterable[object], bool]:
+        return [], self.DISCARD
+
+    def notify_at(self) -> datetime | None:
+        return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=timezone.utc)
+
+    def snapshot(self) -> GuardState:
+        return copy.deepcopy(self.state)
+
+
+def guard_key(envelope: Envelope) -> str:
+    """Conversation events by conversation; context records by customer."""
+    record = envelope.record
+    if isinstance(record, CustomerContext):
+        return f"customer:{record.customer_id}"
+    return record.conversation_id
+
+
 @operator
-def apply_guardrails(step_id: str, up: Stream[Envelope], policy: GuardrailPolicy) -> Stream[object]:
-    """Decide on every envelope: the suggestion (if shown) and the decision record.
+def apply_guardrails(
+    step_id: str,
+    up: Stream[Envelope],
+    policy: GuardrailPolicy,
+    idle_s: float = 900.0,
+    now_getter: Callable[[], float] = time.time,
+) -> Stream[object]:
+    """Decide on every input: the suggestion (if shown), the decision, escalation alerts.
+
+    Keyed by conversation, so per-conversation rules keep their state; a
+    conversation's state goes with its end event or after ``idle_s``.
 
     :arg step_id: Unique ID.
     :arg up: Scored prediction points and recorded inputs.
     :arg policy: The guardrail policy in force.
-    :returns: ``Suggestion`` and ``Decision`` records.
+    :arg idle_s: Wall-clock idle time after which state is dropped.
+    :arg now_getter: Wall clock in seconds (injected by tests).
+    :returns: ``Suggestion``, ``Decision`` and ``Alert`` records.
     """
-    return op.flat_map("decide", up, lambda envelope: decide(envelope, policy))
+    keyed = op.key_on("key_conversation", up, guard_key)
+
+    def build(resume: GuardState | None) -> GuardLogic:
+        return GuardLogic(policy, idle_s, resume, now_getter)
+
+    return op.key_rm("unkey", op.stateful("decide", keyed, build))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import bytewax.operators as op
@@ -12,13 +13,22 @@ from operators.envelope import Envelope, now_ns
 from operators.features import Features
 
 
+@dataclass(frozen=True)
+class Scores:
+    """A prediction point's ranked actions and, if the model has one, escalation risk."""
+
+    candidates: list[tuple[str, float]]
+    """(action, confidence), best first."""
+    risk: float | None = None
+
+
 class Scorer(Protocol):
-    """What the dataflow needs of a model: a version, batched ranking, rendering."""
+    """What the dataflow needs of a model: a version, batched scoring, rendering."""
 
     version: str
 
-    def predict_batch(self, batch: Sequence[Features]) -> list[list[tuple[str, float]]]:
-        """Ranked (action, confidence) per prediction point."""
+    def score_batch(self, batch: Sequence[Features]) -> list[Scores]:
+        """Ranked actions and risk per prediction point, one model call for the batch."""
         ...
 
     def render(self, action: str, features: Features) -> str | None:
@@ -27,15 +37,15 @@ class Scorer(Protocol):
 
 
 class TemplateScorer:
-    """Adapts a model with ``predict_batch`` and a ``TemplateBook`` to ``Scorer``."""
+    """Adapts the baseline (``predict_batch`` and a ``TemplateBook``) to ``Scorer``."""
 
     def __init__(self, model) -> None:
         self.model = model
         self.version = model.version
         self.templates = model.templates
 
-    def predict_batch(self, batch: Sequence[Features]) -> list[list[tuple[str, float]]]:
-        return self.model.predict_batch(batch)
+    def score_batch(self, batch: Sequence[Features]) -> list[Scores]:
+        return [Scores(candidates) for candidates in self.model.predict_batch(batch)]
 
     def render(self, action: str, features: Features) -> str | None:
         return self.templates.render(action, features.task, features.tasks, features.kb_item)
@@ -45,9 +55,11 @@ def score_envelopes(batch: list[Envelope], scorer: Scorer, clock: Callable[[], i
     """Score every prediction point of ``batch`` in one model call; pass the rest through."""
     points = [envelope for envelope in batch if envelope.features is not None]
     if points:
-        ranked = scorer.predict_batch([envelope.features for envelope in points])
+        scored = scorer.score_batch([envelope.features for envelope in points])
         done = clock()
-        for envelope, candidates in zip(points, ranked, strict=True):
+        for envelope, scores in zip(points, scored, strict=True):
+            candidates = scores.candidates
+            envelope.risk = scores.risk
             texts = {}
             for action, _ in candidates:
                 text = scorer.render(action, envelope.features)

@@ -58,7 +58,7 @@ class Suggestion(Contract):
     created_at: UtcDatetime
 
 
-AlertKind = Literal["repeated_complaint", "long_silence", "agent_talk_dominance"]
+AlertKind = Literal["repeated_complaint", "long_silence", "agent_talk_dominance", "escalation_risk"]
 
 
 class Alert(Contract):
@@ -148,6 +148,9 @@ class Decision(Contract):
     policy_hash: str
     rules: list[RuleResult] = Field(default_factory=list)
     latency_ms: StageLatency | None = None
+    risk: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The model's escalation risk at this point, if scored."
+    )
 
 
 DeadLetterReason = Literal[

@@ -12,7 +12,13 @@ extra=""
 [ "${1:-}" = "dev" ] && extra="[dev]"
 stamp=".venv/.installed$extra"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".$extra"
+  echo "bootstrap: installing coachflow$extra into .venv (pinned by requirements.lock)" >&2
+  log=".venv/install.log"
+  if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements.lock -e ".$extra"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "bootstrap: pip install failed (log above, also in $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi

@@ -1,0 +1,58 @@
+"""One feature path: the running dataflow feeds the model exactly what training saw."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from bytewax.testing import run_main
+
+from coachflow import replay, star
+from coachflow.config import Settings
+from flows import coaching
+from models.dataset import examples
+from models.registry import load_scorer
+from models.train import ARTIFACT
+from tests.helpers import STAR_DIALOGUES
+
+
+class RecordingScorer:
+    """The real scorer, noting the model inputs of every point it scores."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+        self.version = scorer.version
+        self.risk_threshold = scorer.risk_threshold
+        self.rows: dict[str, tuple] = {}
+
+    def score_batch(self, batch):
+        vec = self.scorer.vectorizer
+        for f in batch:
+            self.rows[f.event_id] = (vec.action_row(f), vec.risk_row(f), f)
+        return self.scorer.score_batch(batch)
+
+    def render(self, action, features):
+        return self.scorer.render(action, features)
+
+
+def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
+    limit = 25
+    items = replay.records(STAR_DIALOGUES, split="dev", limit=limit, concurrency=5,
+                           start=datetime(2026, 5, 1, 10, 0, tzinfo=timezone.utc))
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for _, r in items))
+
+    recorder = RecordingScorer(load_scorer(ARTIFACT))
+    monkeypatch.setattr(coaching, "load_scorer", lambda path: recorder)
+    run_main(coaching.get_flow(Settings(input=source, output_dir=tmp_path / "out", print_suggestions=False)))
+
+    training = list(examples(star.select(STAR_DIALOGUES, split="dev", limit=limit)))
+    assert len(training) > 150
+    vec = recorder.scorer.vectorizer
+    for point in training:
+        served = recorder.rows.get(point.event_id)
+        assert served is not None, f"the stream made no prediction at {point.event_id}"
+        action, risk, features = served
+        assert features == point.features
+        assert action == vec.action_row(point.features)
+        assert risk == vec.risk_row(point.features)
