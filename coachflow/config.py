@@ -15,9 +15,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operators.conversation import ConversationConfig
-from operators.guardrails import GuardrailPolicy
 from operators.join import JoinConfig
 from operators.parse import ParseLimits
+from operators.policy import DEFAULT_POLICY, PolicyStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
@@ -83,17 +83,12 @@ class Settings(BaseSettings):
 
     # Scoring and guardrails
     model: Path = Field(default=DEFAULT_MODEL, description="The model artifact (checked against models/registry.json).")
-    min_confidence: float = Field(default=0.15, ge=0, le=1, description="Guardrail: suggestions below this confidence are suppressed.")
-    top_k: int = Field(default=3, ge=1, le=10, description="Guardrail: a suggestion plus at most top_k - 1 alternatives.")
-    max_chars_voice: int = Field(default=220, ge=1, description="Guardrail: longest voice suggestion (it must be sayable).")
-    max_chars_chat: int = Field(default=600, ge=1, description="Guardrail: longest chat suggestion.")
-    escalation_threshold: float | None = Field(
-        default=None, ge=0, le=1,
-        description="Escalation risk that raises an escalation_risk alert; unset: the model's recommended threshold.",
+    onnx_threads: int = Field(default=1, ge=1, le=16, description="onnxruntime threads per worker process.")
+    policy: Path = Field(default=DEFAULT_POLICY, description="The guardrail policy file (re-read when it changes).")
+    policy_topic: str | None = Field(
+        default=None, description="Kafka mode: also take policy documents from this topic (latest wins)."
     )
-    escalation_cooldown_s: float = Field(
-        default=120, ge=0, description="Event-time seconds before a conversation's escalation alert can repeat."
-    )
+    policy_reload_s: float = Field(default=2.0, gt=0, description="How often the policy file is checked.")
 
     @property
     def kafka_mode(self) -> bool:
@@ -146,17 +141,13 @@ class Settings(BaseSettings):
             payload_limit=self.max_payload_bytes,
         )
 
-    def policy(self, model_threshold: float = 0.5) -> GuardrailPolicy:
-        """The guardrail policy; ``model_threshold`` is the model's recommended escalation threshold."""
-        return GuardrailPolicy(
-            min_confidence=self.min_confidence,
-            top_k=self.top_k,
-            max_chars_voice=self.max_chars_voice,
-            max_chars_chat=self.max_chars_chat,
-            escalation_threshold=(
-                model_threshold if self.escalation_threshold is None else self.escalation_threshold
-            ),
-            escalation_cooldown_s=self.escalation_cooldown_s,
+    def policy_store(self) -> PolicyStore:
+        return PolicyStore(
+            self.policy,
+            reload_s=self.policy_reload_s,
+            brokers=self.brokers if self.kafka_mode else None,
+            topic=self.policy_topic,
+            kafka_config=dict(self.kafka_config),
         )
 
 

@@ -36,8 +36,8 @@ from schemas import Suggestion
 def get_flow(settings: Settings | None = None) -> Dataflow:
     """The coaching dataflow for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
-    scorer = load_scorer(settings.model)  # once per process, shared by its workers
-    policy = settings.policy(getattr(scorer, "risk_threshold", 0.5))
+    scorer = load_scorer(settings.model, threads=settings.onnx_threads)  # once per process
+    policies = settings.policy_store()
     if settings.kafka_mode and settings.create_topics:
         ensure_topics(settings)
 
@@ -46,17 +46,19 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
             f"Kafka {settings.brokers}" if settings.kafka_mode
             else f"{settings.input} -> {settings.output_dir}/{{suggestions,alerts,decisions,dlq,summaries}}.jsonl"
         )
-        print(f"coachflow: {where}; model {scorer.version}, policy {policy.version}",
+        policy = policies.current()
+        print(f"coachflow: {where}; model {scorer.version}, policy {policy.name} {policy.version}",
               file=sys.stderr)
 
     flow = Dataflow("coaching")
     raw = read_inputs(flow, settings)
-    parsed = parse_records("parse", raw, settings.parse_limits())
+    parsed = parse_records("parse", raw, settings.parse_limits(), lambda: policies.current().redactor)
     joined = join_context("join_context", parsed.oks, settings.join_config())
     conversations = track_conversations("conversation", joined.events, settings.conversation_config())
     scored = score("score", conversations.events, scorer)
     decided = apply_guardrails(
-        "guardrails", op.merge("to_decide", scored, joined.contexts), policy, settings.session_gap_s
+        "guardrails", op.merge("to_decide", scored, joined.contexts), policies, scorer.templates,
+        settings.session_gap_s,
     )
     if settings.should_print:
         op.inspect("show", decided, lambda _step, item: isinstance(item, Suggestion) and show(item))

@@ -1,8 +1,8 @@
 """Labelled prediction points from STAR, through the serving code path.
 
 Each dialogue is mapped to contract events exactly as ``coach replay`` does,
-parsed with the topic contracts and applied to the same ``ConversationTracker``
-the dataflow runs; the ``Features`` at every labelled prediction point are a
+parsed with the topic contracts, masked for PII by the default policy's
+redactor and applied to the same ``ConversationTracker`` the dataflow runs; the ``Features`` at every labelled prediction point are a
 training or evaluation example.
 """
 
@@ -17,6 +17,9 @@ from pathlib import Path
 from coachflow import star
 from operators.conversation import ConversationConfig, ConversationTracker
 from operators.features import Features
+from operators.parse import mask_record
+from operators.pii import Redactor
+from operators.policy import DEFAULT_POLICY, load_policy
 from schemas import INPUT_ADAPTER, CustomerContext
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -35,10 +38,11 @@ class Example:
 
 
 def examples(
-    dialogues: Iterable[dict], config: ConversationConfig | None = None
+    dialogues: Iterable[dict], config: ConversationConfig | None = None, redactor: Redactor | None = None
 ) -> Iterator[Example]:
     """Every labelled prediction point of ``dialogues``, in order."""
     config = config or ConversationConfig()
+    redactor = redactor or load_policy(DEFAULT_POLICY).redactor
     for dialogue in dialogues:
         mapped = star.map_dialogue(dialogue)
         tracker = ConversationTracker(config)
@@ -48,6 +52,7 @@ def examples(
             )
             if isinstance(record, CustomerContext):
                 continue
+            record, _ = mask_record(record, redactor)  # as the stream's parse step does
             applied = tracker.apply(record)
             label = mapped.labels.get(record.event_id)
             if applied.features is not None and label is not None:

@@ -3,8 +3,8 @@
 One graph, two heads, sparse inputs padded to the batch's longest row:
 
     action_idx int64 [N, K], action_mask uint8 [N, K] (1 for an input, 0 for padding)
-        -> per member m: sum_k E_m[idx] * mask + b1_m -> ReLU -> @ W2_m + b2_m -> / T -> softmax
-        -> mean over members -> action_probs float [N, C]
+        -> per member m: sum_k E_m[idx] * mask + b1_m -> ReLU -> @ W2_m + b2_m -> softmax
+        -> mean over members -> softmax(log(mean) / T) -> action_probs float [N, C]
     risk_idx int64 [N, R], risk_val float [N, R]
         -> sum_r w[idx] * val + b -> sigmoid -> risk float [N]
 
@@ -62,6 +62,7 @@ def build(
         _const("W2", np.stack([m.W2 for m in members]).astype(np.float32)),  # [M, H, C]
         _const("b2", np.stack([m.b2 for m in members]).astype(np.float32)),  # [M, C]
         _const("inv_temperature", np.array(1.0 / temperature, dtype=np.float32)),
+        _const("tiny", np.array(1e-12, dtype=np.float32)),
         _const("risk_w", risk_w.astype(np.float32).reshape(-1, 1)),
         _const("risk_b", np.array([risk_b], dtype=np.float32)),
         _const("axis1", np.array([1], dtype=np.int64)),
@@ -86,9 +87,14 @@ def build(
         helper.make_node("MatMul", ["hidden_t", "W2"], ["logits0"]),  # [M, N, C]
         helper.make_node("Unsqueeze", ["b2", "axis1"], ["b2_3"]),  # [M, 1, C]
         helper.make_node("Add", ["logits0", "b2_3"], ["logits"]),
-        helper.make_node("Mul", ["logits", "inv_temperature"], ["scaled"]),
-        helper.make_node("Softmax", ["scaled"], ["member_probs"], axis=2),
-        helper.make_node("ReduceMean", ["member_probs"], ["action_probs"], axes=[0], keepdims=0),
+        helper.make_node("Softmax", ["logits"], ["member_probs"], axis=2),
+        helper.make_node("ReduceMean", ["member_probs"], ["mean_probs"], axes=[0], keepdims=0),
+        # Calibrate the ensemble's average, not the members: softmax(log(p) / T)
+        # is monotonic in p, so the ranking is the ensemble's.
+        helper.make_node("Add", ["mean_probs", "tiny"], ["mean_probs_safe"]),
+        helper.make_node("Log", ["mean_probs_safe"], ["log_probs"]),
+        helper.make_node("Mul", ["log_probs", "inv_temperature"], ["scaled"]),
+        helper.make_node("Softmax", ["scaled"], ["action_probs"], axis=1),
         # risk head: logistic regression over its own inputs
         helper.make_node("Gather", ["risk_w", "risk_idx"], ["risk_rows"]),  # [N, R, 1]
         helper.make_node("Unsqueeze", ["risk_val", "axis1"], ["risk_val_row"]),  # [N, 1, R]
@@ -138,6 +144,6 @@ def reference(
     for i, member in enumerate(members):
         block = E[:, i * hidden_size : (i + 1) * hidden_size]
         hidden = np.maximum(X @ block + member.b1, 0.0)
-        probs.append(softmax(hidden @ member.W2 + member.b2, temperature))
+        probs.append(softmax(hidden @ member.W2 + member.b2))
     risk = 1.0 / (1.0 + np.exp(-(R @ risk_w + risk_b)))
-    return np.mean(probs, axis=0), np.asarray(risk).ravel()
+    return softmax(np.log(np.mean(probs, axis=0) + 1e-12), temperature), np.asarray(risk).ravel()

@@ -53,7 +53,7 @@ def verify(path: Path | str, registry: Path = REGISTRY) -> dict:
     return entry
 
 
-def load_scorer(path: Path | str, registry: Path = REGISTRY):
+def load_scorer(path: Path | str, registry: Path = REGISTRY, threads: int = 1):
     """Verify ``path`` against the registry and build its ``Scorer``."""
     from models.baseline import KIND as BASELINE_KIND
     from models.baseline import BaselineModel
@@ -65,5 +65,5 @@ def load_scorer(path: Path | str, registry: Path = REGISTRY):
     if entry["kind"] == BASELINE_KIND:
         return TemplateScorer(BaselineModel.load(path))
     if entry["kind"] == ONNX_KIND:
-        return OnnxScorer(path)
+        return OnnxScorer(path, threads=threads)
     raise ModelIntegrityError(f"unknown model kind {entry['kind']!r} for {path}")

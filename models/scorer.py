@@ -29,7 +29,7 @@ from operators.features import (
 from operators.scoring import Scores
 
 #: Bump when action_inputs / risk_inputs change meaning; the model records it.
-FEATURE_SPEC = "coachflow-features-1"
+FEATURE_SPEC = "coachflow-features-2"
 #: The registry's ``kind`` of models served by ``OnnxScorer``.
 KIND = "onnx-mlp-ensemble"
 

@@ -12,6 +12,7 @@ import json
 import re
 import string
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from operators.features import QUERY_ACTION
@@ -73,6 +74,15 @@ class TemplateBook:
     def has(self, action: str) -> bool:
         return action == QUERY_ACTION or any(action in r for r in self.by_task.values())
 
+    def approved(
+        self, action: str, text: str, task: str | None, tasks: tuple[str, ...] = (), max_slot_chars: int = 80
+    ) -> bool:
+        """Whether ``text`` is ``action``'s approved template with plain slot values."""
+        if action == QUERY_ACTION:
+            return text == self.render(QUERY_ACTION, task, tasks)
+        template = self.template(action, task, tasks)
+        return template is not None and _pattern(template, max_slot_chars).match(text) is not None
+
     def render(
         self,
         action: str,
@@ -87,6 +97,17 @@ class TemplateBook:
         if template is None:
             return None
         return fill(template, dict(kb_item))
+
+
+@lru_cache(maxsize=4096)
+def _pattern(template: str, max_slot_chars: int) -> re.Pattern:
+    """A template as a pattern: its text verbatim, each slot a short plain value or ``[slot]``."""
+    out = []
+    for literal, name, _spec, _conversion in _FORMATTER.parse(template):
+        out.append(re.escape(literal))
+        if name is not None:
+            out.append(rf"(?:\[{re.escape(name)}\]|[^\n\r{{}}<>\x00-\x1f]{{1,{max_slot_chars}}})")
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def _lookup(slot: str, item: dict[str, object]) -> object | None:

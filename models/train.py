@@ -47,7 +47,7 @@ class TrainConfig:
     lr: float = 2e-3
     dropout: float = 0.3
     input_dropout: float = 0.1
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.15
     min_count: int = 10
     """Inputs seen fewer times in training are dropped from the vocabulary."""
     risk_min_count: int = 5
@@ -70,7 +70,8 @@ def _vocabulary(rows: list[dict[str, float]], min_count: int) -> list[str]:
 
 
 def _ensemble_probs(logits: list[np.ndarray], temperature: float) -> np.ndarray:
-    return np.mean([softmax(z, temperature) for z in logits], axis=0)
+    """The members' average, calibrated as the graph does: softmax(log(mean) / T)."""
+    return softmax(np.log(np.mean([softmax(z) for z in logits], axis=0) + 1e-12), temperature)
 
 
 def _fit_temperature(logits: list[np.ndarray], y: np.ndarray) -> float:
@@ -78,6 +79,7 @@ def _fit_temperature(logits: list[np.ndarray], y: np.ndarray) -> float:
         p = _ensemble_probs(logits, t)
         return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
 
+    logits = [z.astype(np.float64) for z in logits]
     grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 30))
     best = min(grid, key=nll)
     return float(min(np.linspace(best * 0.9, best * 1.1, 21), key=nll))

@@ -75,9 +75,9 @@ class Envelope:
     record: AnyEvent | CustomerContext
     origin: Origin
     received_ns: int
-    payload: bytes
-    """The original bytes, for a dead letter if a later step refuses the input."""
     key: bytes | None = None
+    masked: list[str] = field(default_factory=list)
+    """What PII masking changed, as ``field:kind`` (``text:card_number``)."""
     context: CustomerContext | None = None
     context_status: str = "not_applicable"
     joined_ns: int = 0
@@ -93,6 +93,8 @@ class Envelope:
     model_version: str | None = None
     risk: float | None = None
     """Escalation risk from the model, when it has that head."""
+    risk_threshold: float | None = None
+    """The model's recommended escalation threshold."""
     scored_ns: int = 0
 
     @property

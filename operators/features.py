@@ -104,6 +104,7 @@ class Features:
 
 _TOKEN = re.compile(r"[a-z0-9']+")
 _DIGIT = re.compile(r"\d")
+_MASKED_NUMBER = re.compile(r"\[(?:ACCOUNT_NUMBER|PIN|PHONE|CARD_NUMBER|SSN)\]")  # masked digits still count
 _CAPITALISED = re.compile(r"\s[A-Z]")  # a capitalised word after the first: a name, a place
 _TIME = re.compile(r"\b\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\bo'?clock\b|\bnoon\b", re.IGNORECASE)
 _SHORT_VALUE = 24
@@ -184,7 +185,7 @@ def _text_flags(text: str, prev: str) -> tuple[str, ...]:
         names.append("capitalised")
     if _TIME.search(text):
         names += ["time_of_day", f"prev_time={prev}"]
-    if _DIGIT.search(text):
+    if _DIGIT.search(text) or _MASKED_NUMBER.search(text):
         names += ["has_digit", f"prev_digit={prev}"]
     return tuple(names)
 

@@ -1,28 +1,38 @@
-"""Guardrails and the decision: one audit record per accepted input.
+"""Guardrails and the decision log: one audit record per accepted input.
 
-Every prediction point's top candidates pass the policy's rules; the decision
-records each rule's verdict, the suggestion shown or why nothing was, the
-model and policy versions and the per-stage latency. Inputs that are not
-prediction points (context updates, conversation start and end, agent and
-interim turns) get a ``recorded`` decision, so every input is accounted for.
+Keyed by conversation. Each prediction point's ranked candidates pass the
+policy in force (``policies/*.yaml``, see ``schemas/policy.py``):
+
+- per candidate, in rank order: approved template with plain slot values
+  (``injection.templates_only``), consent (no marketing to opted-out
+  customers), jurisdiction, flow compliance (no disclosure before identity
+  verification), repetition (never the same suggestion twice), channel form
+  (length per channel); the first candidate passing them all is chosen;
+- then the chosen one: the confidence floor, the rate limit (at most one
+  suggestion per interval) and the top-k limit on alternatives.
+
+The decision records every rule's verdict (pass, block, rewrite or alert),
+what PII masking changed, the suggestion or why none was shown, the model and
+policy versions and hash, and per-stage latency. Inputs that are not
+prediction points get a ``recorded`` decision, so every input is accounted
+for. Alerts: escalation risk, prohibited agent phrases, required steps
+missing by their deadline.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope, now_ns
+from operators.policy import Policy
 from operators.records import stable_id, utc_from_ns
 from schemas import (
     Alert,
@@ -31,6 +41,7 @@ from schemas import (
     CustomerContext,
     Decision,
     DecisionInput,
+    KbResult,
     RuleResult,
     StageLatency,
     SuggestedResponse,
@@ -38,28 +49,27 @@ from schemas import (
     Turn,
 )
 
+#: A structural rule, not in the policy: a point superseded by a newer event.
+LATEST_EVENT = "stream.latest_event"
+NO_CANDIDATE = "model.no_candidate"
 
-@dataclass(frozen=True)
-class GuardrailPolicy:
-    """The rules in force; its version and content hash appear in every decision."""
 
-    version: str = "builtin-1"
-    min_confidence: float = 0.15
-    """Suggestions below this confidence are suppressed."""
-    top_k: int = 3
-    """The suggestion plus at most ``top_k - 1`` alternatives."""
-    max_chars_voice: int = 220
-    """Voice suggestions must be short enough to say."""
-    max_chars_chat: int = 600
-    escalation_threshold: float = 0.5
-    """Escalation risk at or above which an ``escalation_risk`` alert is raised."""
-    escalation_cooldown_s: float = 120.0
-    """Event-time seconds before a conversation's escalation alert can fire again."""
+@dataclass
+class GuardState:
+    """Plain, picklable per-conversation state of the guardrails."""
 
-    @cached_property
-    def hash(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    started_at: float | None = None
+    """Event time (epoch seconds) of the conversation's first event."""
+    last_seen: float = 0.0
+    """Wall clock of the last input."""
+    last_shown_at: float | None = None
+    shown: list[str] = field(default_factory=list)
+    """Suggestion texts shown so far (for the repetition rule)."""
+    verified: list[str] = field(default_factory=list)
+    """Ids of verification rules satisfied in this conversation."""
+    steps_done: list[str] = field(default_factory=list)
+    steps_alerted: list[str] = field(default_factory=list)
+    risk_alert_at: float | None = None
 
 
 def _ms(later: int, earlier: int) -> float:
@@ -79,181 +89,324 @@ def _latency(envelope: Envelope, decided: int) -> StageLatency:
     )
 
 
-def _check(policy: GuardrailPolicy, envelope: Envelope) -> tuple[list[RuleResult], tuple[str, float] | None]:
-    """Run the rules; return their verdicts and the candidate to show, if any."""
-    rules: list[RuleResult] = []
-
-    def verdict(rule_id: str, passed: bool, detail: str | None = None) -> bool:
-        rules.append(RuleResult.model_construct(
-            rule_id=rule_id, outcome="pass" if passed else "block", detail=None if passed else detail
-        ))
-        return passed
-
-    if not verdict("latest_event", envelope.is_latest, "a newer event of this conversation arrived first"):
-        return rules, None
-    if not verdict("has_candidate", bool(envelope.candidates), "the model has no candidate with a template"):
-        return rules, None
-    limit = policy.max_chars_voice if envelope.record.channel == "voice" else policy.max_chars_chat
-    fitting = [c for c in envelope.candidates if len(envelope.texts[c[0]]) <= limit]
-    if not verdict("channel_length", bool(fitting), f"every candidate is longer than {limit} characters"):
-        return rules, None
-    best = fitting[0]
-    if not verdict(
-        "confidence_floor",
-        best[1] >= policy.min_confidence,
-        f"confidence {best[1]:.3f} is below {policy.min_confidence}",
-    ):
-        return rules, None
-    return rules, best
+def _result(rule_id: str, outcome: str, detail: str | None = None) -> RuleResult:
+    return RuleResult.model_construct(rule_id=rule_id, outcome=outcome, detail=detail)
 
 
-_REASON_OF = {
-    "latest_event": "superseded",
-    "has_candidate": "no_candidate",
-    "channel_length": "too_long_for_channel",
-    "confidence_floor": "below_confidence_floor",
-}
+class Guard:
+    """The policy's rules for one conversation; ``GuardLogic`` runs it in the stream."""
 
+    def __init__(self, templates, state: GuardState | None = None) -> None:
+        self.templates = templates
+        self.state = state if state is not None else GuardState()
 
-def decide(envelope: Envelope, policy: GuardrailPolicy, clock: Callable[[], int] = now_ns) -> list:
-    """The decision for one envelope, preceded by its suggestion when one is shown."""
-    record = envelope.record
-    is_context = isinstance(record, CustomerContext)
-    model_version = envelope.model_version
-    decision_id = stable_id("decision", envelope.input_id, model_version or "-", policy.version)
-    rules: list[RuleResult] = []
-    suggestion = None
-    if envelope.features is not None:
-        rules, best = _check(policy, envelope)
-        if best is not None:
-            outcome, reasons = "shown", []
-        else:
-            outcome, reasons = "suppressed", [_REASON_OF[rules[-1].rule_id]]
-    else:
-        outcome, reasons = "recorded", [envelope.recorded or "recorded"]
+    # -- what the conversation shows about compliance ------------------------
+    def observe(self, envelope: Envelope, policy: Policy) -> None:
+        """Note verification and required steps from this input."""
+        record, state = envelope.record, self.state
+        if isinstance(record, CustomerContext):
+            return
+        at = record.event_time.timestamp()
+        state.started_at = at if state.started_at is None else min(state.started_at, at)
+        if isinstance(record, Turn) and record.speaker == "agent" and record.is_final:
+            for rule in policy.rules.verify_before_disclosure:
+                if record.action in rule.verified_by.actions and rule.id not in state.verified:
+                    state.verified.append(rule.id)
+            text = record.text.lower()
+            for step, phrases in policy.steps:
+                if step.id not in state.steps_done and (
+                    record.action in step.agent_actions or (phrases is not None and phrases.search(text))
+                ):
+                    state.steps_done.append(step.id)
+        if isinstance(record, KbResult):
+            for rule in policy.rules.verify_before_disclosure:
+                verified_by = rule.verified_by
+                if record.api in verified_by.kb_apis and any(f in record.item for f in verified_by.kb_fields_any):
+                    if rule.id not in state.verified:
+                        state.verified.append(rule.id)
+
+    # -- the candidates ------------------------------------------------------
+    def choose(self, envelope: Envelope, policy: Policy) -> tuple[tuple[str, float] | None, list[RuleResult]]:
+        """The first candidate every candidate rule passes, and each rule's verdict."""
+        rules = policy.rules
+        record = envelope.record
+        features = envelope.features
+        context = envelope.context
+        opted_out = (
+            context.marketing_opt_out if context is not None
+            else rules.consent.missing_context_means_opted_out
+        )
+        jurisdiction = context.jurisdiction if context is not None else None
+        limit = rules.channel_form.max_chars.get(record.channel, 10_000)
+        checks: list[tuple[str, Callable[[str, str], str | None]]] = [
+            (rules.templates_only.id, lambda a, t: None if self.templates.approved(
+                a, t, features.task, features.tasks, rules.templates_only.max_slot_chars
+            ) else "not an approved template with plain slot values"),
+            (rules.consent.id, lambda a, t: "the customer opted out of marketing"
+                if opted_out and a in rules.consent.marketing_actions else None),
+        ]
+        for rule in rules.jurisdiction:
+            checks.append((rule.id, lambda a, t, r=rule: f"not offered in {jurisdiction}"
+                           if jurisdiction in r.jurisdictions and a in r.blocked_actions else None))
+        for rule in rules.verify_before_disclosure:
+            checks.append((rule.id, lambda a, t, r=rule: "identity not verified in this conversation"
+                           if a in r.disclosures and r.id not in self.state.verified else None))
+        checks += [
+            (rules.repetition.id, lambda a, t: "already suggested in this conversation"
+                if t in self.state.shown else None),
+            (rules.channel_form.id, lambda a, t: f"{len(t)} characters, over {limit} for {record.channel}"
+                if len(t) > limit else None),
+        ]
+        removed: dict[str, list[str]] = {rule_id: [] for rule_id, _ in checks}
+        reasons: dict[str, str] = {}
+        chosen = None
+        for action, confidence in envelope.candidates:
+            text = envelope.texts[action]
+            failed = None
+            for rule_id, check in checks:
+                why = check(action, text)
+                if why is not None:
+                    removed[rule_id].append(action)
+                    reasons.setdefault(rule_id, why)
+                    failed = rule_id
+                    break
+            if failed is None:
+                chosen = (action, confidence)
+                break
+        verdicts = [
+            _result(rule_id, "block", f"{', '.join(actions)}: {reasons[rule_id]}") if actions
+            else _result(rule_id, "pass")
+            for rule_id, actions in removed.items()
+        ]
+        return chosen, verdicts
+
+    # -- the decision --------------------------------------------------------
+    def decide(self, envelope: Envelope, policy: Policy, clock: Callable[[], int] = now_ns) -> list:
+        """The decision for one input, preceded by its suggestion when one is shown."""
+        record = envelope.record
+        rules = policy.rules
+        is_context = isinstance(record, CustomerContext)
+        model_version = envelope.model_version
+        decision_id = stable_id("decision", envelope.input_id, model_version or "-", policy.version, policy.hash)
+        verdicts: list[RuleResult] = []
+        if envelope.masked:
+            verdicts.append(_result(rules.pii.id, "rewrite", "masked " + ", ".join(envelope.masked)))
         best = None
-    decided = clock()
-    decided_at = utc_from_ns(decided)
-    candidates = [
-        Candidate.model_construct(action=a, confidence=round(c, 4))
-        for a, c in envelope.candidates[: policy.top_k]
-    ]
-    if best is not None:
-        action, confidence = best
-        suggestion = Suggestion.model_construct(
+        reasons: list[str] = []
+        if envelope.features is not None:
+            if not envelope.is_latest:
+                verdicts.append(_result(LATEST_EVENT, "block", "a newer event of this conversation came first"))
+            elif not envelope.candidates:
+                verdicts.append(_result(NO_CANDIDATE, "block", "the model has no candidate with a template"))
+            else:
+                best, candidate_verdicts = self.choose(envelope, policy)
+                verdicts += candidate_verdicts
+                best = self._final_checks(best, envelope, policy, verdicts)
+            blocked = [v.rule_id for v in verdicts if v.outcome == "block"]
+            outcome = "shown" if best is not None else "suppressed"
+            reasons = [] if best is not None else (blocked[-1:] if blocked else [NO_CANDIDATE])
+        else:
+            outcome, reasons = "recorded", [envelope.recorded or "recorded"]
+        decided = clock()
+        decided_at = utc_from_ns(decided)
+        top_k = rules.top_k.k
+        candidates = [
+            Candidate.model_construct(action=a, confidence=round(c, 4)) for a, c in envelope.candidates[:top_k]
+        ]
+        if envelope.features is not None and len(envelope.candidates) > top_k:
+            verdicts.append(_result(rules.top_k.id, "rewrite", f"kept {top_k} of {len(envelope.candidates)}"))
+        suggestion = None
+        if best is not None:
+            action, confidence = best
+            self.state.shown.append(envelope.texts[action])
+            self.state.last_shown_at = record.event_time.timestamp()
+            suggestion = Suggestion.model_construct(
+                schema_version="1.0",
+                suggestion_id=stable_id("suggestion", decision_id),
+                decision_id=decision_id,
+                conversation_id=record.conversation_id,
+                customer_id=record.customer_id,
+                agent_id=record.agent_id,
+                channel=record.channel,
+                event_id=record.event_id,
+                action=action,
+                text=envelope.texts[action],
+                confidence=round(confidence, 4),
+                alternatives=[c for c in candidates if c.action != action][: top_k - 1],
+                model_version=model_version,
+                policy_version=policy.version,
+                created_at=decided_at,
+            )
+        context = record if is_context else envelope.context
+        decision = Decision.model_construct(
             schema_version="1.0",
-            suggestion_id=stable_id("suggestion", decision_id),
             decision_id=decision_id,
+            decided_at=decided_at,
+            conversation_id=None if is_context else record.conversation_id,
+            customer_id=record.customer_id,
+            agent_id=None if is_context else record.agent_id,
+            input=DecisionInput.model_construct(
+                kind=record.type,
+                event_id=envelope.input_id,
+                source=envelope.origin.ref(),
+                is_final=record.is_final if isinstance(record, Turn) else None,
+                speaker=record.speaker if isinstance(record, Turn) else None,
+                history_event_ids=envelope.history_event_ids,
+            ),
+            outcome=outcome,
+            reasons=reasons,
+            suggestion_id=None if suggestion is None else suggestion.suggestion_id,
+            suggestion=None if suggestion is None else SuggestedResponse.model_construct(
+                action=suggestion.action, text=suggestion.text
+            ),
+            candidates=candidates,
+            context_status="not_applicable" if is_context else envelope.context_status,
+            context_version=None if context is None else context.version,
+            model_version=model_version,
+            policy_name=policy.name,
+            policy_version=policy.version,
+            policy_hash=policy.hash,
+            rules=verdicts,
+            masked=list(envelope.masked),
+            latency_ms=_latency(envelope, decided),
+            risk=None if envelope.risk is None else round(envelope.risk, 4),
+        )
+        return [decision] if suggestion is None else [suggestion, decision]
+
+    def _final_checks(
+        self, best: tuple[str, float] | None, envelope: Envelope, policy: Policy, verdicts: list[RuleResult]
+    ) -> tuple[str, float] | None:
+        rules = policy.rules
+        if best is None:
+            return None
+        floor = rules.confidence.min_confidence
+        if best[1] < floor:
+            verdicts.append(_result(rules.confidence.id, "block", f"confidence {best[1]:.3f} is below {floor}"))
+            return None
+        verdicts.append(_result(rules.confidence.id, "pass"))
+        at = envelope.record.event_time.timestamp()
+        last = self.state.last_shown_at
+        if last is not None and at - last < rules.rate.min_interval_s:
+            verdicts.append(_result(
+                rules.rate.id, "block", f"{at - last:.1f}s since the last suggestion, under {rules.rate.min_interval_s:g}s"
+            ))
+            return None
+        verdicts.append(_result(rules.rate.id, "pass"))
+        return best
+
+    # -- alerts --------------------------------------------------------------
+    def alerts(self, envelope: Envelope, policy: Policy) -> list[Alert]:
+        record = envelope.record
+        if isinstance(record, CustomerContext):
+            return []
+        out = []
+        escalation = self._escalation(envelope, policy)
+        if escalation is not None:
+            out.append(escalation)
+        rules = policy.rules
+        if isinstance(record, Turn) and record.speaker == "agent" and record.is_final and policy.conduct is not None:
+            hit = policy.conduct.search(record.text.lower())
+            if hit is not None:
+                out.append(self._alert(
+                    envelope, "agent_conduct", rules.conduct.id, rules.conduct.severity,
+                    list(rules.conduct.audience), f'The agent said "{hit.group(0)}", which the policy prohibits.',
+                    {"rule_id": rules.conduct.id, "phrase": hit.group(0)},
+                ))
+        out += self._missing_steps(envelope, policy)
+        return out
+
+    def _missing_steps(self, envelope: Envelope, policy: Policy) -> list[Alert]:
+        record, state = envelope.record, self.state
+        if state.started_at is None:
+            return []
+        elapsed = record.event_time.timestamp() - state.started_at
+        ended = isinstance(record, ConversationEnd)
+        jurisdiction = envelope.context.jurisdiction if envelope.context is not None else None
+        out = []
+        for step, _ in policy.steps:
+            if step.id in state.steps_done or step.id in state.steps_alerted:
+                continue
+            if record.channel not in step.channels:
+                continue
+            if step.jurisdictions and jurisdiction is not None and jurisdiction not in step.jurisdictions:
+                continue
+            if elapsed >= step.deadline_s or ended:
+                state.steps_alerted.append(step.id)
+                out.append(self._alert(
+                    envelope, "missing_required_step", step.id, step.severity, list(step.audience),
+                    f"Required step {step.id} has not happened {elapsed:.0f}s into the conversation "
+                    f"(deadline {step.deadline_s:g}s).",
+                    {"rule_id": step.id, "elapsed_s": round(elapsed, 1), "deadline_s": step.deadline_s,
+                     "jurisdiction": jurisdiction or "unknown"},
+                ))
+        return out
+
+    def _escalation(self, envelope: Envelope, policy: Policy) -> Alert | None:
+        rule = policy.rules.escalation
+        risk, record = envelope.risk, envelope.record
+        threshold = rule.threshold if rule.threshold is not None else envelope.risk_threshold
+        if risk is None or threshold is None or risk < threshold:
+            return None
+        at = record.event_time.timestamp()
+        last = self.state.risk_alert_at
+        if last is not None and at - last < rule.cooldown_s:
+            return None
+        self.state.risk_alert_at = at
+        return self._alert(
+            envelope, "escalation_risk", rule.id,
+            "critical" if risk >= (1 + threshold) / 2 else rule.severity, ["agent", "supervisor"],
+            f"Escalation risk {risk:.0%}: the customer may be getting frustrated.",
+            {"rule_id": rule.id, "risk": round(risk, 4), "threshold": round(threshold, 4),
+             "model_version": envelope.model_version or ""},
+        )
+
+    def _alert(self, envelope, kind, rule_id, severity, audience, message, evidence) -> Alert:
+        record = envelope.record
+        return Alert.model_construct(
+            schema_version="1.0",
+            alert_id=stable_id("alert", record.event_id, kind, rule_id),
             conversation_id=record.conversation_id,
             customer_id=record.customer_id,
             agent_id=record.agent_id,
-            channel=record.channel,
             event_id=record.event_id,
-            action=action,
-            text=envelope.texts[action],
-            confidence=round(confidence, 4),
-            alternatives=[c for c in candidates if c.action != action][: policy.top_k - 1],
-            model_version=model_version,
-            policy_version=policy.version,
-            created_at=decided_at,
+            kind=kind,
+            severity=severity,
+            audience=audience,
+            message=message,
+            evidence=evidence,
+            event_time=record.event_time,
+            raised_at=utc_from_ns(now_ns()),
         )
-    context = record if is_context else envelope.context
-    decision = Decision.model_construct(
-        schema_version="1.0",
-        decision_id=decision_id,
-        decided_at=decided_at,
-        conversation_id=None if is_context else record.conversation_id,
-        customer_id=record.customer_id,
-        agent_id=None if is_context else record.agent_id,
-        input=DecisionInput.model_construct(
-            kind=record.type,
-            event_id=envelope.input_id,
-            source=envelope.origin.ref(),
-            is_final=record.is_final if isinstance(record, Turn) else None,
-            speaker=record.speaker if isinstance(record, Turn) else None,
-            history_event_ids=envelope.history_event_ids,
-        ),
-        outcome=outcome,
-        reasons=reasons,
-        suggestion_id=None if suggestion is None else suggestion.suggestion_id,
-        suggestion=None if suggestion is None else SuggestedResponse.model_construct(
-            action=suggestion.action, text=suggestion.text
-        ),
-        candidates=candidates,
-        context_status="not_applicable" if is_context else envelope.context_status,
-        context_version=None if context is None else context.version,
-        model_version=model_version,
-        policy_version=policy.version,
-        policy_hash=policy.hash,
-        rules=rules,
-        latency_ms=_latency(envelope, decided),
-        risk=None if envelope.risk is None else round(envelope.risk, 4),
-    )
-    return [decision] if suggestion is None else [suggestion, decision]
-
-
-@dataclass
-class GuardState:
-    """Plain, picklable per-conversation state of the guardrails."""
-
-    risk_alert_at: float | None = None
-    """Event time (epoch seconds) of the last escalation alert."""
-    last_seen: float = 0.0
-    """Wall clock of the last input."""
 
 
 class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
-    """Decide on each input of one conversation; raise escalation alerts."""
+    """Bytewax logic: the guard of one conversation, with the policy in force."""
 
     def __init__(
         self,
-        policy: GuardrailPolicy,
+        policies,
+        templates,
         idle_s: float,
         state: GuardState | None = None,
         now_getter: Callable[[], float] = time.time,
     ) -> None:
-        self.policy = policy
+        self.policies = policies
+        self.guard = Guard(templates, state)
         self.idle_s = idle_s
-        self.state = state if state is not None else GuardState()
         self._now = now_getter
 
+    @property
+    def state(self) -> GuardState:
+        return self.guard.state
+
     def on_item(self, value: Envelope) -> tuple[Iterable[object], bool]:
+        policy = self.policies.current()
         self.state.last_seen = self._now()
-        out = decide(value, self.policy)
-        alert = self._escalation(value)
-        if alert is not None:
-            out.append(alert)
+        self.guard.observe(value, policy)
+        out = self.guard.decide(value, policy)
+        out += self.guard.alerts(value, policy)
         done = isinstance(value.record, (CustomerContext, ConversationEnd))
         return out, self.DISCARD if done else self.RETAIN
-
-    def _escalation(self, envelope: Envelope) -> Alert | None:
-        risk, record, policy = envelope.risk, envelope.record, self.policy
-        if risk is None or risk < policy.escalation_threshold or isinstance(record, CustomerContext):
-            return None
-        at = record.event_time.timestamp()
-        last = self.state.risk_alert_at
-        if last is not None and at - last < policy.escalation_cooldown_s:
-            return None
-        self.state.risk_alert_at = at
-        return Alert.model_construct(
-            schema_version="1.0",
-            alert_id=stable_id("alert", record.event_id, "escalation_risk"),
-            conversation_id=record.conversation_id,
-            customer_id=record.customer_id,
-            agent_id=record.agent_id,
-            event_id=record.event_id,
-            kind="escalation_risk",
-            severity="critical" if risk >= (1 + policy.escalation_threshold) / 2 else "warning",
-            audience=["agent", "supervisor"],
-            message=f"Escalation risk {risk:.0%}: the customer may be getting frustrated.",
-            evidence={
-                "risk": round(risk, 4),
-                "threshold": policy.escalation_threshold,
-                "model_version": envelope.model_version or "",
-            },
-            event_time=record.event_time,
-            raised_at=utc_from_ns(now_ns()),
-        )
 
     def on_notify(self) -> tuple[Iterable[object], bool]:
         return [], self.DISCARD
@@ -277,18 +430,20 @@ def guard_key(envelope: Envelope) -> str:
 def apply_guardrails(
     step_id: str,
     up: Stream[Envelope],
-    policy: GuardrailPolicy,
+    policies,
+    templates,
     idle_s: float = 900.0,
     now_getter: Callable[[], float] = time.time,
 ) -> Stream[object]:
-    """Decide on every input: the suggestion (if shown), the decision, escalation alerts.
+    """Decide on every input: the suggestion (if shown), the decision, and alerts.
 
     Keyed by conversation, so per-conversation rules keep their state; a
     conversation's state goes with its end event or after ``idle_s``.
 
     :arg step_id: Unique ID.
     :arg up: Scored prediction points and recorded inputs.
-    :arg policy: The guardrail policy in force.
+    :arg policies: A ``PolicyStore`` (anything with ``current() -> Policy``).
+    :arg templates: The model's ``TemplateBook`` (approved templates).
     :arg idle_s: Wall-clock idle time after which state is dropped.
     :arg now_getter: Wall clock in seconds (injected by tests).
     :returns: ``Suggestion``, ``Decision`` and ``Alert`` records.
@@ -296,6 +451,6 @@ def apply_guardrails(
     keyed = op.key_on("key_conversation", up, guard_key)
 
     def build(resume: GuardState | None) -> GuardLogic:
-        return GuardLogic(policy, idle_s, resume, now_getter)
+        return GuardLogic(policies, templates, idle_s, resume, now_getter)
 
     return op.key_rm("unkey", op.stateful("decide", keyed, build))

@@ -1,8 +1,9 @@
 """Parse raw input bytes into contract records; refuse the rest with a reason.
 
-Every refused input becomes a ``DeadLetter`` carrying its original bytes, its
-source position and a machine-readable ``reason``; nothing raises inside the
-stream.
+Every refused input becomes a ``DeadLetter`` carrying its bytes (personal
+data masked), its source position and a machine-readable ``reason``; nothing
+raises inside the stream. Accepted turns and knowledge-base results have
+personal data masked here, before any later step, state or output sees them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from bytewax.dataflow import Stream, operator
 from pydantic import TypeAdapter, ValidationError
 
 from operators.envelope import Envelope, RawRecord, now_ns
-from operators.records import dead_letter
-from schemas import CONTEXT_ADAPTER, EVENT_ADAPTER, INPUT_ADAPTER, DeadLetter, FieldError, Turn
+from operators.pii import Redactor
+from operators.records import STRICT, dead_letter
+from schemas import CONTEXT_ADAPTER, EVENT_ADAPTER, INPUT_ADAPTER, DeadLetter, FieldError, KbResult, Turn
 
 _ADAPTERS: dict[str, TypeAdapter] = {
     "events": EVENT_ADAPTER,
@@ -86,8 +88,34 @@ def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, 
     return "schema_violation", f"{_loc(first['loc'])}: {first['msg']}", errors
 
 
-def parse_record(raw: RawRecord, limits: ParseLimits, received_ns: int) -> Envelope | DeadLetter:
-    """Parse one raw input into an ``Envelope``, or refuse it as a ``DeadLetter``."""
+def mask_record(record, redactor: Redactor):
+    """``record`` with personal data masked in its free text; and what changed, as ``field:kind``."""
+    if isinstance(record, Turn):
+        text, kinds = redactor.redact(record.text)
+        if kinds:
+            return record.model_copy(update={"text": text}), [f"text:{k}" for k in kinds]
+        return record, []
+    if isinstance(record, KbResult):
+        masked: list[str] = []
+        item = {}
+        for key, value in record.item.items():
+            if isinstance(value, str):
+                value, kinds = redactor.redact(value)
+                masked += [f"item.{key}:{k}" for k in kinds]
+            elif isinstance(value, list):
+                cleaned = [redactor.redact(v) for v in value]
+                masked += [f"item.{key}:{k}" for _, kinds in cleaned for k in kinds]
+                value = [v for v, _ in cleaned]
+            item[key] = value
+        if masked:
+            return record.model_copy(update={"item": item}), masked
+    return record, []
+
+
+def parse_record(
+    raw: RawRecord, limits: ParseLimits, received_ns: int, redactor: Redactor = STRICT
+) -> Envelope | DeadLetter:
+    """Parse one raw input into an ``Envelope`` (PII masked), or refuse it as a ``DeadLetter``."""
     payload = raw.value or b""
 
     def refuse(reason: str, detail: str, errors: list[FieldError] | None = None, record=None):
@@ -136,9 +164,8 @@ def parse_record(raw: RawRecord, limits: ParseLimits, received_ns: int) -> Envel
                 f"key {raw.key.decode('utf-8', 'replace')[:128]!r} is not {expected!r}",
                 record=record,
             )
-    return Envelope(
-        record=record, origin=raw.origin, received_ns=received_ns, payload=payload, key=raw.key
-    )
+    record, masked = mask_record(record, redactor)
+    return Envelope(record=record, origin=raw.origin, received_ns=received_ns, key=raw.key, masked=masked)
 
 
 @dataclass(frozen=True)
@@ -154,6 +181,7 @@ def parse_records(
     step_id: str,
     up: Stream[RawRecord],
     limits: ParseLimits,
+    redactor_getter: Callable[[], Redactor] = lambda: STRICT,
     now_getter: Callable[[], int] = now_ns,
 ) -> ParseOut:
     """Parse raw inputs against the topic contracts.
@@ -164,13 +192,15 @@ def parse_records(
     :arg step_id: Unique ID.
     :arg up: Raw records from Kafka or a JSONL file.
     :arg limits: Size and key checks.
+    :arg redactor_getter: The PII redactor of the policy in force.
     :arg now_getter: Wall clock in nanoseconds (injected by tests).
     :returns: ``ParseOut(oks, errs)``.
     """
 
     def parse_batch(batch: list[RawRecord]) -> list[Envelope | DeadLetter]:
         received = now_getter()
-        return [parse_record(raw, limits, received) for raw in batch]
+        redactor = redactor_getter()
+        return [parse_record(raw, limits, received, redactor) for raw in batch]
 
     parsed = op.flat_map_batch("parse", up, parse_batch)
     split = op.branch("split", parsed, lambda item: isinstance(item, Envelope))

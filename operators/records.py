@@ -3,19 +3,39 @@
 Ids are UUIDv5 over the inputs that define a record, so replaying the same
 input with the same model and policy reproduces the same ids and consumers can
 drop duplicates by id.
+
+Dead letters keep the input's bytes for forensics, with personal data masked
+(every kind the redactor knows, whatever the policy says: a refused record
+is the least trusted). A payload that cannot be shown safely (personal data
+hidden in JSON escapes of a malformed record) is withheld.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 import uuid
 from datetime import datetime, timezone
 
 from operators.envelope import Envelope, Origin
+from operators.pii import Redactor
 from schemas import DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
+STRICT = Redactor()
+#: For the contracts' structural fields (ids, times, enums): personal data
+#: that has a shape (cards, SSNs, phones, e-mails) is masked, other numbers stay.
+SHAPED = Redactor(frozenset({"email", "card_number", "ssn", "phone"}), min_digits=99)
+STRUCTURAL = frozenset((
+    "schema_version", "type", "event_id", "conversation_id", "customer_id", "agent_id", "channel",
+    "event_time", "updated_at", "sequence", "speaker", "is_final", "action", "tasks", "task", "api",
+    "total_items", "reason", "tier", "marketing_opt_out", "recording_consent", "jurisdiction",
+    "language", "open_cases",
+))
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_UNPARSED = object()
 
 
 def stable_id(kind: str, *parts: object) -> str:
@@ -25,6 +45,51 @@ def stable_id(kind: str, *parts: object) -> str:
 
 def utc_from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
+    if isinstance(value, str):
+        clean, kinds = redactor.redact(value)
+        found += kinds
+        return clean
+    if isinstance(value, list):
+        return [_mask_json(v, found, redactor) for v in value]
+    if isinstance(value, dict):
+        return {
+            _mask_json(k, found, SHAPED): _mask_json(v, found, SHAPED if k in STRUCTURAL else STRICT)
+            for k, v in value.items()
+        }
+    return value
+
+
+def mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
+    """``payload`` with personal data masked: (bytes, kinds masked, form)."""
+    try:
+        text = payload.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = payload.decode("latin-1"), "latin-1"  # one char per byte: the rest stays
+    found: list[str] = []
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = _UNPARSED
+    if parsed is not _UNPARSED:
+        masked = _mask_json(parsed, found)
+        if masked == parsed and "\\u" not in text:
+            return payload, [], "original"
+        return json.dumps(masked, ensure_ascii=False).encode(), found, "canonical"
+    if "\\u" in text:
+        unescaped = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        if STRICT.redact(unescaped)[1]:
+            return b"", ["escaped"], "withheld"
+    clean, found = STRICT.redact(text)
+    return clean.encode(encoding, "replace"), found, "original"
+
+
+def mask_text(text: str | None) -> str | None:
+    """Our own messages and record keys: structural text, so shaped personal data only."""
+    return None if text is None else SHAPED.redact(text)[0]
 
 
 def dead_letter(
@@ -41,27 +106,35 @@ def dead_letter(
     conversation_id: str | None = None,
     customer_id: str | None = None,
     payload_size: int | None = None,
+    form: str = "original",
 ) -> DeadLetter:
-    """A dead letter carrying the original bytes (cut at ``payload_limit``).
+    """A dead letter carrying the input's bytes, masked and cut at ``payload_limit``.
 
     ``payload_size`` is the record's full size when ``payload`` is only its head.
     """
     payload = payload or b""
-    kept = payload[:payload_limit]
     size = len(payload) if payload_size is None else payload_size
+    digest = hashlib.sha256(payload).hexdigest()
+    kept = payload[:payload_limit]
+    if form == "original":
+        kept, masked, form = mask_payload(kept)
+    else:
+        kept, masked = mask_payload(kept)[:2]
     return DeadLetter.model_construct(
         schema_version="1.0",
         dead_letter_id=stable_id("dead_letter", origin.describe(), reason, event_id or ""),
         received_at=utc_from_ns(received_ns),
         source=origin.ref(),
         reason=reason,
-        detail=detail,
+        detail=mask_text(detail),
         errors=errors or [],
-        key=None if key is None else key.decode("utf-8", "replace")[:256],
+        key=None if key is None else mask_text(key.decode("utf-8", "replace")[:256]),
         payload_b64=base64.b64encode(kept).decode("ascii"),
+        payload_form=form,
+        payload_masked=sorted(set(masked)),
         payload_bytes=size,
-        payload_sha256=hashlib.sha256(payload).hexdigest(),
-        payload_truncated=len(kept) < size,
+        payload_sha256=digest,
+        payload_truncated=len(payload) > payload_limit,
         event_id=event_id,
         conversation_id=conversation_id,
         customer_id=customer_id,
@@ -69,17 +142,23 @@ def dead_letter(
 
 
 def refuse(envelope: Envelope, reason: str, detail: str, payload_limit: int) -> DeadLetter:
-    """The dead letter of a parsed input that a later step refused."""
+    """The dead letter of a parsed input that a later step refused.
+
+    Its payload is the parsed record re-serialised: the record as the job kept
+    it, PII already masked (the original bytes are not kept after parsing, so
+    neither held inputs nor recovery snapshots hold personal data).
+    """
     record = envelope.record
     return dead_letter(
         origin=envelope.origin,
         reason=reason,
         detail=detail,
-        payload=envelope.payload,
+        payload=record.model_dump_json().encode(),
         received_ns=envelope.received_ns,
         payload_limit=payload_limit,
         key=envelope.key,
         event_id=getattr(record, "event_id", None),
         conversation_id=getattr(record, "conversation_id", None),
         customer_id=record.customer_id,
+        form="canonical",
     )

@@ -60,6 +60,7 @@ def score_envelopes(batch: list[Envelope], scorer: Scorer, clock: Callable[[], i
         for envelope, scores in zip(points, scored, strict=True):
             candidates = scores.candidates
             envelope.risk = scores.risk
+            envelope.risk_threshold = getattr(scorer, "risk_threshold", None)
             texts = {}
             for action, _ in candidates:
                 text = scorer.render(action, envelope.features)

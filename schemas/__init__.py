@@ -39,6 +39,7 @@ from schemas.outputs import (
     SuggestedResponse,
     Suggestion,
 )
+from schemas.policy import PolicyDocument
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -51,6 +52,7 @@ CONTRACTS: dict[str, tuple[str, type[BaseModel] | TypeAdapter]] = {
     "decision.v1": ("coaching.decisions", Decision),
     "dead_letter.v1": ("coaching.dlq", DeadLetter),
     "conversation_summary.v1": ("coaching.summaries", ConversationSummary),
+    "policy.v1": ("coaching.policies", PolicyDocument),
 }
 
 

@@ -58,7 +58,14 @@ class Suggestion(Contract):
     created_at: UtcDatetime
 
 
-AlertKind = Literal["repeated_complaint", "long_silence", "agent_talk_dominance", "escalation_risk"]
+AlertKind = Literal[
+    "repeated_complaint",
+    "long_silence",
+    "agent_talk_dominance",
+    "escalation_risk",
+    "agent_conduct",
+    "missing_required_step",
+]
 
 
 class Alert(Contract):
@@ -83,7 +90,7 @@ class RuleResult(Contract):
     """One guardrail rule's verdict in a decision."""
 
     rule_id: str
-    outcome: Literal["pass", "block"]
+    outcome: Literal["pass", "block", "rewrite", "alert"]
     detail: str | None = None
 
 
@@ -129,7 +136,7 @@ class Decision(Contract):
 
     schema_version: Literal["1.0"] = "1.0"
     decision_id: str = Field(
-        description="Deterministic: from the input's id, model and policy version."
+        description="Deterministic: from the input's id, the model version, the policy version and hash."
     )
     decided_at: UtcDatetime
     conversation_id: Identifier | None
@@ -144,9 +151,13 @@ class Decision(Contract):
     context_status: Literal["present", "missing", "not_applicable"]
     context_version: str | None = None
     model_version: str | None = None
+    policy_name: str
     policy_version: str
-    policy_hash: str
-    rules: list[RuleResult] = Field(default_factory=list)
+    policy_hash: str = Field(description="SHA-256 of the policy document's canonical JSON.")
+    rules: list[RuleResult] = Field(default_factory=list, description="Each rule's verdict, in order.")
+    masked: list[str] = Field(
+        default_factory=list, description="What PII masking changed in the input, as field:kind."
+    )
     latency_ms: StageLatency | None = None
     risk: float | None = Field(
         default=None, ge=0.0, le=1.0, description="The model's escalation risk at this point, if scored."
@@ -196,7 +207,14 @@ class DeadLetter(Contract):
     detail: str
     errors: list[FieldError] = Field(default_factory=list)
     key: str | None = Field(default=None, description="The record's key, if any (UTF-8, lossy).")
-    payload_b64: str = Field(description="The original bytes, base64; cut at payload_limit.")
+    payload_b64: str = Field(
+        description="The input's bytes, base64, with personal data masked; cut at the payload limit."
+    )
+    payload_form: Literal["original", "canonical", "withheld"] = Field(
+        description="original: the bytes as received (masked); canonical: the parsed record re-serialised "
+        "(inputs refused after parsing); withheld: could not be shown without risking personal data."
+    )
+    payload_masked: list[str] = Field(default_factory=list, description="Kinds of personal data masked.")
     payload_bytes: int = Field(ge=0, description="Size of the original payload.")
     payload_sha256: str = Field(
         description="SHA-256 of the payload as the job received it (for an over-long file "

@@ -70,12 +70,10 @@ def raw(record: dict | bytes, *, stream: str = "any", key: bytes | None = None) 
 
 
 def envelope(record: dict, received_ns: int = 1) -> Envelope:
-    payload = json.dumps(record).encode()
     return Envelope(
-        record=INPUT_ADAPTER.validate_json(payload),
+        record=INPUT_ADAPTER.validate_json(json.dumps(record)),
         origin=Origin(file="test.jsonl", line=next(_lines)),
         received_ns=received_ns,
-        payload=payload,
     )
 
 

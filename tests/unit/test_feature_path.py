@@ -23,6 +23,7 @@ class RecordingScorer:
         self.scorer = scorer
         self.version = scorer.version
         self.risk_threshold = scorer.risk_threshold
+        self.templates = scorer.templates
         self.rows: dict[str, tuple] = {}
 
     def score_batch(self, batch):
@@ -43,7 +44,7 @@ def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
     source.write_text("".join(json.dumps(r) + "\n" for _, r in items))
 
     recorder = RecordingScorer(load_scorer(ARTIFACT))
-    monkeypatch.setattr(coaching, "load_scorer", lambda path: recorder)
+    monkeypatch.setattr(coaching, "load_scorer", lambda path, **kw: recorder)
     run_main(coaching.get_flow(Settings(input=source, output_dir=tmp_path / "out", print_suggestions=False)))
 
     training = list(examples(star.select(STAR_DIALOGUES, split="dev", limit=limit)))

@@ -35,8 +35,14 @@ def test_a_valid_turn_parses_into_an_envelope():
 
 
 def test_text_is_nfkc_normalised_and_zero_width_characters_removed():
-    result = parse_record(raw(event(text="card \uff14\uff11\uff11\uff11 1\u200b111")), FILE, 1)
-    assert result.record.text == "card 4111 1111"
+    result = parse_record(raw(event(text="room \uff14\uff13 for two\u200b please")), FILE, 1)
+    assert result.record.text == "room 43 for two please"
+
+
+def test_personal_data_is_masked_at_the_gate():
+    result = parse_record(raw(event(text="my card is 4111 1111 1111 1111, mail me at ann@example.com")), FILE, 1)
+    assert result.record.text == "my card is [CARD_NUMBER], mail me at [EMAIL]"
+    assert result.masked == ["text:email", "text:card_number"]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +107,8 @@ def test_oversized_payload_keeps_head_size_and_hash():
     assert letter.reason == "payload_too_large"
     assert letter.payload_bytes == len(payload)
     assert letter.payload_truncated
-    assert base64.b64decode(letter.payload_b64) == payload[:300]
+    head = base64.b64decode(letter.payload_b64)
+    assert head.startswith(b'{"schema_version": "1.0", "type": "turn"') and head.endswith(b"yyyy")
     assert letter.payload_sha256 == hashlib.sha256(payload).hexdigest()
 
 

@@ -1,0 +1,194 @@
+"""Load, validate and hot-swap the guardrail policy.
+
+``parse_policy`` turns a YAML (or JSON) document into a ``Policy``: the
+validated ``PolicyDocument`` plus what the hot path needs compiled (the PII
+redactor, phrase patterns). Its ``hash`` is the SHA-256 of the document's
+canonical JSON, so formatting and comments do not change it but any rule does.
+
+``PolicyStore`` holds the policy in force. It re-reads its file when the file
+changes (checked at most every ``reload_s``) and, optionally, takes new
+documents from a Kafka topic (``coaching.policies``, latest wins). A document
+that does not parse or validate is rejected with a clear, logged error and the
+policy in force stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from operators.pii import Redactor
+from schemas.policy import PolicyDocument, RequiredStepRule
+
+log = logging.getLogger("coachflow.policy")
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policies" / "coaching.yaml"
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used, with the reasons."""
+
+
+def _phrases(phrases: list[str]) -> re.Pattern | None:
+    if not phrases:
+        return None
+    alternatives = "|".join(re.escape(p.lower()) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy, compiled for the hot path."""
+
+    document: PolicyDocument
+    hash: str
+    redactor: Redactor = field(compare=False)
+    conduct: re.Pattern | None = field(compare=False)
+    steps: tuple[tuple[RequiredStepRule, re.Pattern | None], ...] = field(compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    @property
+    def version(self) -> str:
+        return self.document.version
+
+    @property
+    def rules(self):
+        return self.document.rules
+
+    @classmethod
+    def from_document(cls, document: PolicyDocument) -> Policy:
+        canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        rules = document.rules
+        return cls(
+            document=document,
+            hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+            redactor=Redactor(frozenset(rules.pii.kinds), rules.pii.min_digits),
+            conduct=_phrases(rules.conduct.phrases),
+            steps=tuple((step, _phrases(step.agent_phrases)) for step in rules.required_steps),
+        )
+
+
+def parse_policy(text: str | bytes) -> Policy:
+    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
+    try:
+        body = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"not valid YAML: {exc}") from None
+    if not isinstance(body, dict):
+        raise PolicyError("a policy is a mapping with schema_version, name, version and rules")
+    try:
+        document = PolicyDocument.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)[:10]
+        )
+        raise PolicyError(problems) from None
+    return Policy.from_document(document)
+
+
+def load_policy(path: Path | str) -> Policy:
+    try:
+        return parse_policy(Path(path).read_bytes())
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+
+
+class PolicyStore:
+    """The policy in force, swapped when its file or topic brings a valid new version."""
+
+    def __init__(
+        self,
+        path: Path | str | None = DEFAULT_POLICY,
+        *,
+        reload_s: float = 2.0,
+        brokers: str | None = None,
+        topic: str | None = None,
+        kafka_config: dict[str, str] | None = None,
+        clock=time.monotonic,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.reload_s = reload_s
+        self.rejections: list[str] = []
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._mtime = self._stat()
+        self._checked = clock()
+        if self.path is None:
+            raise PolicyError("a policy file is required (the topic only brings updates)")
+        self._policy = load_policy(self.path)
+        log.info("policy %s %s (%s) in force", self._policy.name, self._policy.version, self._policy.hash)
+        self._stop = threading.Event()
+        self._consumer_thread = None
+        if brokers and topic:
+            self._consumer_thread = threading.Thread(
+                target=self._follow_topic, args=(brokers, topic, kafka_config or {}), daemon=True,
+                name="policy-topic",
+            )
+            self._consumer_thread.start()
+
+    def current(self) -> Policy:
+        """The policy in force (re-checks the file at most every ``reload_s``)."""
+        now = self._clock()
+        if self.path is not None and now - self._checked >= self.reload_s:
+            self._checked = now
+            mtime = self._stat()
+            if mtime != self._mtime:
+                self._mtime = mtime
+                self._offer(lambda: load_policy(self.path), str(self.path))
+        return self._policy
+
+    def _stat(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime_ns if self.path is not None else None
+        except FileNotFoundError:
+            return None
+
+    def _offer(self, build, source: str) -> None:
+        try:
+            policy = build()
+        except (PolicyError, OSError) as exc:
+            message = f"policy from {source} rejected: {exc}; keeping {self._policy.name} {self._policy.version}"
+            self.rejections.append(message)
+            log.error(message)
+            return
+        with self._lock:
+            if policy.hash != self._policy.hash:
+                log.info("policy %s %s (%s) in force, from %s", policy.name, policy.version, policy.hash, source)
+                self._policy = policy
+
+    def _follow_topic(self, brokers: str, topic: str, config: dict[str, str]) -> None:
+        from confluent_kafka import Consumer
+
+        consumer = Consumer({
+            "bootstrap.servers": brokers,
+            "group.id": f"coachflow-policy-{id(self)}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **config,
+        })
+        consumer.subscribe([topic])
+        try:
+            while not self._stop.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                value = msg.value()
+                self._offer(lambda v=value: parse_policy(v), f"{topic}@{msg.partition()}:{msg.offset()}")
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self._stop.set()

@@ -1,0 +1,59 @@
+"""Replaying dialogues seeded with personal data and injection attempts (embedded mode):
+no personal data in any output or log line, no suggestion text that is not an
+approved template, every input still accounted for."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+from coachflow import replay
+from models.templates import TemplateBook
+from tests import adversarial
+from tests.helpers import ROOT, STAR_DIALOGUES, STAR_DIR
+
+BOOK = TemplateBook.from_star(STAR_DIR / "tasks")
+
+
+def approved_anywhere(action: str, text: str) -> bool:
+    return any(BOOK.approved(action, text, task) for task in BOOK.by_task)
+
+
+def test_no_personal_data_leaves_the_job_and_suggestions_stay_templated(tmp_path):
+    items = replay.records(STAR_DIALOGUES, split="dev", limit=60, concurrency=8,
+                           start=datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc))
+    valid, injections = adversarial.seed([r for _, r in items])
+    bad = adversarial.bad_records(valid)
+    lines = [json.dumps(r, ensure_ascii=False).encode() for r in valid] + [value for _, _, value in bad]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+    assert adversarial.leaks([source.read_text("utf-8", "replace")]), "the input itself must carry the PII"
+
+    out = tmp_path / "out"
+    env = {**os.environ, "COACH_INPUT": str(source), "COACH_OUTPUT_DIR": str(out), "COACH_PRINT_SUGGESTIONS": "true",
+           "COACH_CONTEXT_WAIT_MS": "50"}
+    env.pop("COACH_BROKERS", None)
+    done = subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    outputs = {f.name: f.read_text().splitlines() for f in out.glob("*.jsonl")}
+    everything = [line for rows in outputs.values() for line in rows] + done.stdout.splitlines() \
+        + done.stderr.splitlines()
+    assert adversarial.leaks(everything) == []
+
+    decisions = [json.loads(line) for line in outputs["decisions.jsonl"]]
+    dead = [json.loads(line) for line in outputs["dlq.jsonl"]]
+    assert len(decisions) + len(dead) == len(lines)
+    assert sum(1 for d in decisions if d["masked"]) >= len(adversarial.PII)
+    assert {d["payload_form"] for d in dead} >= {"original", "canonical", "withheld"}
+
+    suggestions = [json.loads(line) for line in outputs["suggestions.jsonl"]]
+    assert len(suggestions) > 100
+    for s in suggestions:
+        assert approved_anywhere(s["action"], s["text"]), s
+        for text in injections:
+            assert text[:40] not in s["text"]
