@@ -3,6 +3,7 @@
     coach replay PATH --out FILE | --brokers HOST:PORT   STAR dialogues as live traffic
     coach train                                          train the ONNX model on STAR, register it
     coach eval --dialogues PATH                          evaluate the serving model, print JSON
+    coach lineage explain SUGGESTION_ID                  why an agent saw a suggestion
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
@@ -85,6 +86,12 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from coachflow.explain import main_explain
+
+    return main_explain(args)
+
+
 def _schemas(args: argparse.Namespace) -> int:
     import schemas
 
@@ -161,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", type=Path, help="model file (default: COACH_MODEL); must be registered")
     ev.add_argument("--compact", action="store_true", help="print the JSON on one line")
     ev.set_defaults(func=_eval)
+
+    lineage = commands.add_parser("lineage", help="provenance of suggestions")
+    lineage_cmds = lineage.add_subparsers(dest="action", required=True)
+    why = lineage_cmds.add_parser("explain", help="why an agent saw a suggestion: its whole chain")
+    why.add_argument("suggestion_id")
+    why.add_argument("--decisions", type=Path, default=Path("out/decisions.jsonl"),
+                     help="an embedded run's decisions (default out/decisions.jsonl)")
+    why.add_argument("--lineage", type=Path, default=Path("out/lineage.jsonl"),
+                     help="the lineage file, to add the run's START event (if present)")
+    why.add_argument("--brokers", help="read the decisions topic instead")
+    why.add_argument("--topic", default="coaching.decisions")
+    why.set_defaults(func=_explain)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
     contracts.add_argument("action", choices=("export", "check"))

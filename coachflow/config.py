@@ -14,10 +14,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lineage import LineageConfig
 from operators.conversation import ConversationConfig
 from operators.join import JoinConfig
 from operators.parse import ParseLimits
 from operators.policy import DEFAULT_POLICY, PolicyStore
+from operators.quality import SUITES_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     )
     input: Path = Field(default=SAMPLE_INPUT, description="Embedded mode: the JSONL input file.")
     output_dir: Path = Field(default=Path("out"), description="Embedded mode: where JSONL outputs go.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the job's own log lines (policy, quality, lineage) on stderr."
+    )
     print_suggestions: bool | None = Field(
         default=None, description="Print a line per suggestion; default: on in embedded mode only."
     )
@@ -90,6 +95,28 @@ class Settings(BaseSettings):
     )
     policy_reload_s: float = Field(default=2.0, gt=0, description="How often the policy file is checked.")
 
+    # Data quality
+    quality_gate: bool = Field(default=True, description="Enforce the suites' critical expectations per record.")
+    quality_monitor: bool = Field(default=True, description="Validate micro-batches with GX in a side process.")
+    quality_suites: Path = Field(default=SUITES_DIR, description="The GX expectation suites.")
+    quality_batch_rows: int = Field(
+        default=5000, ge=1,
+        description="Rows per suite GX validates per interval at most: beyond, a sample of whole conversations.",
+    )
+    quality_interval_s: float = Field(default=15, gt=0, description="Seconds between GX micro-batch validations.")
+
+    # Lineage
+    lineage: Literal["file", "http", "kafka", "none"] = Field(
+        default="file", description="OpenLineage transport: a file, HTTP to a catalog, Kafka, or none."
+    )
+    lineage_file: Path | None = Field(default=None, description="The file transport's file; default: OUTPUT_DIR/lineage.jsonl.")
+    lineage_url: str | None = Field(default=None, description="The http transport's catalog, e.g. http://127.0.0.1:5000.")
+    lineage_topic: str = Field(default="openlineage.events", description="The kafka transport's topic.")
+    lineage_namespace: str = Field(default="coachflow", description="The job's OpenLineage namespace.")
+    lineage_job: str = Field(default="coaching", description="The job's OpenLineage name.")
+    lineage_interval_s: float = Field(default=60, gt=0, description="Seconds between RUNNING events.")
+    lineage_run_id: str | None = Field(default=None, description="The run id (give all processes of one job the same).")
+
     @property
     def kafka_mode(self) -> bool:
         return bool(self.brokers)
@@ -139,6 +166,19 @@ class Settings(BaseSettings):
             complaint_alert_count=self.complaint_alert_count,
             alert_cooldown_s=self.alert_cooldown_s,
             payload_limit=self.max_payload_bytes,
+        )
+
+    def lineage_config(self) -> LineageConfig:
+        return LineageConfig(
+            transport=self.lineage,
+            file=self.lineage_file or Path(self.output_dir) / "lineage.jsonl",
+            url=self.lineage_url,
+            brokers=self.brokers,
+            topic=self.lineage_topic,
+            namespace=self.lineage_namespace,
+            job=self.lineage_job,
+            interval_s=self.lineage_interval_s,
+            run_id=self.lineage_run_id,
         )
 
     def policy_store(self) -> PolicyStore:

@@ -16,6 +16,10 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     specs = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"}}
     for topic in settings.outputs().values():
         specs[topic] = {}
+    if settings.lineage == "kafka":
+        specs[settings.lineage_topic] = {}
+    if settings.policy_topic:
+        specs[settings.policy_topic] = {"cleanup.policy": "compact"}
     return specs
 
 

@@ -1,10 +1,11 @@
 """Real-time agent coaching, as one Bytewax dataflow.
 
 Read conversation turns and customer context; parse them against the topic
-contracts; join each turn with its customer's latest context; keep windowed
-state per conversation; score each prediction point with the model; pass the
-candidates through the guardrails; publish suggestions, alerts, decisions,
-dead letters and conversation summaries.
+contracts (masking personal data); enforce the data-quality gates; join each
+turn with its customer's latest context; keep windowed state per
+conversation; score each prediction point with the model; pass the candidates
+through the guardrails; publish suggestions, alerts, decisions, dead letters
+and conversation summaries; emit OpenLineage for the run.
 
     python -m bytewax.run flows.coaching:flow          # embedded default, no broker
     COACH_BROKERS=127.0.0.1:9092 python -m bytewax.run flows.coaching:flow
@@ -15,13 +16,12 @@ dead letters and conversation summaries.
 
 from __future__ import annotations
 
-import sys
-
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from coachflow.config import Settings
 from coachflow.connectors import read_inputs, write_outputs
+from coachflow.runtime import banner, configure_logging, quality_monitor, start_lineage
 from coachflow.topics import ensure_topics
 from models.registry import load_scorer
 from operators.conversation import track_conversations
@@ -29,6 +29,7 @@ from operators.guardrails import apply_guardrails
 from operators.join import join_context
 from operators.parse import parse_records
 from operators.publish import serialize, show
+from operators.quality import Gate, load_suites, quality_gate
 from operators.scoring import score
 from schemas import Suggestion
 
@@ -36,33 +37,35 @@ from schemas import Suggestion
 def get_flow(settings: Settings | None = None) -> Dataflow:
     """The coaching dataflow for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
+    configure_logging(settings.log_level)
     scorer = load_scorer(settings.model, threads=settings.onnx_threads)  # once per process
     policies = settings.policy_store()
+    suites = load_suites(settings.quality_suites)
     if settings.kafka_mode and settings.create_topics:
         ensure_topics(settings)
-
+    lineage = start_lineage(settings, scorer, policies.current(), suites)
+    monitor = quality_monitor(settings, lineage)
     if settings.should_print:
-        where = (
-            f"Kafka {settings.brokers}" if settings.kafka_mode
-            else f"{settings.input} -> {settings.output_dir}/{{suggestions,alerts,decisions,dlq,summaries}}.jsonl"
-        )
-        policy = policies.current()
-        print(f"coachflow: {where}; model {scorer.version}, policy {policy.name} {policy.version}",
-              file=sys.stderr)
+        banner(settings, scorer, policies.current(), lineage)
 
     flow = Dataflow("coaching")
     raw = read_inputs(flow, settings)
     parsed = parse_records("parse", raw, settings.parse_limits(), lambda: policies.current().redactor)
-    joined = join_context("join_context", parsed.oks, settings.join_config())
+    records, refused = parsed.oks, [parsed.errs]
+    if settings.quality_gate:
+        gated = quality_gate("quality_gate", records, Gate(suites), settings.max_payload_bytes,
+                             monitor.add if monitor is not None else None)
+        records, refused = gated.oks, [*refused, gated.errs]
+    joined = join_context("join_context", records, settings.join_config())
     conversations = track_conversations("conversation", joined.events, settings.conversation_config())
     scored = score("score", conversations.events, scorer)
     decided = apply_guardrails(
         "guardrails", op.merge("to_decide", scored, joined.contexts), policies, scorer.templates,
-        settings.session_gap_s,
+        settings.session_gap_s, run_id=lineage.run_id,
     )
     if settings.should_print:
         op.inspect("show", decided, lambda _step, item: isinstance(item, Suggestion) and show(item))
-    published = op.merge("published", decided, conversations.outputs, joined.errs, parsed.errs)
+    published = op.merge("published", decided, conversations.outputs, joined.errs, *refused)
     write_outputs(op.map("serialize", published, serialize), settings)
     return flow
 

@@ -78,6 +78,8 @@ class Envelope:
     key: bytes | None = None
     masked: list[str] = field(default_factory=list)
     """What PII masking changed, as ``field:kind`` (``text:card_number``)."""
+    quality: object = None
+    """The data-quality gate's verdict (``operators.quality.Verdict``)."""
     context: CustomerContext | None = None
     context_status: str = "not_applicable"
     joined_ns: int = 0

@@ -42,6 +42,7 @@ from schemas import (
     Decision,
     DecisionInput,
     KbResult,
+    QualityResult,
     RuleResult,
     StageLatency,
     SuggestedResponse,
@@ -96,9 +97,10 @@ def _result(rule_id: str, outcome: str, detail: str | None = None) -> RuleResult
 class Guard:
     """The policy's rules for one conversation; ``GuardLogic`` runs it in the stream."""
 
-    def __init__(self, templates, state: GuardState | None = None) -> None:
+    def __init__(self, templates, state: GuardState | None = None, run_id: str | None = None) -> None:
         self.templates = templates
         self.state = state if state is not None else GuardState()
+        self.run_id = run_id
 
     # -- what the conversation shows about compliance ------------------------
     def observe(self, envelope: Envelope, policy: Policy) -> None:
@@ -235,6 +237,7 @@ class Guard:
                 alternatives=[c for c in candidates if c.action != action][: top_k - 1],
                 model_version=model_version,
                 policy_version=policy.version,
+                run_id=self.run_id,
                 created_at=decided_at,
             )
         context = record if is_context else envelope.context
@@ -269,6 +272,10 @@ class Guard:
             rules=verdicts,
             masked=list(envelope.masked),
             latency_ms=_latency(envelope, decided),
+            quality=None if envelope.quality is None else QualityResult.model_construct(
+                suite=envelope.quality.suite, warnings=list(envelope.quality.warnings)
+            ),
+            run_id=self.run_id,
             risk=None if envelope.risk is None else round(envelope.risk, 4),
         )
         return [decision] if suggestion is None else [suggestion, decision]
@@ -389,9 +396,10 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
         idle_s: float,
         state: GuardState | None = None,
         now_getter: Callable[[], float] = time.time,
+        run_id: str | None = None,
     ) -> None:
         self.policies = policies
-        self.guard = Guard(templates, state)
+        self.guard = Guard(templates, state, run_id)
         self.idle_s = idle_s
         self._now = now_getter
 
@@ -434,6 +442,7 @@ def apply_guardrails(
     templates,
     idle_s: float = 900.0,
     now_getter: Callable[[], float] = time.time,
+    run_id: str | None = None,
 ) -> Stream[object]:
     """Decide on every input: the suggestion (if shown), the decision, and alerts.
 
@@ -446,11 +455,12 @@ def apply_guardrails(
     :arg templates: The model's ``TemplateBook`` (approved templates).
     :arg idle_s: Wall-clock idle time after which state is dropped.
     :arg now_getter: Wall clock in seconds (injected by tests).
+    :arg run_id: The OpenLineage run id, stamped on suggestions and decisions.
     :returns: ``Suggestion``, ``Decision`` and ``Alert`` records.
     """
     keyed = op.key_on("key_conversation", up, guard_key)
 
     def build(resume: GuardState | None) -> GuardLogic:
-        return GuardLogic(policies, templates, idle_s, resume, now_getter)
+        return GuardLogic(policies, templates, idle_s, resume, now_getter, run_id)
 
     return op.key_rm("unkey", op.stateful("decide", keyed, build))

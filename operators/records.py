@@ -141,6 +141,16 @@ def dead_letter(
     )
 
 
+def refuse_quality(envelope: Envelope, verdict, payload_limit: int) -> DeadLetter:
+    """The dead letter of a record that failed a critical data-quality expectation."""
+    return refuse(
+        envelope,
+        "quality_check_failed",
+        f"failed {', '.join(verdict.critical)} ({verdict.suite})",
+        payload_limit,
+    )
+
+
 def refuse(envelope: Envelope, reason: str, detail: str, payload_limit: int) -> DeadLetter:
     """The dead letter of a parsed input that a later step refused.
 

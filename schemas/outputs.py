@@ -55,6 +55,7 @@ class Suggestion(Contract):
     alternatives: list[Candidate] = Field(default_factory=list, description="Runners-up, best first.")
     model_version: str
     policy_version: str
+    run_id: str | None = Field(default=None, description="The OpenLineage run that made this suggestion.")
     created_at: UtcDatetime
 
 
@@ -120,6 +121,13 @@ class DecisionInput(Contract):
     )
 
 
+class QualityResult(Contract):
+    """What the data-quality gate found for the input."""
+
+    suite: str = Field(description="The expectation suite and its version, e.g. conversation_events@1.0.0.")
+    warnings: list[str] = Field(default_factory=list, description="Warning expectations the input failed.")
+
+
 class SuggestedResponse(Contract):
     action: Label
     text: str
@@ -159,6 +167,8 @@ class Decision(Contract):
         default_factory=list, description="What PII masking changed in the input, as field:kind."
     )
     latency_ms: StageLatency | None = None
+    quality: QualityResult | None = None
+    run_id: str | None = Field(default=None, description="The OpenLineage run that made this decision.")
     risk: float | None = Field(
         default=None, ge=0.0, le=1.0, description="The model's escalation risk at this point, if scored."
     )
@@ -184,6 +194,7 @@ DeadLetterReason = Literal[
     "conversation_ended",
     "stale_context",
     "duplicate_context",
+    "quality_check_failed",
     "source_error",
 ]
 
