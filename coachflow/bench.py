@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -53,18 +53,24 @@ def summarize(latencies: list[float]) -> dict[str, float]:
     }
 
 
+def prefixed_settings(brokers: str, prefix: str, **overrides) -> Settings:
+    """Settings whose every topic (inputs and outputs) is named ``prefix + default``: a run of its own."""
+    base = Settings(brokers=brokers, **overrides)
+    return base.model_copy(update={name: prefix + getattr(base, name) for name in _topic_fields(base)})
+
+
+def topic_env(settings: Settings) -> dict[str, str]:
+    """The ``COACH_TOPIC_*`` variables that give a job ``settings``' topics."""
+    return {f"COACH_{name.upper()}": str(getattr(settings, name)) for name in _topic_fields(settings)}
+
+
+def _topic_fields(settings: Settings) -> list[str]:
+    return [name for name in type(settings).model_fields
+            if name.startswith("topic_") and isinstance(getattr(settings, name), str)]
+
+
 def bench_settings(brokers: str, prefix: str, partitions: int) -> Settings:
-    return Settings(
-        brokers=brokers,
-        topic_partitions=partitions,
-        topic_events=f"{prefix}conversation.events",
-        topic_context=f"{prefix}customer.context",
-        topic_suggestions=f"{prefix}coaching.suggestions",
-        topic_alerts=f"{prefix}coaching.alerts",
-        topic_decisions=f"{prefix}coaching.decisions",
-        topic_dlq=f"{prefix}coaching.dlq",
-        topic_summaries=f"{prefix}coaching.summaries",
-    )
+    return prefixed_settings(brokers, prefix, topic_partitions=partitions)
 
 
 def create_topics(settings: Settings) -> None:
@@ -77,8 +83,14 @@ def create_topics(settings: Settings) -> None:
               for t in stamped]
     topics.append(NewTopic(settings.topic_context, num_partitions=settings.topic_partitions,
                            replication_factor=-1, config={**APPEND_TIME, "cleanup.policy": "compact"}))
+    from confluent_kafka import KafkaError, KafkaException
+
     for future in admin.create_topics(topics, request_timeout=30).values():
-        future.result(30)
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
     ensure_topics(settings)  # the rest, as the job would
 
 
@@ -86,13 +98,7 @@ def job_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
     env.update({
         "COACH_BROKERS": settings.brokers,
-        "COACH_TOPIC_EVENTS": settings.topic_events,
-        "COACH_TOPIC_CONTEXT": settings.topic_context,
-        "COACH_TOPIC_SUGGESTIONS": settings.topic_suggestions,
-        "COACH_TOPIC_ALERTS": settings.topic_alerts,
-        "COACH_TOPIC_DECISIONS": settings.topic_decisions,
-        "COACH_TOPIC_DLQ": settings.topic_dlq,
-        "COACH_TOPIC_SUMMARIES": settings.topic_summaries,
+        **topic_env(settings),
         "COACH_CREATE_TOPICS": "false",
         "COACH_PRINT_SUGGESTIONS": "false",
         "PYTHONUNBUFFERED": "1",
@@ -106,7 +112,8 @@ class Collector:
     """Reads decisions and dead letters as they are appended, in a thread."""
 
     settings: Settings
-    outputs: list[tuple[dict, float]] = field(default_factory=list)  # (record, append time s)
+    topics: tuple[str, ...] = ()
+    outputs: list[tuple[bytes, bool, float]] = field(default_factory=list)  # (value, is dead letter, append s)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -115,7 +122,8 @@ class Collector:
 
         consumer = Consumer({"bootstrap.servers": self.settings.brokers, "group.id": f"bench-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "fetch.wait.max.ms": 10})
-        parts = [TopicPartition(topic, p, 0) for topic in (self.settings.topic_decisions, self.settings.topic_dlq)
+        dlq = self.settings.topic_dlq
+        parts = [TopicPartition(topic, p, 0) for topic in (self.topics or (self.settings.topic_decisions, dlq))
                  for p in range(self.settings.topic_partitions)]
         consumer.assign(parts)
 
@@ -125,9 +133,8 @@ class Collector:
                     for msg in consumer.consume(1000, 0.05):
                         if msg.error():
                             continue
-                        record = json.loads(msg.value())
-                        record["_dlq"] = msg.topic() == self.settings.topic_dlq
-                        self.outputs.append((record, msg.timestamp()[1] / 1000))
+                        # Parsed after the run (``records``), so reading costs the machine little.
+                        self.outputs.append((msg.value(), msg.topic() == dlq, msg.timestamp()[1] / 1000))
             finally:
                 consumer.close()
 
@@ -144,6 +151,19 @@ class Collector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+
+    def records(self) -> Iterator[tuple[dict, float]]:
+        for value, dead, appended in self.outputs:
+            record = json.loads(value)
+            record["_dlq"] = dead
+            yield record, appended
+
+    def throughput(self) -> float:
+        """Outputs per second between the first and the last append."""
+        times = sorted(t for _, _, t in self.outputs)
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
 
 
 @dataclass
@@ -205,7 +225,7 @@ def latency_report(collector: Collector, publisher: Publisher, skip: int) -> dic
     order = sorted(publisher.appended, key=publisher.appended.get)
     measured = set(order[skip:])
     every, final_turns, in_job, dead = [], [], [], 0
-    for record, appended in collector.outputs:
+    for record, appended in collector.records():
         if record["_dlq"]:
             dead += 1
             continue
@@ -228,6 +248,123 @@ def latency_report(collector: Collector, publisher: Publisher, skip: int) -> dic
     }
 
 
+class Job:
+    """The job under benchmark: ``processes`` local processes of ``workers`` workers each."""
+
+    def __init__(self, settings: Settings, env: dict[str, str], log_dir: Path, *,
+                 workers: int = 1, processes: int = 1, args: tuple[str, ...] = ()) -> None:
+        self.log_path = log_dir / f"{settings.topic_events.split('.')[0]}.log"
+        self._log = self.log_path.open("w")
+        env = job_env(settings, {"COACH_OUTPUT_DIR": str(log_dir), "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()), **env})
+        scale: list[list[str]] = [["-w", str(workers)]]
+        if processes > 1:
+            ports = free_ports(processes)
+            addresses = ";".join(f"127.0.0.1:{port}" for port in ports)
+            scale = [["-w", str(workers), "-i", str(i), "-a", addresses] for i in range(processes)]
+        self.processes = [
+            subprocess.Popen([sys.executable, "-m", "bytewax.run", *flags, *args, "flows.coaching:flow"], cwd=ROOT,
+                             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            for flags in scale
+        ]
+        self.usage = Usage([p.pid for p in self.processes])
+        self.usage.start()
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processes)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.wait(max(0.1, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        self.usage.stop()
+        self._log.close()
+
+
+def free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+class Usage:
+    """CPU time and peak resident memory of processes and their descendants, sampled from /proc.
+
+    Peak memory is the largest sum of the tree's resident set sizes seen at
+    one sample (every 100 ms); CPU is the tree's user + system time.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK")
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.peak_rss = 0
+        self._cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-usage", daemon=True)
+
+    def start(self) -> None:
+        self.began = time.monotonic()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.wall = time.monotonic() - self.began
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._cpu.values())
+
+    def _tree(self) -> list[int]:
+        parents: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry))
+        found, todo = [], list(self.roots)
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(parents.get(pid, []))
+        return found
+
+    def sample(self) -> None:
+        rss = 0
+        for pid in self._tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            self._cpu[pid] = (int(fields[11]) + int(fields[12])) / self.TICK  # utime, stime
+            rss += int(fields[21]) * self.PAGE
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.sample()
+
+
 def live_run(
     brokers: str,
     records: list[dict],
@@ -237,19 +374,15 @@ def live_run(
     partitions: int = 4,
     warmup: int = 500,
     settle_s: float = 10.0,
-    job_args: tuple[str, ...] = (),
+    workers: int = 1,
+    processes: int = 1,
     log_dir: Path | None = None,
 ) -> dict:
     """Run the job on fresh topics, replay ``records`` at ``rate``, report end-to-end latency."""
     settings = bench_settings(brokers, f"bench{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
-    log = (log_dir / f"{settings.topic_events.split('.')[0]}.log").open("w")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "bytewax.run", *job_args, "flows.coaching:flow"], cwd=ROOT,
-        env=job_env(settings, {"COACH_OUTPUT_DIR": str(log_dir), **(env or {})}),
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    job = Job(settings, env or {}, log_dir, workers=workers, processes=processes)
     collector, publisher = Collector(settings), Publisher(settings)
     collector.start()
     try:
@@ -258,22 +391,113 @@ def live_run(
             publisher.send(record)
         publisher.flush()
         if not collector.wait_for(warmup, 120):
-            raise RuntimeError(f"the job did not answer the warm-up; see {log.name}")
+            raise RuntimeError(f"the job did not answer the warm-up; see {job.log_path}")
         time.sleep(settle_s)  # what the job starts beside the stream (the GX process) is up
+        cpu_before, began = job.usage.cpu_s, time.monotonic()
         achieved = publisher.paced(records[warmup:], rate)
         if not collector.wait_for(len(records), 120):
-            raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {log.name}")
+            raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}")
+        job.usage.sample()
+        cpu = (job.usage.cpu_s - cpu_before) / (time.monotonic() - began)
         time.sleep(0.5)
     finally:
         collector.stop()
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGINT)
-            try:
-                job.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(job.pid, signal.SIGKILL)
-        log.close()
-    return {"rate_per_s": round(achieved, 1), "records": len(records), **latency_report(collector, publisher, warmup)}
+        job.stop()
+    return {"rate_per_s": round(achieved, 1), "records": len(records), "cpu_cores": round(cpu, 2),
+            "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1), **latency_report(collector, publisher, warmup)}
+
+
+def throughput_run(
+    brokers: str,
+    records: list[dict],
+    *,
+    partitions: int = 4,
+    workers: int = 1,
+    processes: int = 1,
+    reference: bool = True,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+) -> dict:
+    """Preload ``records``, then let the job (and the reference loop) work through them at full speed.
+
+    Throughput counts inputs answered (a decision or a dead letter) per
+    second, between the first and the last answer's append time, so the
+    start-up is not counted.
+    """
+    settings = bench_settings(brokers, f"tput{uuid.uuid4().hex[:8]}.", partitions)
+    create_topics(settings)
+    publisher = Publisher(settings)
+    for record in records:
+        publisher.send(record)
+    publisher.flush()
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
+    result = {"records": len(records), "partitions": partitions, "workers": workers, "processes": processes}
+
+    collector = Collector(settings)
+    collector.start()
+    job = Job(settings, {"COACH_KAFKA_TAIL": "false", **(env or {})}, log_dir, workers=workers, processes=processes)
+    try:
+        if not collector.wait_for(len(records), 600):
+            raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}")
+        job.wait(120)
+    finally:
+        collector.stop()
+        job.stop()
+    result.update({
+        "throughput_per_s": round(collector.throughput(), 1),
+        "cpu_cores": round(job.usage.cpu_s / job.usage.wall, 2),
+        "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1),
+    })
+    if not reference:
+        return result
+
+    # The reference loop: the same input topics, its own output topics.
+    ref = bench_settings(brokers, f"ref{uuid.uuid4().hex[:8]}.", partitions)
+    ref = ref.model_copy(update={"topic_events": settings.topic_events, "topic_context": settings.topic_context})
+    create_topics(ref)
+    collector = Collector(ref)
+    collector.start()
+    with (log_dir / "reference.log").open("w") as log:
+        loop = subprocess.Popen([sys.executable, "-m", "coachflow.reference"], cwd=ROOT,
+                                env=job_env(ref, {"COACH_LINEAGE": "none"}), stdout=log, stderr=subprocess.STDOUT)
+        usage = Usage([loop.pid])
+        usage.start()
+        try:
+            deadline = time.monotonic() + 600
+            while not collector.wait_for(len(records), 1) and loop.poll() is None and time.monotonic() < deadline:
+                pass
+            if len(collector.outputs) < len(records):
+                raise RuntimeError(f"the reference loop left {len(records) - len(collector.outputs)} unanswered; "
+                                   f"see {log_dir / 'reference.log'}")
+        finally:
+            collector.stop()
+            loop.terminate()
+            loop.wait(30)
+            usage.stop()
+    reference_tput = collector.throughput()
+    result.update({
+        "reference_throughput_per_s": round(reference_tput, 1),
+        "reference_peak_rss_mb": round(usage.peak_rss / 2**20, 1),
+        "ratio": round(result["throughput_per_s"] / reference_tput, 3) if reference_tput else None,
+    })
+    return result
+
+
+def records_pool(count: int, concurrency: int) -> list[dict]:
+    """At least ``count`` records: the STAR dev conversations, then again under new ids as often as needed."""
+    base = bench_records(10_000, concurrency)
+    pool = list(base)
+    lap = 1
+    while len(pool) < count:
+        suffix = f"-r{lap}"
+        for record in base:
+            copy = dict(record)
+            for key in ("conversation_id", "customer_id", "event_id"):
+                if key in copy:
+                    copy[key] += suffix
+            pool.append(copy)
+        lap += 1
+    return pool[:count]
 
 
 def bench_records(dialogues: int, concurrency: int, split: str = "dev") -> list[dict]:
@@ -281,3 +505,69 @@ def bench_records(dialogues: int, concurrency: int, split: str = "dev") -> list[
     items = replay.records(star.DEFAULT_STAR_DIR / "dialogues.jsonl.gz", split=split, limit=dialogues,
                            concurrency=concurrency, start=datetime.now(timezone.utc) - timedelta(hours=12))
     return [record for _, record in items]
+
+
+def broker_up(brokers: str, timeout: float = 3.0) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))
+    return {"cpus": os.cpu_count(), "cpu": model, "memory_gb": round(mem / 2**20, 1),
+            "python": sys.version.split()[0]}
+
+
+def main_bench(args) -> int:
+    """``coach bench``: throughput (job and reference loop) and latency at a target rate, as one JSON object."""
+    brokers, started = args.brokers, False
+    if brokers is None:
+        brokers = "127.0.0.1:9092"
+        if not broker_up(brokers):
+            subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
+            started = True
+    elif not broker_up(brokers, 10):
+        print(f"coach bench: no broker at {brokers}", file=sys.stderr)
+        return 2
+    try:
+        scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes}
+        log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
+        log(f"throughput: {args.throughput_records} records preloaded, {scale}")
+        pool = records_pool(max(args.throughput_records, int(args.rate * args.duration) + 500), args.concurrency)
+        tput = throughput_run(brokers, pool[:args.throughput_records], reference=not args.no_reference, **scale)
+        log(json.dumps(tput))
+        result = {"throughput_per_s": tput["throughput_per_s"],
+                  "reference_throughput_per_s": tput.get("reference_throughput_per_s"),
+                  "ratio": tput.get("ratio")}
+        if args.duration > 0:
+            log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
+            live = live_run(brokers, pool[:int(args.rate * args.duration) + 500], args.rate, **scale)
+            ends = live["decisions"]
+            result.update({key: ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
+            result.update({
+                "rate_target_per_s": args.rate,
+                "rate_achieved_per_s": live["rate_per_s"],
+                "final_customer_turns": live["final_customer_turns"],
+                "in_job": live["in_job"],
+                "latency_cpu_cores": live["cpu_cores"],
+            })
+            peak = max(tput["peak_rss_mb"], live["peak_rss_mb"])
+        else:
+            peak = tput["peak_rss_mb"]
+        result.update({"peak_rss_mb": peak, "throughput_cpu_cores": tput["cpu_cores"],
+                       "reference_peak_rss_mb": tput.get("reference_peak_rss_mb"),
+                       "records": tput["records"], **scale, "machine": machine()})
+        print(json.dumps(result, indent=None if args.compact else 2))
+        return 0
+    finally:
+        if started:
+            subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "stop"], check=False)

@@ -4,6 +4,9 @@
     coach train                                          train the ONNX model on STAR, register it
     coach eval --dialogues PATH                          evaluate the serving model, print JSON
     coach lineage explain SUGGESTION_ID                  why an agent saw a suggestion
+    coach bench [--rate N --duration S ...]              throughput and latency on a real broker
+    coach report [DIR] [--brokers HOST:PORT] [--json]    acceptance, alert, suppression rates; PNG chart
+    coach console --brokers HOST:PORT --agent ID         the reference agent console (http://127.0.0.1:8765/)
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
@@ -19,6 +22,24 @@ import sys
 from pathlib import Path
 
 from coachflow import star
+
+
+def _console(args: argparse.Namespace) -> int:
+    from console.server import run
+
+    return run(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from coachflow.report import main_report
+
+    return main_report(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from coachflow.bench import main_bench
+
+    return main_bench(args)
 
 
 def _star_dir() -> Path:
@@ -180,6 +201,37 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--brokers", help="read the decisions topic instead")
     why.add_argument("--topic", default="coaching.decisions")
     why.set_defaults(func=_explain)
+
+    from coachflow.report import add_arguments as report_arguments
+
+    report = commands.add_parser(
+        "report", help="acceptance, alert and suppression rates per version, arm, rule and action; PNG chart")
+    report_arguments(report)
+    report.set_defaults(func=_report)
+
+    from console.server import add_arguments as console_arguments
+
+    console = commands.add_parser("console", help="the reference agent console: live suggestions, accept/dismiss")
+    console_arguments(console)
+    console.set_defaults(func=_console)
+
+    bench = commands.add_parser(
+        "bench", help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
+        description="Starts the project's broker on 127.0.0.1:9092 unless --brokers is given, preloads STAR "
+                    "conversations for a full-speed throughput run of the job and of the reference loop, then "
+                    "replays at --rate for --duration seconds and measures append-to-append latency. "
+                    "Prints one JSON object.")
+    bench.add_argument("--brokers", help="use this broker (default: the project's, started if needed)")
+    bench.add_argument("--rate", type=float, default=5000.0, help="records per second in the latency run")
+    bench.add_argument("--duration", type=float, default=30.0, help="seconds of the latency run (0: skip it)")
+    bench.add_argument("--throughput-records", type=int, default=60_000, help="records in the throughput run")
+    bench.add_argument("--partitions", type=int, default=4)
+    bench.add_argument("--workers", type=int, default=1, help="workers per process (bytewax.run -w)")
+    bench.add_argument("--processes", type=int, default=1, help="local processes (bytewax.run -i/-a)")
+    bench.add_argument("--concurrency", type=int, default=400, help="conversations in flight")
+    bench.add_argument("--no-reference", action="store_true", help="skip the reference loop")
+    bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    bench.set_defaults(func=_bench)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
     contracts.add_argument("action", choices=("export", "check"))

@@ -15,7 +15,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lineage import LineageConfig
+from operators.acceptance import AcceptanceConfig
 from operators.conversation import ConversationConfig
+from operators.experiment import ExperimentConfig
 from operators.join import JoinConfig
 from operators.parse import ParseLimits
 from operators.policy import DEFAULT_POLICY, PolicyStore
@@ -24,6 +26,8 @@ from operators.quality import SUITES_DIR
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
 DEFAULT_MODEL = ROOT / "models" / "coach" / "coach.onnx"
+#: The Prometheus endpoint's port in Kafka mode when COACH_METRICS_PORT is unset.
+DEFAULT_METRICS_PORT = 9464
 
 
 class Settings(BaseSettings):
@@ -52,6 +56,12 @@ class Settings(BaseSettings):
     topic_decisions: str = Field(default="coaching.decisions", description="Output: one audit record per accepted input.")
     topic_dlq: str = Field(default="coaching.dlq", description="Output: refused inputs with their bytes and reason.")
     topic_summaries: str = Field(default="coaching.summaries", description="Output: one summary per finished conversation.")
+    topic_feedback: str = Field(
+        default="coaching.feedback", description="Input: agent UIs' feedback on suggestions, keyed by conversation id."
+    )
+    topic_acceptance: str = Field(
+        default="coaching.acceptance", description="Output: one acceptance verdict per judged suggestion and mode."
+    )
     create_topics: bool = Field(default=True, description="Create missing topics at start.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics it creates.")
 
@@ -95,6 +105,30 @@ class Settings(BaseSettings):
     )
     policy_reload_s: float = Field(default=2.0, gt=0, description="How often the policy file is checked.")
 
+    # Acceptance and experiments
+    feedback_ttl_s: float = Field(
+        default=1800, gt=0, description="A shown suggestion can be judged by feedback this long (wall clock)."
+    )
+    feedback_wait_s: float = Field(
+        default=30, ge=0, description="Feedback on a suggestion not seen yet waits this long, then unknown_suggestion."
+    )
+    accept_similarity: float = Field(
+        default=0.8, ge=0.0, le=1.0,
+        description="Inferred acceptance of an unlabelled agent reply: minimum similarity to the suggestion.",
+    )
+    accept_infer: Literal["all", "voice", "off"] = Field(
+        default="all", description="Channels where acceptance is inferred from the agent's next turn."
+    )
+    suggest_untemplated: bool = Field(
+        default=False,
+        description="Evaluation only: show a candidate without an approved template as its bare label "
+        "`[action]`, so the shown suggestion is the model's top-1 (with policies/evaluation.yaml).",
+    )
+    experiment: ExperimentConfig | None = Field(
+        default=None,
+        description='Canary as JSON: {"name", "share" (0-1 to the candidate arm), "model" and/or "policy"}.',
+    )
+
     # Data quality
     quality_gate: bool = Field(default=True, description="Enforce the suites' critical expectations per record.")
     quality_monitor: bool = Field(default=True, description="Validate micro-batches with GX in a side process.")
@@ -117,6 +151,19 @@ class Settings(BaseSettings):
     lineage_interval_s: float = Field(default=60, gt=0, description="Seconds between RUNNING events.")
     lineage_run_id: str | None = Field(default=None, description="The run id (give all processes of one job the same).")
 
+    # Metrics
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65_535,
+        description=f"Prometheus /metrics port; unset: {DEFAULT_METRICS_PORT} in Kafka mode, off in embedded "
+        "mode; 0: off. Process i of a multi-process job (bytewax.run -i) serves on port + i.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0: every interface)."
+    )
+    metrics_lag_interval_s: float = Field(
+        default=5, gt=0, description="Seconds between fetches of the input partitions' high watermarks (consumer lag)."
+    )
+
     @property
     def kafka_mode(self) -> bool:
         return bool(self.brokers)
@@ -124,6 +171,14 @@ class Settings(BaseSettings):
     @property
     def broker_list(self) -> list[str]:
         return [b.strip() for b in (self.brokers or "").split(",") if b.strip()]
+
+    @property
+    def metrics_base_port(self) -> int | None:
+        """Process 0's metrics port, or None when metrics are off."""
+        port = self.metrics_port
+        if port is None:
+            port = DEFAULT_METRICS_PORT if self.kafka_mode else 0
+        return port or None
 
     @property
     def should_print(self) -> bool:
@@ -137,7 +192,17 @@ class Settings(BaseSettings):
             "decisions": self.topic_decisions,
             "dlq": self.topic_dlq,
             "summaries": self.topic_summaries,
+            "acceptance": self.topic_acceptance,
         }
+
+    def acceptance_config(self) -> AcceptanceConfig:
+        return AcceptanceConfig(
+            ttl_s=self.feedback_ttl_s,
+            wait_s=self.feedback_wait_s,
+            similarity=self.accept_similarity,
+            channels=self.accept_infer,
+            payload_limit=self.max_payload_bytes,
+        )
 
     def parse_limits(self) -> ParseLimits:
         return ParseLimits(

@@ -7,20 +7,25 @@ triples, so the dataflow between them is the same in either mode.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bytewax.operators as op
 from bytewax.connectors.files import DirSink
-from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
 
 from coachflow.config import Settings
 from operators.envelope import Origin, RawRecord
 
+if TYPE_CHECKING:
+    from coachflow.metrics import JobMetrics
+
 #: Output kinds. Sorted: Bytewax orders a sink's partitions by name, and
 #: ``assign_file`` returns an index into that order.
-OUTPUT_KINDS = tuple(sorted(("suggestions", "alerts", "decisions", "dlq", "summaries")))
+OUTPUT_KINDS = tuple(sorted(("suggestions", "alerts", "decisions", "dlq", "summaries", "acceptance")))
 
 
 class _JsonlPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
@@ -91,13 +96,25 @@ class JsonlSource(FixedPartitionedSource[RawRecord, tuple[int, int]]):
         return _JsonlPartition(self._path, self._batch_size, self._limit, resume_state)
 
 
-def read_inputs(flow: Dataflow, settings: Settings) -> Stream[RawRecord]:
-    """Conversation events and customer context, from Kafka or the JSONL input."""
+def _timestamp_ms(timestamp: tuple[int, int] | None) -> int | None:
+    """A Kafka message's ``(type, ms)`` timestamp as ms, or None when it has none."""
+    if timestamp is None or timestamp[0] == 0 or timestamp[1] < 0:  # 0: TIMESTAMP_NOT_AVAILABLE
+        return None
+    return timestamp[1]
+
+
+def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None) -> Stream[RawRecord]:
+    """Conversation events, customer context and UI feedback, from Kafka or the JSONL input.
+
+    With ``metrics``, the next offset to read of each partition is noted in
+    ``metrics.positions`` (for the consumer-lag gauge).
+    """
     if not settings.kafka_mode:
         source = JsonlSource(settings.input, line_limit=settings.max_payload_bytes)
         return op.input("read_jsonl", flow, source)
 
-    streams = {settings.topic_events: "events", settings.topic_context: "context"}
+    streams = {settings.topic_events: "events", settings.topic_context: "context",
+               settings.topic_feedback: "feedback"}
     source = KafkaSource(
         settings.broker_list,
         list(streams),
@@ -108,22 +125,103 @@ def read_inputs(flow: Dataflow, settings: Settings) -> Stream[RawRecord]:
         raise_on_errors=False,
     )
 
+    positions = metrics.positions if metrics is not None else None
+
     def to_raw(message: KafkaSourceMessage | KafkaError) -> RawRecord:
         if isinstance(message, KafkaError):
             failed = message.msg
+            offset = failed.offset
+            if positions is not None and failed.partition is not None and offset is not None and offset >= 0:
+                positions[(failed.topic, failed.partition)] = offset + 1
             return RawRecord(
                 value=failed.value, key=failed.key,
-                origin=Origin(topic=failed.topic, partition=failed.partition, offset=failed.offset),
+                origin=Origin(topic=failed.topic, partition=failed.partition, offset=failed.offset,
+                              timestamp_ms=_timestamp_ms(failed.timestamp)),
                 stream=streams.get(failed.topic or "", "events"), error=str(message.err),
             )
+        if positions is not None:
+            positions[(message.topic, message.partition)] = message.offset + 1
         return RawRecord(
             value=message.value,
             key=message.key,
-            origin=Origin(topic=message.topic, partition=message.partition, offset=message.offset),
+            origin=Origin(topic=message.topic, partition=message.partition, offset=message.offset,
+                          timestamp_ms=_timestamp_ms(message.timestamp)),
             stream=streams[message.topic],
         )
 
     return op.map("to_raw", op.input("read_kafka", flow, source), to_raw)
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not acknowledge records the job wrote."""
+
+
+class _CheckedKafkaPartition(StatelessSinkPartition[KafkaSinkMessage]):
+    """Produces a batch and waits until the broker acknowledged every record of it."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._failed = 0
+        self._first_error: str | None = None
+
+    def _delivered(self, err, msg) -> None:
+        if err is not None:
+            self._failed += 1
+            if self._first_error is None:
+                self._first_error = f"{msg.topic()}: {err}"
+
+    def _produce(self, item: KafkaSinkMessage) -> None:
+        kwargs = {"partition": item.partition} if item.partition is not None else {}
+        while True:
+            try:
+                self._producer.produce(
+                    item.topic, value=item.value, key=item.key, headers=item.headers or None,
+                    timestamp=item.timestamp, on_delivery=self._delivered, **kwargs,
+                )
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self._producer.poll(0.5)
+
+    def _settle(self, count: int) -> None:
+        self._producer.flush()  # returns once each record is acknowledged or has failed
+        failed, first = self._failed, self._first_error
+        self._failed, self._first_error = 0, None
+        if failed:
+            raise DeliveryError(
+                f"Kafka did not acknowledge {failed} of {count} output records (first: {first}); "
+                "stopping so that a restart from the recovery store replays them"
+            )
+
+    def write_batch(self, items: list[KafkaSinkMessage]) -> None:
+        for item in items:
+            self._produce(item)
+            self._producer.poll(0)
+        self._settle(len(items))
+
+    def close(self) -> None:
+        self._settle(0)
+
+
+class CheckedKafkaSink(DynamicSink[KafkaSinkMessage]):
+    """Kafka output that fails loudly instead of dropping records it could not deliver.
+
+    Bytewax's ``KafkaSink`` flushes each batch but never reads the delivery
+    reports: a record the producer gives up on (after ``message.timeout.ms``,
+    e.g. a broker down for longer than that) is dropped without a word, and
+    the epoch, then the recovery snapshot after it, move on without it. Here
+    every batch waits for its acknowledgements and a failed delivery raises
+    ``DeliveryError``: the job exits non-zero, and a restart from its
+    recovery store replays the unacknowledged epoch (at-least-once). The
+    producer is idempotent unless ``config`` says otherwise, so its own
+    retries neither duplicate nor reorder a conversation's records.
+    Each message names its topic (``KafkaSinkMessage.topic``).
+    """
+
+    def __init__(self, brokers: list[str], config: dict[str, str] | None = None) -> None:
+        self._config = {"bootstrap.servers": ",".join(brokers), "enable.idempotence": "true", **(config or {})}
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CheckedKafkaPartition:
+        return _CheckedKafkaPartition(Producer(self._config))
 
 
 def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings) -> None:
@@ -133,7 +231,7 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
         messages = op.map(
             "to_kafka", stream, lambda item: KafkaSinkMessage(item[1], item[2], topic=topics[item[0]])
         )
-        op.output("write_kafka", messages, KafkaSink(settings.broker_list, None, dict(settings.kafka_config)))
+        op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, dict(settings.kafka_config)))
         return
     directory = Path(settings.output_dir)
     directory.mkdir(parents=True, exist_ok=True)

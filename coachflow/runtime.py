@@ -1,10 +1,11 @@
-"""What a job process sets up besides the dataflow: lineage, GX monitor, banner."""
+"""What a job process sets up besides the dataflow: lineage, GX monitor, metrics, banner."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from coachflow import metrics
 from coachflow.config import Settings
 from lineage import Lineage, install_exit_hooks
 from lineage.job import job_lineage
@@ -49,10 +50,31 @@ def quality_monitor(settings: Settings, lineage: Lineage) -> QualityMonitor | No
     return monitor
 
 
+def start_metrics(settings: Settings, experiment: tuple[str, float] | None = None) -> metrics.JobMetrics | None:
+    """The Prometheus endpoint of this process (port + process index) and the hot-path hook.
+
+    None when metrics are off. The endpoint starts once per process; in Kafka
+    mode a background thread keeps the consumer-lag gauge.
+    """
+    base = settings.metrics_base_port
+    if base is None:
+        return None
+    port = base + metrics.process_index()
+    if port > 65_535:
+        logging.getLogger("coachflow.metrics").warning("metrics port %d out of range: no endpoint", port)
+    else:
+        metrics.serve(settings.metrics_host, port)
+    lag = None
+    if settings.kafka_mode:
+        lag = metrics.ConsumerLag(settings.brokers, settings.kafka_config, settings.metrics_lag_interval_s)
+        lag.start()
+    return metrics.JobMetrics(lag, experiment=experiment)
+
+
 def banner(settings: Settings, scorer, policy, lineage: Lineage) -> None:
     where = (
         f"Kafka {settings.brokers}" if settings.kafka_mode
-        else f"{settings.input} -> {settings.output_dir}/{{suggestions,alerts,decisions,dlq,summaries}}.jsonl"
+        else f"{settings.input} -> {settings.output_dir}/{{suggestions,alerts,decisions,acceptance,dlq,summaries}}.jsonl"
     )
     print(
         f"coachflow: {where}; model {scorer.version}, policy {policy.name} {policy.version}, "

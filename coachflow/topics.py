@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic -> its config. Customer context is compacted: the latest record per key wins."""
-    specs = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"}}
+    specs = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"},
+             settings.topic_feedback: {}}
     for topic in settings.outputs().values():
         specs[topic] = {}
     if settings.lineage == "kafka":

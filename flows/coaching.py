@@ -1,11 +1,13 @@
 """Real-time agent coaching, as one Bytewax dataflow.
 
-Read conversation turns and customer context; parse them against the topic
+Read conversation turns, customer context and UI feedback; parse them against the topic
 contracts (masking personal data); enforce the data-quality gates; join each
 turn with its customer's latest context; keep windowed state per
 conversation; score each prediction point with the model; pass the candidates
-through the guardrails; publish suggestions, alerts, decisions, dead letters
-and conversation summaries; emit OpenLineage for the run.
+through the guardrails (per experiment arm, if a canary runs); judge
+acceptance of shown suggestions by click and inferred from the agent's next
+turn; publish suggestions, alerts, decisions, acceptance, dead letters and
+conversation summaries; emit OpenLineage for the run.
 
     python -m bytewax.run flows.coaching:flow          # embedded default, no broker
     COACH_BROKERS=127.0.0.1:9092 python -m bytewax.run flows.coaching:flow
@@ -21,17 +23,20 @@ from bytewax.dataflow import Dataflow
 
 from coachflow.config import Settings
 from coachflow.connectors import read_inputs, write_outputs
-from coachflow.runtime import banner, configure_logging, quality_monitor, start_lineage
+from coachflow.runtime import banner, configure_logging, quality_monitor, start_lineage, start_metrics
 from coachflow.topics import ensure_topics
 from models.registry import load_scorer
+from operators.acceptance import track_acceptance
 from operators.conversation import track_conversations
+from operators.envelope import Envelope
+from operators.experiment import Arms
 from operators.guardrails import apply_guardrails
 from operators.join import join_context
 from operators.parse import parse_records
 from operators.publish import serialize, show
 from operators.quality import Gate, load_suites, quality_gate
 from operators.scoring import score
-from schemas import Suggestion
+from schemas import Feedback, Suggestion
 
 
 def get_flow(settings: Settings | None = None) -> Dataflow:
@@ -45,29 +50,68 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
         ensure_topics(settings)
     lineage = start_lineage(settings, scorer, policies.current(), suites)
     monitor = quality_monitor(settings, lineage)
+    metrics = start_metrics(settings, experiment_name(settings))  # Prometheus /metrics, once per process
     if settings.should_print:
         banner(settings, scorer, policies.current(), lineage)
 
+    arms = experiment_arms(settings, scorer, policies)
+
     flow = Dataflow("coaching")
-    raw = read_inputs(flow, settings)
+    raw = read_inputs(flow, settings, metrics)
     parsed = parse_records("parse", raw, settings.parse_limits(), lambda: policies.current().redactor)
-    records, refused = parsed.oks, [parsed.errs]
+    # UI feedback (coaching.feedback) goes straight to the acceptance step.
+    split = op.branch("split_feedback", parsed.oks, lambda envelope: isinstance(envelope.record, Feedback))
+    feedback, records, refused = split.trues, split.falses, [parsed.errs]
     if settings.quality_gate:
         gated = quality_gate("quality_gate", records, Gate(suites), settings.max_payload_bytes,
                              monitor.add if monitor is not None else None)
         records, refused = gated.oks, [*refused, gated.errs]
     joined = join_context("join_context", records, settings.join_config())
     conversations = track_conversations("conversation", joined.events, settings.conversation_config())
-    scored = score("score", conversations.events, scorer)
-    decided = apply_guardrails(
+    scored = score("score", conversations.events, scorer, arms, settings.suggest_untemplated)
+    guarded = apply_guardrails(
         "guardrails", op.merge("to_decide", scored, joined.contexts), policies, scorer.templates,
-        settings.session_gap_s, run_id=lineage.run_id,
+        settings.session_gap_s, run_id=lineage.run_id, arms=arms, passthrough=True,
+        untemplated=settings.suggest_untemplated,
+    )
+    # The guardrails pass each input envelope through just before its decision: the
+    # acceptance step reads that one stream, so it sees a conversation's turns and
+    # suggestions in order; the published records are the rest of it.
+    decided = op.filter("decided", guarded, lambda item: not isinstance(item, Envelope))
+    judged = track_acceptance(
+        "acceptance", op.merge("to_judge", feedback, guarded), settings.acceptance_config()
     )
     if settings.should_print:
         op.inspect("show", decided, lambda _step, item: isinstance(item, Suggestion) and show(item))
-    published = op.merge("published", decided, conversations.outputs, joined.errs, *refused)
+    published = op.merge("published", decided, judged, conversations.outputs, joined.errs, *refused)
+    if metrics is not None:
+        op.inspect("metrics", published, metrics.observe)
     write_outputs(op.map("serialize", published, serialize), settings)
     return flow
+
+
+def experiment_name(settings: Settings) -> tuple[str, float] | None:
+    experiment = settings.experiment
+    return None if experiment is None else (experiment.name, experiment.share)
+
+
+def experiment_arms(settings: Settings, scorer, policies) -> Arms | None:
+    """The experiment's arms (its candidate model and policy loaded once per process), or None."""
+    experiment = settings.experiment
+    if experiment is None:
+        return None
+    candidate_scorer = (
+        load_scorer(experiment.model, threads=settings.onnx_threads) if experiment.model is not None else None
+    )
+    candidate_policies = (
+        settings.model_copy(update={"policy": experiment.policy, "policy_topic": None}).policy_store()
+        if experiment.policy is not None else None
+    )
+    return Arms(
+        control_scorer=scorer, control_policies=policies,
+        candidate_scorer=candidate_scorer, candidate_policies=candidate_policies,
+        name=experiment.name, share=experiment.share,
+    )
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -74,11 +74,13 @@ def job_lineage(settings, config: LineageConfig, *, model: dict, policy: dict, s
         outputs = {kind: (namespace, str(out / f"{kind}.jsonl")) for kind in settings.outputs()}
     contracts = {
         "suggestions": "suggestion.v1", "alerts": "alert.v1", "decisions": "decision.v1",
-        "dlq": "dead_letter.v1", "summaries": "conversation_summary.v1",
+        "dlq": "dead_letter.v1", "summaries": "conversation_summary.v1", "acceptance": "acceptance.v1",
     }
     inputs = [DatasetSpec(*events, "conversation_event.v1", "conversation_events")]
     if context != events:
         inputs.append(DatasetSpec(*context, "customer_context.v1", "customer_context"))
+    if settings.kafka_mode:
+        inputs.append(DatasetSpec(namespace, settings.topic_feedback, "feedback.v1"))
     output_specs = [DatasetSpec(*outputs[kind], contracts[kind]) for kind in settings.outputs()]
     return Lineage(
         config,

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from operators.features import Features
-from schemas import CustomerContext, SourceRef
+from schemas import CustomerContext, Feedback, SourceRef
 from schemas.events import AnyEvent
 
 
@@ -22,19 +22,26 @@ def now_ns() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where an input came from: a Kafka topic/partition/offset or a file line."""
+    """Where an input came from: a Kafka topic/partition/offset or a file line.
+
+    ``timestamp_ms`` is the Kafka record's timestamp (end-to-end latency is
+    measured from it); it is not part of the record's identity.
+    """
 
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
     file: str | None = None
     line: int | None = None
+    timestamp_ms: int | None = None
 
     def ref(self) -> SourceRef:
         if self.file is not None:
             return SourceRef.model_construct(kind="file", file=self.file, line=self.line)
         return SourceRef.model_construct(
-            kind="kafka", topic=self.topic, partition=self.partition, offset=self.offset
+            kind="kafka", topic=self.topic, partition=self.partition, offset=self.offset,
+            # getattr: an Origin pickled (recovery snapshot) before the field existed lacks it
+            timestamp_ms=getattr(self, "timestamp_ms", None),
         )
 
     def describe(self) -> str:
@@ -72,7 +79,7 @@ class Envelope:
     scoring: ``candidates``, ``texts``, ``model_version``.
     """
 
-    record: AnyEvent | CustomerContext
+    record: AnyEvent | CustomerContext | Feedback
     origin: Origin
     received_ns: int
     key: bytes | None = None
@@ -98,6 +105,8 @@ class Envelope:
     risk_threshold: float | None = None
     """The model's recommended escalation threshold."""
     scored_ns: int = 0
+    arm: str | None = None
+    """The conversation's experiment arm, when an experiment runs."""
 
     @property
     def join_key(self) -> str:
@@ -109,4 +118,6 @@ class Envelope:
         record = self.record
         if isinstance(record, CustomerContext):
             return f"{record.customer_id}@{record.version}"
+        if isinstance(record, Feedback):
+            return record.feedback_id
         return record.event_id

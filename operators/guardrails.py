@@ -34,6 +34,7 @@ from bytewax.operators import StatefulLogic
 from operators.envelope import Envelope, now_ns
 from operators.policy import Policy
 from operators.records import stable_id, utc_from_ns
+from operators.scoring import placeholder
 from schemas import (
     Alert,
     Candidate,
@@ -97,10 +98,17 @@ def _result(rule_id: str, outcome: str, detail: str | None = None) -> RuleResult
 class Guard:
     """The policy's rules for one conversation; ``GuardLogic`` runs it in the stream."""
 
-    def __init__(self, templates, state: GuardState | None = None, run_id: str | None = None) -> None:
+    def __init__(
+        self, templates, state: GuardState | None = None, run_id: str | None = None,
+        experiment: str | None = None,
+        untemplated: bool = False,
+    ) -> None:
         self.templates = templates
         self.state = state if state is not None else GuardState()
         self.run_id = run_id
+        self.experiment = experiment
+        self.untemplated = untemplated
+        """Evaluation only: a candidate without a template passes as its bare placeholder ``[action]``."""
 
     # -- what the conversation shows about compliance ------------------------
     def observe(self, envelope: Envelope, policy: Policy) -> None:
@@ -143,7 +151,8 @@ class Guard:
         checks: list[tuple[str, Callable[[str, str], str | None]]] = [
             (rules.templates_only.id, lambda a, t: None if self.templates.approved(
                 a, t, features.task, features.tasks, rules.templates_only.max_slot_chars
-            ) else "not an approved template with plain slot values"),
+            ) or (self.untemplated and t == placeholder(a) and not self.templates.has(a))
+                else "not an approved template with plain slot values"),
             (rules.consent.id, lambda a, t: "the customer opted out of marketing"
                 if opted_out and a in rules.consent.marketing_actions else None),
         ]
@@ -153,9 +162,10 @@ class Guard:
         for rule in rules.verify_before_disclosure:
             checks.append((rule.id, lambda a, t, r=rule: "identity not verified in this conversation"
                            if a in r.disclosures and r.id not in self.state.verified else None))
+        repeats = rules.repetition.enabled
         checks += [
             (rules.repetition.id, lambda a, t: "already suggested in this conversation"
-                if t in self.state.shown else None),
+                if repeats and t in self.state.shown else None),
             (rules.channel_form.id, lambda a, t: f"{len(t)} characters, over {limit} for {record.channel}"
                 if len(t) > limit else None),
         ]
@@ -277,6 +287,8 @@ class Guard:
             ),
             run_id=self.run_id,
             risk=None if envelope.risk is None else round(envelope.risk, 4),
+            arm=envelope.arm,
+            experiment=self.experiment if envelope.arm is not None else None,
         )
         return [decision] if suggestion is None else [suggestion, decision]
 
@@ -397,9 +409,14 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
         state: GuardState | None = None,
         now_getter: Callable[[], float] = time.time,
         run_id: str | None = None,
+        arms=None,
+        passthrough: bool = False,
+        untemplated: bool = False,
     ) -> None:
         self.policies = policies
-        self.guard = Guard(templates, state, run_id)
+        self.arms = arms
+        self.passthrough = passthrough
+        self.guard = Guard(templates, state, run_id, None if arms is None else arms.name, untemplated)
         self.idle_s = idle_s
         self._now = now_getter
 
@@ -408,10 +425,15 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
         return self.guard.state
 
     def on_item(self, value: Envelope) -> tuple[Iterable[object], bool]:
-        policy = self.policies.current()
+        if self.arms is not None:
+            policy = self.arms.policies(value.arm).current()
+            self.guard.templates = self.arms.templates(value.arm)
+        else:
+            policy = self.policies.current()
         self.state.last_seen = self._now()
         self.guard.observe(value, policy)
-        out = self.guard.decide(value, policy)
+        out = [value] if self.passthrough else []  # first: the acceptance step judges before it sees new suggestions
+        out += self.guard.decide(value, policy)
         out += self.guard.alerts(value, policy)
         done = isinstance(value.record, (CustomerContext, ConversationEnd))
         return out, self.DISCARD if done else self.RETAIN
@@ -443,6 +465,9 @@ def apply_guardrails(
     idle_s: float = 900.0,
     now_getter: Callable[[], float] = time.time,
     run_id: str | None = None,
+    arms=None,
+    passthrough: bool = False,
+    untemplated: bool = False,
 ) -> Stream[object]:
     """Decide on every input: the suggestion (if shown), the decision, and alerts.
 
@@ -456,11 +481,16 @@ def apply_guardrails(
     :arg idle_s: Wall-clock idle time after which state is dropped.
     :arg now_getter: Wall clock in seconds (injected by tests).
     :arg run_id: The OpenLineage run id, stamped on suggestions and decisions.
-    :returns: ``Suggestion``, ``Decision`` and ``Alert`` records.
+    :arg arms: An experiment's ``Arms``: each conversation takes its arm's policy and
+        templates, and its decisions record the arm (``policies``/``templates`` are control's).
+    :arg passthrough: Also emit each input ``Envelope`` just before its decision (for the
+        acceptance step, which must see the agent's turns in order).
+    :arg untemplated: Evaluation only: accept the placeholder of a candidate without a template.
+    :returns: ``Suggestion``, ``Decision`` and ``Alert`` records (and envelopes with ``passthrough``).
     """
     keyed = op.key_on("key_conversation", up, guard_key)
 
     def build(resume: GuardState | None) -> GuardLogic:
-        return GuardLogic(policies, templates, idle_s, resume, now_getter, run_id)
+        return GuardLogic(policies, templates, idle_s, resume, now_getter, run_id, arms, passthrough, untemplated)
 
     return op.key_rm("unkey", op.stateful("decide", keyed, build))

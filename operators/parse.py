@@ -10,25 +10,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated, Union
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from operators.envelope import Envelope, RawRecord, now_ns
 from operators.pii import Redactor
 from operators.records import STRICT, dead_letter
-from schemas import CONTEXT_ADAPTER, EVENT_ADAPTER, INPUT_ADAPTER, DeadLetter, FieldError, KbResult, Turn
+from schemas import (
+    CONTEXT_ADAPTER,
+    EVENT_ADAPTER,
+    ConversationEnd,
+    ConversationStart,
+    CustomerContext,
+    DeadLetter,
+    Feedback,
+    FieldError,
+    KbResult,
+    TaskSelected,
+    Turn,
+)
 
+#: Embedded mode: one JSONL file interleaves events, context and UI feedback.
+ANY_ADAPTER: TypeAdapter = TypeAdapter(Annotated[
+    Union[ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd, CustomerContext, Feedback],
+    Field(discriminator="type"),
+])
+FEEDBACK_ADAPTER: TypeAdapter = TypeAdapter(Feedback)
 _ADAPTERS: dict[str, TypeAdapter] = {
     "events": EVENT_ADAPTER,
     "context": CONTEXT_ADAPTER,
-    "any": INPUT_ADAPTER,
+    "feedback": FEEDBACK_ADAPTER,
+    "any": ANY_ADAPTER,
 }
 _EVENT_TYPES = frozenset(
     ("conversation_start", "turn", "task_selected", "kb_result", "conversation_end")
 )
-_TAGS = _EVENT_TYPES | {"customer_context"}
+_TAGS = _EVENT_TYPES | {"customer_context", "feedback"}
 _MAX_ERRORS = 20
 
 
@@ -65,12 +85,12 @@ def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, 
     if first["type"] in ("dict_type", "model_type", "model_attributes_type"):
         return "schema_violation", "payload is not a JSON object", errors
     tag = (first.get("ctx") or {}).get("tag")
-    if stream == "events" and first["type"] == "union_tag_invalid" and tag == "customer_context":
-        return "wrong_topic", "a customer_context record on the conversation events topic", errors
-    if stream == "context":
+    if stream == "events" and first["type"] == "union_tag_invalid" and tag in ("customer_context", "feedback"):
+        return "wrong_topic", f"a {tag} record on the conversation events topic", errors
+    if stream in ("context", "feedback"):
         wrong = [e for e in raw if e["loc"] == ("type",) and e["type"] == "literal_error"]
         if wrong:
-            return "wrong_topic", "a conversation event on the customer context topic", errors
+            return "wrong_topic", f"another record type on the {stream} topic", errors
     by_priority = (
         ("unsupported_schema_version", lambda e: e["loc"][-1:] == ("schema_version",)),
         ("missing_field", lambda e: e["type"] in ("missing", "union_tag_not_found")),

@@ -118,6 +118,8 @@ class PolicyStore:
         topic: str | None = None,
         kafka_config: dict[str, str] | None = None,
         clock=time.monotonic,
+        catch_up_s: float = 30.0,
+        consumer_factory=None,
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.reload_s = reload_s
@@ -133,9 +135,22 @@ class PolicyStore:
         self._stop = threading.Event()
         self._consumer_thread = None
         if brokers and topic:
+            if consumer_factory is None:
+                from confluent_kafka import Consumer as consumer_factory
+            consumer = consumer_factory({
+                "bootstrap.servers": brokers,
+                "group.id": f"coachflow-policy-{id(self)}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **(kafka_config or {}),
+            })
+            consumer.subscribe([topic])
+            # The topic's latest policy is in force before the first record is decided,
+            # at every start: a restart (from recovery, too) must not decide the
+            # records it replays under the file's older policy.
+            self._catch_up(consumer, topic, catch_up_s)
             self._consumer_thread = threading.Thread(
-                target=self._follow_topic, args=(brokers, topic, kafka_config or {}), daemon=True,
-                name="policy-topic",
+                target=self._follow_topic, args=(consumer, topic), daemon=True, name="policy-topic",
             )
             self._consumer_thread.start()
 
@@ -169,24 +184,47 @@ class PolicyStore:
                 log.info("policy %s %s (%s) in force, from %s", policy.name, policy.version, policy.hash, source)
                 self._policy = policy
 
-    def _follow_topic(self, brokers: str, topic: str, config: dict[str, str]) -> None:
-        from confluent_kafka import Consumer
+    def _catch_up(self, consumer, topic: str, timeout_s: float) -> None:
+        """Read ``topic`` up to the end it has now (at most ``timeout_s``)."""
+        from confluent_kafka import TopicPartition
 
-        consumer = Consumer({
-            "bootstrap.servers": brokers,
-            "group.id": f"coachflow-policy-{id(self)}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            **config,
-        })
-        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout_s
+        try:
+            meta = consumer.list_topics(topic, timeout=max(1.0, timeout_s)).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                return  # no such topic (yet): nothing published
+            ends = {}
+            for partition in meta.partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=max(1.0, deadline - time.monotonic())
+                )
+                if high > low:
+                    ends[partition] = high
+        except Exception as exc:  # noqa: BLE001 - the follower thread keeps trying
+            log.warning("policy topic %s: could not read its end offsets (%s); reading it in the background", topic, exc)
+            return
+        while ends and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            self._take(msg, topic)
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                ends.pop(msg.partition(), None)
+        if ends:
+            log.warning("policy topic %s not read to its end within %gs; %s %s stays in force until it is",
+                        topic, timeout_s, self._policy.name, self._policy.version)
+
+    def _take(self, msg, topic: str) -> None:
+        value = msg.value()
+        self._offer(lambda v=value: parse_policy(v), f"{topic}@{msg.partition()}:{msg.offset()}")
+
+    def _follow_topic(self, consumer, topic: str) -> None:
         try:
             while not self._stop.is_set():
                 msg = consumer.poll(0.5)
                 if msg is None or msg.error():
                     continue
-                value = msg.value()
-                self._offer(lambda v=value: parse_policy(v), f"{topic}@{msg.partition()}:{msg.offset()}")
+                self._take(msg, topic)
         finally:
             consumer.close()
 

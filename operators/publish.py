@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from schemas import Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
 
 _KIND = {
     Suggestion: "suggestions",
@@ -13,6 +13,7 @@ _KIND = {
     Decision: "decisions",
     DeadLetter: "dlq",
     ConversationSummary: "summaries",
+    Acceptance: "acceptance",
 }
 
 

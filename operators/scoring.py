@@ -51,8 +51,35 @@ class TemplateScorer:
         return self.templates.render(action, features.task, features.tasks, features.kb_item)
 
 
-def score_envelopes(batch: list[Envelope], scorer: Scorer, clock: Callable[[], int] = now_ns) -> list[Envelope]:
-    """Score every prediction point of ``batch`` in one model call; pass the rest through."""
+def placeholder(action: str) -> str:
+    """The text of a candidate with no template, when ``COACH_SUGGEST_UNTEMPLATED`` keeps it."""
+    return f"[{action}]"
+
+
+def score_envelopes(
+    batch: list[Envelope], scorer: Scorer, clock: Callable[[], int] = now_ns, arms=None,
+    untemplated: bool = False,
+) -> list[Envelope]:
+    """Score every prediction point of ``batch`` in one model call; pass the rest through.
+
+    With ``arms`` (an ``operators.experiment.Arms``), every conversation event
+    is stamped with its experiment arm, and each arm's points are scored by
+    that arm's model (one call per arm). With ``untemplated`` (evaluation only),
+    candidates without a template are kept with a ``placeholder`` text.
+    """
+    if arms is None:
+        _score_points(batch, scorer, clock, untemplated)
+        return batch
+    by_arm: dict[str | None, list[Envelope]] = {}
+    for envelope in batch:
+        envelope.arm = arms.arm(getattr(envelope.record, "conversation_id", None))
+        by_arm.setdefault(envelope.arm, []).append(envelope)
+    for arm, envelopes in by_arm.items():
+        _score_points(envelopes, arms.scorer(arm), clock, untemplated)
+    return batch
+
+
+def _score_points(batch: list[Envelope], scorer: Scorer, clock: Callable[[], int], untemplated: bool) -> None:
     points = [envelope for envelope in batch if envelope.features is not None]
     if points:
         scored = scorer.score_batch([envelope.features for envelope in points])
@@ -64,17 +91,18 @@ def score_envelopes(batch: list[Envelope], scorer: Scorer, clock: Callable[[], i
             texts = {}
             for action, _ in candidates:
                 text = scorer.render(action, envelope.features)
+                if text is None and untemplated:
+                    text = placeholder(action)
                 if text is not None:
                     texts[action] = text
             envelope.candidates = [c for c in candidates if c[0] in texts]
             envelope.texts = texts
             envelope.model_version = scorer.version
             envelope.scored_ns = done
-    return batch
 
 
 @operator
-def score(step_id: str, up: Stream[Envelope], scorer: Scorer) -> Stream[Envelope]:
+def score(step_id: str, up: Stream[Envelope], scorer: Scorer, arms=None, untemplated: bool = False) -> Stream[Envelope]:
     """Rank next agent actions for each prediction point, a whole batch per model call.
 
     Envelopes that are not prediction points pass through untouched.
@@ -82,6 +110,8 @@ def score(step_id: str, up: Stream[Envelope], scorer: Scorer) -> Stream[Envelope
     :arg step_id: Unique ID.
     :arg up: Envelopes from the conversation step.
     :arg scorer: The model, built once per worker process.
+    :arg arms: An experiment's ``Arms``: each conversation scored by its arm's model.
+    :arg untemplated: Evaluation only: keep candidates without a template (placeholder text).
     :returns: The same envelopes, prediction points with ``candidates`` and ``texts``.
     """
-    return op.flat_map_batch("score_batch", up, lambda batch: score_envelopes(batch, scorer))
+    return op.flat_map_batch("score_batch", up, lambda batch: score_envelopes(batch, scorer, arms=arms, untemplated=untemplated))

@@ -24,6 +24,7 @@ from schemas.events import (
     TaskSelected,
     Turn,
 )
+from schemas.feedback import Acceptance, Feedback
 from schemas.outputs import (
     Alert,
     Candidate,
@@ -54,6 +55,8 @@ CONTRACTS: dict[str, tuple[str, type[BaseModel] | TypeAdapter]] = {
     "dead_letter.v1": ("coaching.dlq", DeadLetter),
     "conversation_summary.v1": ("coaching.summaries", ConversationSummary),
     "policy.v1": ("coaching.policies", PolicyDocument),
+    "feedback.v1": ("coaching.feedback", Feedback),
+    "acceptance.v1": ("coaching.acceptance", Acceptance),
 }
 
 
@@ -90,6 +93,8 @@ def export_all(directory: Path = JSON_DIR) -> list[Path]:
 __all__ = [
     "CONTEXT_ADAPTER",
     "CONTRACTS",
+    "Acceptance",
+    "Feedback",
     "EVENT_ADAPTER",
     "INPUT_ADAPTER",
     "Alert",

@@ -27,6 +27,11 @@ class SourceRef(Contract):
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    timestamp_ms: int | None = Field(
+        default=None, ge=0,
+        description="Kafka: the record's timestamp in ms since the epoch (the producer's CreateTime, "
+        "or the broker's append time on a topic with message.timestamp.type=LogAppendTime).",
+    )
     file: str | None = None
     line: int | None = Field(default=None, ge=1, description="1-based line number in the file.")
 
@@ -110,7 +115,7 @@ class DecisionInput(Contract):
 
     kind: Literal[
         "conversation_start", "turn", "task_selected", "kb_result", "conversation_end",
-        "customer_context",
+        "customer_context", "feedback",
     ]
     event_id: str = Field(description="Event id, or customer_id@updated_at for context records.")
     source: SourceRef
@@ -172,6 +177,10 @@ class Decision(Contract):
     risk: float | None = Field(
         default=None, ge=0.0, le=1.0, description="The model's escalation risk at this point, if scored."
     )
+    arm: Literal["control", "candidate"] | None = Field(
+        default=None, description="The experiment arm of the conversation (by a hash of its id), if one runs."
+    )
+    experiment: str | None = Field(default=None, description="The experiment's name, if one runs.")
 
 
 DeadLetterReason = Literal[
@@ -196,6 +205,7 @@ DeadLetterReason = Literal[
     "duplicate_context",
     "quality_check_failed",
     "source_error",
+    "unknown_suggestion",
 ]
 
 

@@ -114,6 +114,9 @@ class RateRule(_Rule):
 
 class RepetitionRule(_Rule):
     action: Literal["block"] = "block"
+    enabled: bool = Field(
+        default=True, description="false: the same suggestion may be shown again (evaluation policies only)."
+    )
 
 
 class EscalationRule(_Rule):

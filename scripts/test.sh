@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 scripts/bootstrap.sh dev
+# The agent console's end-to-end test drives Debian's headless Chromium.
+scripts/chromium.sh
 export KAFKA_PORT="${KAFKA_PORT:-9092}"
 started=""
 if ! scripts/kafka.sh status >/dev/null 2>&1; then

@@ -21,9 +21,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from coachflow.bench import prefixed_settings, topic_env
 from coachflow.config import Settings
 from coachflow.topics import ensure_topics
-from schemas import Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
 from tests.helpers import ROOT
 
 OUTPUT_MODELS = {
@@ -32,6 +33,7 @@ OUTPUT_MODELS = {
     "decisions": Decision,
     "dlq": DeadLetter,
     "summaries": ConversationSummary,
+    "acceptance": Acceptance,
 }
 
 
@@ -56,17 +58,7 @@ class KafkaJob:
     settings: Settings = field(init=False)
 
     def __post_init__(self) -> None:
-        p = self.prefix
-        self.settings = Settings(
-            brokers=self.brokers,
-            topic_events=f"{p}conversation.events",
-            topic_context=f"{p}customer.context",
-            topic_suggestions=f"{p}coaching.suggestions",
-            topic_alerts=f"{p}coaching.alerts",
-            topic_decisions=f"{p}coaching.decisions",
-            topic_dlq=f"{p}coaching.dlq",
-            topic_summaries=f"{p}coaching.summaries",
-        )
+        self.settings = prefixed_settings(self.brokers, self.prefix)
         ensure_topics(self.settings)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -74,13 +66,7 @@ class KafkaJob:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
         env.update({
             "COACH_BROKERS": self.brokers,
-            "COACH_TOPIC_EVENTS": s.topic_events,
-            "COACH_TOPIC_CONTEXT": s.topic_context,
-            "COACH_TOPIC_SUGGESTIONS": s.topic_suggestions,
-            "COACH_TOPIC_ALERTS": s.topic_alerts,
-            "COACH_TOPIC_DECISIONS": s.topic_decisions,
-            "COACH_TOPIC_DLQ": s.topic_dlq,
-            "COACH_TOPIC_SUMMARIES": s.topic_summaries,
+            **topic_env(s),
             "PYTHONUNBUFFERED": "1",
         })
         env.update(extra)
@@ -96,7 +82,8 @@ class KafkaJob:
 
     def produce(self, items: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:
         """Produce (stream, key, value) in order; return each record's (topic, partition, offset)."""
-        topics = {"events": self.settings.topic_events, "context": self.settings.topic_context}
+        topics = {"events": self.settings.topic_events, "context": self.settings.topic_context,
+                  "feedback": self.settings.topic_feedback}
         producer = Producer({"bootstrap.servers": self.brokers, "enable.idempotence": True, "linger.ms": 5})
         positions: list[tuple[str, int, int] | None] = [None] * len(items)
         errors: list[str] = []

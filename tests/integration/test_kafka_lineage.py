@@ -69,7 +69,8 @@ def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob,
     last = events[-1]
     names = {(d["namespace"], d["name"]) for d in last["inputs"]}
     assert names == {(f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_events),
-                     (f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_context)}
+                     (f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_context),
+                     (f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_feedback)}
     outputs = {d["name"] for d in last["outputs"]}
     assert kafka_job.settings.topic_suggestions in outputs and kafka_job.settings.topic_decisions in outputs
     with_quality = [e for e in events if any("dataQualityAssertions" in d["facets"] for d in e["inputs"])]

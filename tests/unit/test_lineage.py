@@ -67,7 +67,8 @@ def test_the_events_carry_the_facets(embedded):
     assert source["inputFacets"]["dataQualityMetrics"]["rowCount"] > 100
 
     outputs = {Path(o["name"]).name: o for o in complete["outputs"]}
-    assert set(outputs) == {"suggestions.jsonl", "alerts.jsonl", "decisions.jsonl", "dlq.jsonl", "summaries.jsonl"}
+    assert set(outputs) == {"suggestions.jsonl", "alerts.jsonl", "decisions.jsonl", "dlq.jsonl", "summaries.jsonl",
+                            "acceptance.jsonl"}
     lineage = outputs["suggestions.jsonl"]["facets"]["columnLineage"]["fields"]
     assert {f["field"] for f in lineage["action"]["inputFields"]} >= {"text", "marketing_opt_out"}
     assert lineage["conversation_id"]["inputFields"][0]["transformations"][0]["subtype"] == "IDENTITY"

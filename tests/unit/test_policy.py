@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 import yaml
@@ -105,3 +106,73 @@ def test_the_abcd_policy_follows_abcds_flows():
         after = {step for steps in flows for i, step in enumerate(steps)
                  if any(v in steps[:i] for v in rule.verified_by.actions)}
         assert set(rule.disclosures) <= after, rule.id
+
+
+class FakePolicyConsumer:
+    """A policies topic: one partition holding ``documents``, then whatever ``later`` brings."""
+
+    def __init__(self, documents: list[bytes], exists: bool = True, slow: int = 0) -> None:
+        self.documents = list(documents)
+        self.exists = exists
+        self.slow = slow  # empty polls before the first message (the group join)
+        self.offset = 0
+        self.later: list[bytes] = []
+        self.closed = False
+
+    def subscribe(self, topics):
+        self.topics = topics
+
+    def list_topics(self, topic, timeout=None):
+        meta = type("Meta", (), {"error": None, "partitions": {0: object()}})()
+        return type("Cluster", (), {"topics": {topic: meta} if self.exists else {}})()
+
+    def get_watermark_offsets(self, part, timeout=None):
+        return 0, len(self.documents)
+
+    def poll(self, timeout=None):
+        if self.slow:
+            self.slow -= 1
+            return None
+        queue = self.documents + self.later
+        if self.offset >= len(queue):
+            time.sleep(0.01)
+            return None
+        value, offset = queue[self.offset], self.offset
+        self.offset += 1
+        return type("Msg", (), {"value": lambda s: value, "offset": lambda s: offset,
+                                "partition": lambda s: 0, "error": lambda s: None})()
+
+    def close(self):
+        self.closed = True
+
+
+def policy_version(version: str) -> bytes:
+    return DEFAULT_POLICY.read_text().replace("version: 1.0.0", f"version: {version}").encode()
+
+
+def test_a_start_puts_the_topics_latest_policy_in_force_before_anything_is_decided():
+    """A restart (from recovery, too) replays records: they must be decided under the
+    policy that was in force, the topic's latest, not the file's older one."""
+    topic = FakePolicyConsumer([policy_version("1.0.1"), b"rules: [broken", policy_version("1.0.2")], slow=5)
+    store = PolicyStore(DEFAULT_POLICY, brokers="kafka:9092", topic="coaching.policies",
+                        consumer_factory=lambda config: topic)
+    try:
+        assert store.current().version == "1.0.2"  # at once: no waiting for the follower
+        assert len(store.rejections) == 1
+        topic.later.append(policy_version("1.0.3"))  # and it keeps following the topic
+        deadline = time.monotonic() + 5
+        while store.current().version != "1.0.3" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.current().version == "1.0.3"
+    finally:
+        store.close()
+
+
+def test_a_missing_policies_topic_leaves_the_file_policy_in_force():
+    topic = FakePolicyConsumer([], exists=False)
+    store = PolicyStore(DEFAULT_POLICY, brokers="kafka:9092", topic="coaching.policies",
+                        consumer_factory=lambda config: topic, catch_up_s=0.5)
+    try:
+        assert store.current().version == "1.0.0"
+    finally:
+        store.close()

@@ -1,0 +1,5 @@
+import sys
+
+from console.server import main
+
+sys.exit(main())
