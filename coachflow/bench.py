@@ -29,7 +29,7 @@ from pathlib import Path
 
 from coachflow import replay, star
 from coachflow.config import Settings
-from coachflow.topics import ensure_topics
+from coachflow.topics import ensure_topics, wait_visible
 
 ROOT = Path(__file__).resolve().parents[1]
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -75,6 +75,7 @@ def bench_settings(brokers: str, prefix: str, partitions: int) -> Settings:
 
 def create_topics(settings: Settings) -> None:
     """The run's topics; inputs, decisions and dead letters stamped by the broker."""
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": settings.brokers})
@@ -83,14 +84,13 @@ def create_topics(settings: Settings) -> None:
               for t in stamped]
     topics.append(NewTopic(settings.topic_context, num_partitions=settings.topic_partitions,
                            replication_factor=-1, config={**APPEND_TIME, "cleanup.policy": "compact"}))
-    from confluent_kafka import KafkaError, KafkaException
-
     for future in admin.create_topics(topics, request_timeout=30).values():
         try:
             future.result(30)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    wait_visible(admin, [t.topic for t in topics])
     ensure_topics(settings)  # the rest, as the job would
 
 

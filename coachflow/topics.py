@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -46,4 +47,24 @@ def ensure_topics(
         except Exception as exc:  # another client may have created it meanwhile
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    wait_visible(admin, [t.topic for t in wanted], timeout)
     return created
+
+
+def wait_visible(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until the broker's metadata lists every topic with its partitions.
+
+    A topic just created (above all on a broker that has just started) can be
+    missing from metadata for a moment; a consumer listing its partitions
+    then fails with "Unknown topic or partition".
+    """
+    deadline = time.monotonic() + timeout
+    missing = list(topics)
+    while missing:
+        listed = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        missing = [t for t in missing if t not in listed or listed[t].error is not None or not listed[t].partitions]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not visible after {timeout:g} s: {', '.join(missing)}")
+        time.sleep(0.2)
