@@ -29,7 +29,7 @@ from pathlib import Path
 
 from coachflow import replay, star
 from coachflow.config import Settings
-from coachflow.topics import ensure_topics, wait_visible
+from coachflow.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -74,24 +74,9 @@ def bench_settings(brokers: str, prefix: str, partitions: int) -> Settings:
 
 
 def create_topics(settings: Settings) -> None:
-    """The run's topics; inputs, decisions and dead letters stamped by the broker."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": settings.brokers})
-    stamped = {settings.topic_events, settings.topic_decisions, settings.topic_dlq}
-    topics = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=-1, config=APPEND_TIME)
-              for t in stamped]
-    topics.append(NewTopic(settings.topic_context, num_partitions=settings.topic_partitions,
-                           replication_factor=-1, config={**APPEND_TIME, "cleanup.policy": "compact"}))
-    for future in admin.create_topics(topics, request_timeout=30).values():
-        try:
-            future.result(30)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    wait_visible(admin, [t.topic for t in topics])
-    ensure_topics(settings)  # the rest, as the job would
+    """The run's topics, as the job would create them; inputs, decisions and dead letters stamped by the broker."""
+    stamped = (settings.topic_events, settings.topic_context, settings.topic_decisions, settings.topic_dlq)
+    ensure_topics(settings, extra_config=dict.fromkeys(stamped, APPEND_TIME))
 
 
 def job_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:

@@ -9,7 +9,6 @@ from coachflow import metrics
 from coachflow.config import Settings
 from lineage import Lineage, install_exit_hooks
 from lineage.job import job_lineage
-from models import registry
 from operators.quality import QualityMonitor, Suite
 
 
@@ -26,7 +25,7 @@ def configure_logging(level: str) -> None:
 
 def start_lineage(settings: Settings, scorer, policy, suites: dict[str, Suite]) -> Lineage:
     """Emit START for this process's run and arrange COMPLETE / FAIL / ABORT at its end."""
-    entry = registry.verify(settings.model)
+    entry = scorer.registry_entry
     lineage = job_lineage(
         settings,
         settings.lineage_config(),

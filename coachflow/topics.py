@@ -26,13 +26,21 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
 
 
 def ensure_topics(
-    settings: Settings, timeout: float = 30.0, only: tuple[str, ...] | None = None
+    settings: Settings,
+    timeout: float = 30.0,
+    only: tuple[str, ...] | None = None,
+    extra_config: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
-    """Create whichever of the job's topics (or of ``only``) do not exist; return those created."""
+    """Create whichever of the job's topics (or of ``only``) do not exist; return those created.
+
+    ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
+    """
     admin = AdminClient({"bootstrap.servers": settings.brokers, **settings.kafka_config})
     existing = set(admin.list_topics(timeout=timeout).topics)
+    extra_config = extra_config or {}
     wanted = [
-        NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1, config=config)
+        NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
+                 config={**config, **extra_config.get(name, {})})
         for name, config in topic_specs(settings).items()
         if name not in existing and (only is None or name in only)
     ]

@@ -54,7 +54,7 @@ def verify(path: Path | str, registry: Path = REGISTRY) -> dict:
 
 
 def load_scorer(path: Path | str, registry: Path = REGISTRY, threads: int = 1):
-    """Verify ``path`` against the registry and build its ``Scorer``."""
+    """Verify ``path`` against the registry and build its ``Scorer`` (with its ``registry_entry``)."""
     from models.baseline import KIND as BASELINE_KIND
     from models.baseline import BaselineModel
     from models.scorer import KIND as ONNX_KIND
@@ -63,7 +63,10 @@ def load_scorer(path: Path | str, registry: Path = REGISTRY, threads: int = 1):
 
     entry = verify(path, registry)
     if entry["kind"] == BASELINE_KIND:
-        return TemplateScorer(BaselineModel.load(path))
-    if entry["kind"] == ONNX_KIND:
-        return OnnxScorer(path, threads=threads)
-    raise ModelIntegrityError(f"unknown model kind {entry['kind']!r} for {path}")
+        scorer = TemplateScorer(BaselineModel.load(path))
+    elif entry["kind"] == ONNX_KIND:
+        scorer = OnnxScorer(path, threads=threads)
+    else:
+        raise ModelIntegrityError(f"unknown model kind {entry['kind']!r} for {path}")
+    scorer.registry_entry = entry  # what was verified: lineage names it without hashing the file again
+    return scorer

@@ -46,7 +46,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope
-from operators.records import dead_letter, stable_id, utc_from_ns
+from operators.records import refuse, stable_id, utc_from_ns
 from schemas import (
     Acceptance,
     ConversationEnd,
@@ -379,19 +379,7 @@ class AcceptanceLogic(StatefulLogic[object, object, AcceptanceState]):
         )
 
     def _dead(self, envelope: Envelope, reason: str, detail: str):
-        feedback: Feedback = envelope.record
-        return dead_letter(
-            origin=envelope.origin,
-            reason=reason,
-            detail=detail,
-            payload=feedback.model_dump_json().encode(),
-            received_ns=envelope.received_ns,
-            payload_limit=self.config.payload_limit,
-            key=envelope.key,
-            event_id=feedback.feedback_id,
-            conversation_id=feedback.conversation_id,
-            form="canonical",
-        )
+        return refuse(envelope, reason, detail, self.config.payload_limit)
 
     def _unknown(self, envelope: Envelope):
         feedback: Feedback = envelope.record

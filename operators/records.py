@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from operators.envelope import Envelope, Origin
 from operators.pii import Redactor
-from schemas import DeadLetter, FieldError
+from schemas import CustomerContext, DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
 STRICT = Redactor()
@@ -167,8 +167,8 @@ def refuse(envelope: Envelope, reason: str, detail: str, payload_limit: int) -> 
         received_ns=envelope.received_ns,
         payload_limit=payload_limit,
         key=envelope.key,
-        event_id=getattr(record, "event_id", None),
+        event_id=None if isinstance(record, CustomerContext) else envelope.input_id,
         conversation_id=getattr(record, "conversation_id", None),
-        customer_id=record.customer_id,
+        customer_id=getattr(record, "customer_id", None),
         form="canonical",
     )

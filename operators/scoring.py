@@ -26,6 +26,8 @@ class Scorer(Protocol):
     """What the dataflow needs of a model: a version, batched scoring, rendering."""
 
     version: str
+    registry_entry: dict
+    """The model registry's entry for the loaded file (set by ``models.registry.load_scorer``)."""
 
     def score_batch(self, batch: Sequence[Features]) -> list[Scores]:
         """Ranked actions and risk per prediction point, one model call for the batch."""

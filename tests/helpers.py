@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from itertools import count
 from pathlib import Path
@@ -88,3 +89,21 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def registered_copy(tmp_path: Path, monkeypatch, artifact: Path) -> tuple[Path, Path]:
+    """A copy of a registered model artifact and of the registry, under ``tmp_path/models``.
+
+    The copy sits at the artifact's place relative to ``models/`` (where its
+    registry entry points), with ``registry.MODELS_DIR`` patched to follow it.
+    """
+    from models import registry
+
+    models_dir = tmp_path / "models"
+    copy = models_dir / artifact.resolve().relative_to(registry.MODELS_DIR.resolve())
+    copy.parent.mkdir(parents=True)
+    shutil.copy(artifact, copy)
+    reg = models_dir / "registry.json"
+    shutil.copy(registry.REGISTRY, reg)
+    monkeypatch.setattr(registry, "MODELS_DIR", models_dir)
+    return copy, reg

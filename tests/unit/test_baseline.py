@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -15,7 +14,7 @@ from models.evaluate import evaluate, ranking_figures
 from models.templates import TemplateBook, fill
 from operators.features import Features
 from operators.scoring import TemplateScorer
-from tests.helpers import STAR_DIALOGUES, STAR_DIR
+from tests.helpers import STAR_DIALOGUES, STAR_DIR, registered_copy
 
 
 def features(task="bank_balance", prev=(), trigger="customer_turn", kb_api=None, kb_total=None,
@@ -105,13 +104,7 @@ def test_committed_baseline_is_registered_and_loads():
 
 
 def test_a_tampered_model_file_is_refused(tmp_path, monkeypatch):
-    models_dir = tmp_path / "models"
-    (models_dir / "baseline").mkdir(parents=True)
-    copy = models_dir / "baseline" / "baseline.json"
-    shutil.copy(ARTIFACT, copy)
-    reg = models_dir / "registry.json"
-    shutil.copy(registry.REGISTRY, reg)
-    monkeypatch.setattr(registry, "MODELS_DIR", models_dir)
+    copy, reg = registered_copy(tmp_path, monkeypatch, ARTIFACT)
     registry.verify(copy, reg)  # intact: accepted
     body = json.loads(copy.read_text())
     body["version"] = "baseline-evil"

@@ -22,6 +22,7 @@ class RecordingScorer:
     def __init__(self, scorer) -> None:
         self.scorer = scorer
         self.version = scorer.version
+        self.registry_entry = scorer.registry_entry
         self.risk_threshold = scorer.risk_threshold
         self.templates = scorer.templates
         self.rows: dict[str, tuple] = {}

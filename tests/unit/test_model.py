@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -15,7 +13,7 @@ from models.dataset import examples
 from models.mlp import MLPParams, fit_temperature, softmax, train_mlp
 from models.scorer import FEATURE_SPEC, OnnxScorer
 from models.train import ARTIFACT
-from tests.helpers import STAR_DIALOGUES
+from tests.helpers import STAR_DIALOGUES, registered_copy
 
 
 def random_members(rng, n_inputs=300, hidden=16, classes=7, members=3):
@@ -106,13 +104,7 @@ def test_replies_are_rendered_with_slots_from_the_knowledge_base():
 
 
 def test_a_tampered_or_foreign_model_is_refused(tmp_path, monkeypatch):
-    models_dir = tmp_path / "models"
-    (models_dir / "coach").mkdir(parents=True)
-    copy = models_dir / "coach" / "coach.onnx"
-    shutil.copy(ARTIFACT, copy)
-    reg = models_dir / "registry.json"
-    shutil.copy(registry.REGISTRY, reg)
-    monkeypatch.setattr(registry, "MODELS_DIR", models_dir)
+    copy, reg = registered_copy(tmp_path, monkeypatch, ARTIFACT)
     assert registry.load_scorer(copy, reg).version == registry.verify(copy, reg)["version"]  # intact: loads
     data = bytearray(copy.read_bytes())
     data[-100] ^= 0xFF
