@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from coachflow.config import Settings
+from coachflow.heap import settle_heap
 from models.registry import load_scorer
 from operators.conversation import ConversationLogic
 from operators.envelope import Envelope, Origin, RawRecord, now_ns
@@ -162,6 +163,7 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
     pipeline = Pipeline(settings)
+    settle_heap()  # as the job does after start-up
     streams = {settings.topic_events: "events", settings.topic_context: "context"}
     topics = settings.outputs()
     consumer = Consumer({

@@ -23,7 +23,14 @@ from bytewax.dataflow import Dataflow
 
 from coachflow.config import Settings
 from coachflow.connectors import read_inputs, write_outputs
-from coachflow.runtime import banner, configure_logging, quality_monitor, start_lineage, start_metrics
+from coachflow.heap import settle_heap
+from coachflow.runtime import (
+    banner,
+    configure_logging,
+    quality_monitor,
+    start_lineage,
+    start_metrics,
+)
 from coachflow.topics import ensure_topics
 from models.registry import load_scorer
 from operators.acceptance import track_acceptance
@@ -118,5 +125,7 @@ def __getattr__(name: str) -> Dataflow:
     # `python -m bytewax.run flows.coaching:flow` looks up `flow`: build it
     # then, so importing this module for `get_flow` builds nothing.
     if name == "flow":
-        return get_flow()
+        flow = get_flow()
+        settle_heap()  # a job process: what it loaded stays for its whole run
+        return flow
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

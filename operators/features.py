@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, pairwise
-from typing import NamedTuple, Union
 
 #: Agent action recorded for an agent turn typed as free text.
 FREE_TEXT_ACTION = "custom"
@@ -38,9 +37,12 @@ def is_complaint(text: str) -> bool:
     words = tokens(text)
     if not _COMPLAINT_WORDS.isdisjoint(words):
         return True
-    if any(w.startswith(_COMPLAINT_STEMS) for w in words):
+    lowered = text.lower()
+    # A stem can only start a word if it occurs in the text at all: one scan of
+    # the text instead of a test per word.
+    if any(stem in lowered for stem in _COMPLAINT_STEMS) and any(w.startswith(_COMPLAINT_STEMS) for w in words):
         return True
-    return not _COMPLAINT_ANCHORS.isdisjoint(words) and _COMPLAINT_PHRASES.search(text.lower()) is not None
+    return not _COMPLAINT_ANCHORS.isdisjoint(words) and _COMPLAINT_PHRASES.search(lowered) is not None
 
 
 def word_count(text: str) -> int:
@@ -63,7 +65,7 @@ class Features:
     prev_actions: tuple[str, ...]
     """The agent's recent actions, oldest first (at most 3)."""
     actions_so_far: tuple[str, ...]
-    """Every distinct action the agent took in this conversation, in first-use order."""
+    """Every distinct action the agent took in this conversation, in first-use order (each once)."""
     kb_api: str | None
     kb_total_items: int | None
     kb_item: tuple[tuple[str, object], ...]
@@ -110,9 +112,21 @@ _TIME = re.compile(r"\b\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)|\bo'?clock\b
 _SHORT_VALUE = 24
 
 
+# ASCII text is tokenised by one byte translation (upper to lower case, every
+# byte outside [a-z0-9'] to a space) and a split: the same tokens as
+# ``_TOKEN.findall(text.lower())`` at a third of its cost. Other text takes the regex.
+_TOKEN_BYTES = bytes(
+    (c | 0x20) if chr(c).isalpha() else c if chr(c).isdigit() or c == 0x27 else 0x20 for c in range(128)
+) + b" " * 128
+_ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ASCII_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 @lru_cache(maxsize=65_536)
 def tokens(text: str) -> tuple[str, ...]:
     """Lower-case word tokens (cached: a turn is tokenised once, not per prediction)."""
+    if text.isascii():
+        return tuple(text.encode().translate(_TOKEN_BYTES).decode().split())
     return tuple(_TOKEN.findall(text.lower()))
 
 
@@ -150,22 +164,25 @@ def flow_next(graph: dict[str, str], done: frozenset[str] | set[str], limit: int
     return "-"
 
 
-class Words(NamedTuple):
-    """Inputs named ``prefix=key``, one per key, each valued 1.0.
-
-    Kept as (prefix, keys) so a vectoriser maps the keys straight to indices
-    without building the names; ``names()`` spells them out.
-    """
-
-    prefix: str
-    keys: tuple[str, ...]
-
-    def names(self) -> list[str]:
-        return [f"{self.prefix}={k}" for k in self.keys]
+TextPart = tuple[str, tuple[str, ...]]
+"""``(prefix, texts)``: the inputs ``prefix=word``, one per distinct word of
+the texts, or ``bigram=a_b`` per word pair when the prefix is ``bigram``.
+Parts carry texts, not their words, so a vectoriser maps each text once and
+then looks its indices up by the text."""
 
 
-Part = Union[tuple[str, ...], Words]
-"""A tuple of input names, or a ``Words``."""
+#: The prefixes of text parts whose keys are the text's distinct words.
+WORD_PREFIXES = ("w", "earlier_w", "said", "first_w", "recent_w")
+
+
+def text_keys(prefix: str, text: str) -> tuple[str, ...]:
+    """The keys a text names under a prefix (its distinct words, or its word pairs)."""
+    return _bigrams(text) if prefix == "bigram" else unique_tokens(text)
+
+
+def text_part_names(part: TextPart) -> list[str]:
+    prefix, texts = part
+    return list(dict.fromkeys(f"{prefix}={k}" for text in texts for k in text_keys(prefix, text)))
 
 
 @lru_cache(maxsize=65_536)
@@ -175,24 +192,40 @@ def unique_tokens(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=65_536)
 def _bigrams(text: str) -> tuple[str, ...]:
-    return tuple(f"{a}_{b}" for a, b in pairwise(tokens(text)))
+    words = tokens(text)
+    return tuple([a + "_" + b for a, b in pairwise(words)])
 
 
 @lru_cache(maxsize=65_536)
-def _text_flags(text: str, prev: str) -> tuple[str, ...]:
-    names = [f"words={min(len(tokens(text)), 12)}"]
-    if _CAPITALISED.search(text):
+def _text_cues(text: str) -> tuple[int, bool, bool, bool]:
+    """(word count up to 12, capitalised, time of day, has a digit) of a text."""
+    lowered = text.lower()
+    has_digit = _DIGIT.search(text) is not None
+    # _TIME needs a digit, "clock" or "noon": skip the search when none is there.
+    has_time = (has_digit or "clock" in lowered or "noon" in lowered) and _TIME.search(text) is not None
+    return (
+        min(len(tokens(text)), 12),
+        _CAPITALISED.search(text) is not None,
+        has_time,
+        has_digit or ("[" in text and _MASKED_NUMBER.search(text) is not None),
+    )
+
+
+@lru_cache(maxsize=4_096)
+def _cue_inputs(words: int, capitalised: bool, has_time: bool, has_digit: bool, prev: str) -> tuple[str, ...]:
+    """Cues of the customer's latest text, some with the agent's previous action.
+
+    Cached by the cues, not the text: every text with the same cues after the
+    same action shares one tuple (and a vectoriser its indices).
+    """
+    names = [f"words={words}"]
+    if capitalised:
         names.append("capitalised")
-    if _TIME.search(text):
+    if has_time:
         names += ["time_of_day", f"prev_time={prev}"]
-    if _DIGIT.search(text) or _MASKED_NUMBER.search(text):
+    if has_digit:
         names += ["has_digit", f"prev_digit={prev}"]
     return tuple(names)
-
-
-def _text_inputs(text: str, prev: str) -> list[Part]:
-    """Inputs from the customer's latest turn: its words, word pairs and cues."""
-    return [Words("w", unique_tokens(text)), Words("bigram", _bigrams(text)), _text_flags(text, prev)]
 
 
 class FlowGraphs:
@@ -243,86 +276,189 @@ def _count_inputs(turns: int, queries: int, channel: str) -> tuple[str, ...]:
     return (f"turns={turns}", f"queries={queries}", f"channel={channel}")
 
 
+# Inputs are cached by the fewest arguments they depend on, so that parts of a
+# new state (a new path through a task, a new knowledge-base item) are still
+# mostly cache hits.
+
+
 @lru_cache(maxsize=65_536)
-def _progress_inputs(
+def _flow_inputs(
     flows: FlowGraphs, task: str, tasks: tuple[str, ...], actions: tuple[str, ...], trigger: str, kb: str
 ) -> tuple[str, ...]:
-    """Inputs from how far the agent got: actions taken, the flows' next steps."""
+    """How far the agent got: the first step of each task's flow not taken yet.
+
+    Paths through a task are many, their next steps few: the inputs come
+    from ``_next_step_inputs``, so equal next steps share one tuple.
+    """
     done = frozenset(actions)
-    next_step = flows.next_step(task, done)
-    names = [f"flow_next={next_step}", f"flow_next_trigger={next_step}|{trigger}|{kb}"]
-    for name in tasks:
-        names.append(f"available={name}")
-        if name != task:
-            names.append(f"other_flow_next={flows.next_step(name, done)}")
-    names += [f"done={a}" for a in actions]
-    names += [f"done={a}|{task}" for a in actions]
-    return tuple(names)
+    others = tuple([flows.next_step(name, done) for name in tasks if name != task])
+    return _next_step_inputs(flows.next_step(task, done), others, trigger, kb)
 
 
 @lru_cache(maxsize=16_384)
-def _kb_inputs(api: str, total: int | None, item: tuple, prev: str) -> tuple[str, ...]:
+def _next_step_inputs(next_step: str, others: tuple[str, ...], trigger: str, kb: str) -> tuple[str, ...]:
+    names = [f"flow_next={next_step}", f"flow_next_trigger={next_step}|{trigger}|{kb}"]
+    names += [f"other_flow_next={step}" for step in others]
+    return tuple(dict.fromkeys(names))
+
+
+@lru_cache(maxsize=4_096)
+def _available_inputs(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([f"available={name}" for name in tasks]))
+
+
+@lru_cache(maxsize=16_384)
+def _done_inputs(action: str, task: str) -> tuple[str, ...]:
+    """An action the agent took, alone and with the task."""
+    return (f"done={action}", f"done={action}|{task}")
+
+
+def _short(value: object) -> str | None:
+    """A short knowledge-base value as an input key, else None."""
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) <= _SHORT_VALUE):
+        return str(value).lower()
+    return None
+
+
+@lru_cache(maxsize=16_384)
+def _kb_inputs(api: str, total: int | None, item: tuple) -> tuple[str, ...]:
+    """The knowledge-base result: its API, size, fields, short values and the words of long ones."""
     names = [f"kb_api={api}", f"kb_items={'message' if total is None or total < 0 else min(total, 5)}"]
     for key, value in item:
         names.append(f"kb_field={key}")
-        if isinstance(value, bool) or (isinstance(value, str) and len(value) <= _SHORT_VALUE):
-            shown = str(value).lower()
-            names += [f"kb_value={key}={shown}", f"prev_kb_value={prev}|{key}={shown}"]
+        shown = _short(value)
+        if shown is not None:
+            names.append(f"kb_value={key}={shown}")
         elif isinstance(value, str):
             names += [f"kb_word={w}" for w in unique_tokens(value)]
-    return tuple(names)
+    return tuple(dict.fromkeys(names))
+
+
+@lru_cache(maxsize=16_384)
+def _kb_prev_inputs(item: tuple, prev: str) -> tuple[str, ...]:
+    """The knowledge-base item's short values with the agent's previous action."""
+    return tuple([
+        f"prev_kb_value={prev}|{key}={shown}" for key, value in item if (shown := _short(value)) is not None
+    ])
 
 
 _NO_WORDS = ("words=0",)
 
 
-def action_input_parts(features: Features, flows: FlowGraphs) -> list[Part]:
-    """The next-action model's named inputs, in parts (each valued 1.0).
+def action_input_parts(features: Features, flows: FlowGraphs) -> tuple[list[tuple[str, ...]], list[TextPart]]:
+    """The next-action model's named inputs (each valued 1.0): name tuples and text parts.
 
     The task and its flow graph (the successor of the agent's previous action
     and the first step not yet taken), the agent's recent and earlier actions,
     what triggered the prediction, the knowledge-base result (its fields and
-    short values), the customer's words since the agent last spoke (alone and
-    with the previous action) and what the customer said before.
+    short values), the customer's words and word pairs since the agent last
+    spoke (and cues with the previous action) and what the customer said before.
 
     Name tuples are cached and returned as the same objects for the same
-    arguments, so a vectoriser can remember their indices. A name may appear
-    in more than one part; it counts once.
+    arguments, so a vectoriser can remember their indices. No name appears
+    twice among the name tuples, nor in more than one part: a vectoriser
+    concatenates the parts' indices without checking (only the words of
+    several texts in one text part may repeat).
+    """
+    last, texts = action_text_parts(features)
+    names = action_name_parts(features, flows, last)
+    return names + action_done_parts(features.actions_so_far, features.task), texts
+
+
+def action_done_parts(actions: tuple[str, ...], task: str | None) -> list[tuple[str, ...]]:
+    """The actions the agent took, alone and with the task: a part per action.
+
+    A conversation's actions only grow, so a vectoriser may keep the parts of
+    its earlier actions and add those of new ones.
+    """
+    task = task or "-"
+    return [_done_inputs(action, task) for action in actions]
+
+
+def action_text_parts(features: Features) -> tuple[str | None, list[TextPart]]:
+    """What the next-action inputs take from the turns, and nothing else.
+
+    Returns the customer's latest text since the agent last spoke (None if
+    the agent spoke last) and the text parts. They depend on ``history`` and
+    ``first_customer_text`` alone, so a vectoriser may remember them by those
+    (a knowledge-base result or a task choice adds a point, not a turn).
+    """
+    run = _customer_run(features)
+    texts: list[TextPart] = []
+    last = None
+    if run:
+        last = run[-1]
+        texts += [("w", (last,)), ("bigram", (last,))]
+        if len(run) > 1:
+            texts.append(("earlier_w", tuple(run[:-1])))
+    earlier = features.history[: len(features.history) - len(run)]
+    said = tuple([text for speaker, text in earlier if speaker == "customer"])
+    if said:
+        texts.append(("said", said))
+    if features.first_customer_text:
+        texts.append(("first_w", (features.first_customer_text,)))
+    return last, texts
+
+
+def action_name_parts(features: Features, flows: FlowGraphs, last: str | None) -> list[tuple[str, ...]]:
+    """The next-action inputs from the conversation's state but its actions (``action_done_parts``).
+
+    ``last`` is the text ``action_text_parts`` gives.
     """
     prev_actions = features.prev_actions
     prev = prev_actions[-1] if prev_actions else "-"
     task = features.task or "-"
     kb = features.kb_state
-    parts = [
-        _state_inputs(
-            flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", features.trigger, kb
-        ),
+    trigger = features.trigger
+    names = [
+        _state_inputs(flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", trigger, kb),
         _count_inputs(min(features.n_turns, 20), min(features.queries, 6), features.channel),
-        _agent_inputs(features.agent_id, prev, features.trigger, kb),
-        _progress_inputs(flows, task, features.tasks, features.actions_so_far, features.trigger, kb),
+        _agent_inputs(features.agent_id, prev, trigger, kb),
+        _flow_inputs(flows, task, features.tasks, features.actions_so_far, trigger, kb),
+        _available_inputs(features.tasks),
+        _NO_WORDS if last is None else _cue_inputs(*_text_cues(last), prev),
     ]
-    run = _customer_run(features)
-    if run:
-        parts += _text_inputs(run[-1], prev)
-        parts += [Words("earlier_w", unique_tokens(text)) for text in run[:-1]]
-    else:
-        parts.append(_NO_WORDS)
-    earlier = features.history[: len(features.history) - len(run)]
-    parts += [Words("said", unique_tokens(text)) for speaker, text in earlier if speaker == "customer"]
-    if features.first_customer_text:
-        parts.append(Words("first_w", unique_tokens(features.first_customer_text)))
     if features.kb_api is not None:
-        parts.append(_kb_inputs(features.kb_api, features.kb_total_items, features.kb_item, prev))
-    return parts
-
-
-def part_names(part: Part) -> list[str] | tuple[str, ...]:
-    return part.names() if isinstance(part, Words) else part
+        names.append(_kb_inputs(features.kb_api, features.kb_total_items, features.kb_item))
+        names.append(_kb_prev_inputs(features.kb_item, prev))
+    return names
 
 
 def action_inputs(features: Features, flows: FlowGraphs) -> dict[str, float]:
     """The next-action model's named inputs, all valued 1.0 (see ``action_input_parts``)."""
-    return dict.fromkeys(chain.from_iterable(map(part_names, action_input_parts(features, flows))), 1.0)
+    names, texts = action_input_parts(features, flows)
+    return dict.fromkeys(chain(chain.from_iterable(names), chain.from_iterable(map(text_part_names, texts))), 1.0)
+
+
+class Memo(dict):
+    """A dict of recent entries, for caches on the hot path.
+
+    Look up with ``get`` (the plain dict method, as fast as a dict); on a
+    miss, ``recall`` finds the entry in the previous generation and brings it
+    back. ``keep`` adds an entry; once ``size`` entries are held they become
+    the previous generation and the one before is dropped, so what a live
+    conversation still uses survives and memory stays bounded.
+    """
+
+    __slots__ = ("size", "previous")
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.previous: dict = {}
+
+    def recall(self, key):
+        value = self.previous.get(key)
+        if value is not None:
+            self.keep(key, value)
+        return value
+
+    def keep(self, key, value):
+        if len(self) >= self.size:
+            self.previous = dict(self)
+            self.clear()
+        self[key] = value
+        return value
 
 
 class Lexicon:
@@ -330,55 +466,56 @@ class Lexicon:
 
     def __init__(self, valences: dict[str, float], cache_size: int = 65_536) -> None:
         self.valences = valences
-        self._cache: dict[str, dict[str, float]] = {}
-        self._recent: dict[tuple[str, ...], dict[str, float]] = {}
-        self._cache_size = cache_size
+        self._cache = Memo(cache_size)  # text -> (figures, what recent_figures aggregates)
+        self._recent = Memo(cache_size)  # texts -> their aggregate
 
     def figures(self, text: str) -> dict[str, float]:
         """Sentiment, shouting and complaint figures of one turn, each in [-1, 1]."""
-        cached = self._cache.get(text)
-        if cached is not None:
-            return cached
-        words = tokens(text)
-        valences = [self.valences[w] for w in words if w in self.valences]
-        negative = [v for v in valences if v < 0]
-        letters = sum(map(str.isalpha, text))
+        return (self._cache.get(text) or self._cache.recall(text) or self._compute(text))[0]
+
+    def _compute(self, text: str) -> tuple[dict[str, float], tuple[float, float, bool, bool, bool]]:
+        known = self.valences
+        valences = [known[w] for w in tokens(text) if w in known]
+        negative = [v for v in valences if v < 0] if valences else valences
+        if text.isascii():  # count by deleting bytes: exact for ASCII, a tenth of the cost
+            raw = text.encode()
+            letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+            upper = len(raw) - len(raw.translate(None, _ASCII_UPPER)) if letters >= 4 else 0
+        else:
+            letters = sum(map(str.isalpha, text))
+            upper = sum(map(str.isupper, text)) if letters >= 4 else 0
         out = {
             "negative_words": min(len(negative), 5) / 5,
             "most_negative": -min(negative, default=0.0) / 4,
             "valence_sum": max(-1.0, min(1.0, sum(valences) / 8)),
-            "caps": sum(map(str.isupper, text)) / letters if letters >= 4 else 0.0,
+            "caps": upper / letters if letters >= 4 else 0.0,
             "exclaims": min(text.count("!"), 5) / 5,
             "questions": min(text.count("?"), 5) / 5,
             "complaint_now": 1.0 if is_complaint(text) else 0.0,
         }
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[text] = out
-        return out
+        # What ``recent_figures`` aggregates, as a tuple.
+        brief = (out["most_negative"], out["caps"], out["valence_sum"] < 0, out["exclaims"] > 0,
+                 out["complaint_now"] > 0)
+        return self._cache.keep(text, (out, brief))
 
     def recent_figures(self, texts: tuple[str, ...]) -> dict[str, float]:
         """The figures aggregated over several turns (cached by the turns)."""
-        cached = self._recent.get(texts)
-        if cached is None:
-            if len(self._recent) >= self._cache_size:
-                self._recent.clear()
-            cached = self._recent[texts] = _recent(self, texts)
-        return cached
+        return self._recent.get(texts) or self._recent.recall(texts) or self._recent.keep(texts, self._aggregate(texts))
+
+    def _aggregate(self, texts: tuple[str, ...]) -> dict[str, float]:
+        cache = self._cache
+        briefs = [(cache.get(text) or cache.recall(text) or self._compute(text))[1] for text in texts]
+        most_negative, caps, negative, exclaiming, complaining = zip(*briefs, strict=True) if briefs else ((),) * 5
+        return {
+            "recent_most_negative": max(0.0, *most_negative),
+            "recent_negative_turns": min(sum(negative), 5) / 5,
+            "recent_caps": max(0.0, *caps),
+            "recent_exclaiming_turns": min(sum(exclaiming), 5) / 5,
+            "recent_complaint_turns": min(sum(complaining), 5) / 5,
+        }
 
 
-def _recent(lexicon: Lexicon, texts: tuple[str, ...]) -> dict[str, float]:
-    recent = [lexicon.figures(t) for t in texts]
-    return {
-        "recent_most_negative": max((r["most_negative"] for r in recent), default=0.0),
-        "recent_negative_turns": min(sum(r["valence_sum"] < 0 for r in recent), 5) / 5,
-        "recent_caps": max((r["caps"] for r in recent), default=0.0),
-        "recent_exclaiming_turns": min(sum(r["exclaims"] > 0 for r in recent), 5) / 5,
-        "recent_complaint_turns": min(sum(r["complaint_now"] > 0 for r in recent), 5) / 5,
-    }
-
-
-def risk_input_parts(features: Features, lexicon: Lexicon) -> tuple[dict[str, float], list[Words]]:
+def risk_input_parts(features: Features, lexicon: Lexicon) -> tuple[dict[str, float], list[TextPart]]:
     """The escalation model's inputs: valued figures, and words (valued 1.0).
 
     Sentiment of the customer's latest turn from a valence lexicon (VADER's
@@ -386,29 +523,39 @@ def risk_input_parts(features: Features, lexicon: Lexicon) -> tuple[dict[str, fl
     repetition, the conversation's length and silence, and the words; and the
     same signals over the customer's recent turns, since frustration builds up.
     """
-    run = _customer_run(features)
-    text = run[-1] if run else features.last_customer_text
-    customer_texts = tuple(t for s, t in features.history if s == "customer")
-    values = {
+    values, texts = risk_text_inputs(features, lexicon)
+    return {**risk_state_inputs(features), **values}, texts
+
+
+def risk_state_inputs(features: Features) -> dict[str, float]:
+    """The escalation inputs from the conversation's state."""
+    return {
         "bias": 1.0,
         "complaints": min(features.complaints, 5) / 5,
         "out_of_scope": min(features.out_of_scope, 5) / 5,
-        "repeated": 1.0 if len(customer_texts) >= 2 and customer_texts[-1] in customer_texts[:-1] else 0.0,
         "turns": min(features.n_turns, 40) / 40,
         "silence": min(features.silence_s, 120) / 120,
         f"trigger={features.trigger}": 1.0,
+    }
+
+
+def risk_text_inputs(features: Features, lexicon: Lexicon) -> tuple[dict[str, float], list[TextPart]]:
+    """The escalation inputs from the turns: they depend on ``history`` and ``last_customer_text`` alone."""
+    run = _customer_run(features)
+    text = run[-1] if run else features.last_customer_text
+    customer_texts = tuple([t for s, t in features.history if s == "customer"])
+    values = {
+        "repeated": 1.0 if len(customer_texts) >= 2 and customer_texts[-1] in customer_texts[:-1] else 0.0,
         **lexicon.recent_figures(customer_texts),
         **lexicon.figures(text),
     }
-    words = [Words("w", unique_tokens(text))]
-    words += [Words("recent_w", unique_tokens(t)) for t in customer_texts]
-    return values, words
+    return values, [("w", (text,)), ("recent_w", customer_texts)]
 
 
 def risk_inputs(features: Features, lexicon: Lexicon) -> dict[str, float]:
     """The escalation model's named inputs (see ``risk_input_parts``)."""
-    values, words = risk_input_parts(features, lexicon)
+    values, texts = risk_input_parts(features, lexicon)
     out = dict(values)
-    for part in words:
-        out.update(dict.fromkeys(part.names(), 1.0))
+    for part in texts:
+        out.update(dict.fromkeys(text_part_names(part), 1.0))
     return out

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -13,9 +12,12 @@ from operators.envelope import Envelope, now_ns
 from operators.features import Features
 
 
-@dataclass(frozen=True)
-class Scores:
-    """A prediction point's ranked actions and, if the model has one, escalation risk."""
+class Scores(NamedTuple):
+    """A prediction point's ranked actions and, if the model has one, escalation risk.
+
+    A named tuple: one is built per prediction point, at a third of a frozen
+    dataclass's cost.
+    """
 
     candidates: list[tuple[str, float]]
     """(action, confidence), best first."""

@@ -124,3 +124,53 @@ def test_a_model_from_another_feature_spec_is_refused(tmp_path):
     onnx.save(model, path)
     with pytest.raises(ValueError, match="trained with features"):
         OnnxScorer(path)
+
+
+def test_served_rows_are_the_training_inputs_each_once():
+    """The vectoriser's shortcuts (cached parts, per-conversation reuse, word
+    tables) give exactly the inputs that ``action_inputs`` / ``risk_inputs``
+    name for training, each index once, whatever order points come in."""
+    from operators.features import action_inputs, risk_inputs
+
+    scorer = registry.load_scorer(ARTIFACT)
+    vec = scorer.vectorizer
+    points = [p.features for p in examples(star.select(STAR_DIALOGUES, split="dev", limit=60))]
+    assert len(points) > 300
+    action_index = {name: i for i, name in enumerate(vec.action_vocab)}
+    risk_index = {name: i for i, name in enumerate(vec.risk_vocab)}
+    # in stream order, then again (caches warm), then reversed (no reuse between points)
+    for order in (points, points, points[::-1]):
+        for f in order:
+            row = vec.action_row(f)
+            assert len(row) == len(set(row))
+            assert set(row) == {action_index[n] for n in action_inputs(f, vec.flows) if n in action_index}
+            indices, values = vec.risk_row(f)
+            assert len(indices) == len(set(indices))
+            expected = {risk_index[n]: v for n, v in risk_inputs(f, vec.lexicon).items() if n in risk_index and v}
+            assert dict(zip(indices, values, strict=True)) == pytest.approx(expected)
+
+
+def test_top_k_ranks_best_first():
+    from models.scorer import top_k
+
+    rng = np.random.default_rng(3)
+    probs = softmax(rng.standard_normal((50, 40)).astype(np.float32))
+    top, top_p = top_k(probs, 3)
+    expected = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+    assert (top == expected).all()
+    assert np.allclose(top_p, np.take_along_axis(probs, expected, axis=1))
+    assert top_k(probs[:, :2], 3)[0].shape == (50, 2)
+
+
+def test_memo_keeps_recent_entries_within_two_generations():
+    from operators.features import Memo
+
+    memo = Memo(size=3)
+    for i in range(3):
+        memo.keep(i, str(i))
+    memo.keep(3, "3")  # full: 0..2 become the previous generation
+    assert memo.get(0) is None and memo.recall(0) == "0" and memo.get(0) == "0"
+    for i in range(4, 9):
+        memo.keep(i, str(i))
+    assert memo.get(1) is None and memo.recall(1) is None  # dropped two generations ago
+    assert len(memo) + len(memo.previous) <= 6
