@@ -68,7 +68,9 @@ Per domain (of the task in progress):
 - Escalation AUC (customer turns, dialogue-level label): {dev['escalation_auc']}.
 - Scoring cost ({dev['batch_size']}-point batches, vectorising included):
   {dev['score_us_mean']} µs per point; batch of one: {dev['score_us_mean_batch_of_one']} µs
-  mean, {dev['score_us_p99_batch_of_one']} µs p99, on the machine that trained it.
+  mean, {dev['score_us_p99_batch_of_one']} µs p99, measured by `coach train` on the machine that
+  trained it, with the serving code of that day. The serving code's cost now:
+  `bench/scoring.py` and the README's "The model" section.
 
 ## Limits
 - STAR's wizards were crowd workers following scripted flows; "correct" means

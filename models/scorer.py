@@ -54,6 +54,8 @@ class Vectorizer:
     #: Entries per memo generation (see ``operators.features.Memo``): a long
     #: run sees ever new texts; a conversation's are needed while it lasts.
     MEMO_SIZE = 50_000
+    #: Entries per generation of the per-conversation memos.
+    CONVERSATIONS = 10_000
 
     def __init__(
         self,
@@ -82,10 +84,11 @@ class Vectorizer:
         self._parts = Memo(size)  # id(name tuple) -> (the tuple, its indices)
         self._action_texts = Memo(size)  # (prefix, text) -> indices
         self._risk_texts = Memo(size)
-        # Per conversation: its latest point's turns and the inputs they gave.
-        self._history_action = Memo(size)
-        self._history_risk = Memo(size)
-        self._done = Memo(size)  # conversation -> (task, actions, their done indices)
+        # Per conversation: its latest point's turns and the inputs they gave,
+        # needed only until its next point (a few kB each, so fewer kept).
+        self._history_action = Memo(self.CONVERSATIONS)
+        self._history_risk = Memo(self.CONVERSATIONS)
+        self._done = Memo(self.CONVERSATIONS)  # conversation -> (task, actions, their done indices)
         self.flows = FlowGraphs(graph)
         self.lexicon = Lexicon(lexicon)
 
@@ -200,10 +203,12 @@ class Vectorizer:
             words, memo = self._risk_words, self._risk_texts
             # Word inputs never share a name with valued ones: they follow the values.
             row = {j: v for j, v in zip(map(get, values), values.values(), strict=True) if j is not None and v}
-            row.update(dict.fromkeys(chain.from_iterable(
-                [self._texts_indices((prefix, (text,)), words, self._risk_tables, memo)
-                 for prefix, texts in texts for text in texts]
-            ), 1.0))
+            tables = self._risk_tables
+            row.update(dict.fromkeys(chain.from_iterable([
+                self._map_text(prefix, text, words, tables) if prefix in _LATEST_TURN
+                else self._text_indices(prefix, text, words, tables, memo)
+                for prefix, texts in texts for text in texts
+            ]), 1.0))
             turn_indices, turn_values = list(row), list(row.values())
             self._history_risk.keep(features.conversation_id, (key, (turn_indices, turn_values)))
         state = risk_state_inputs(features)
