@@ -100,11 +100,40 @@ def _eval(args: argparse.Namespace) -> int:
 
     model = args.model or Settings().model
     scorer = load_scorer(model)
+    if args.record:
+        _check_recordable(args, scorer.registry_entry)
     dialogues = star.select(args.dialogues, split=args.split, limit=args.limit)
     result = evaluate_dialogues(scorer, dialogues)
+    if args.record:
+        _record(scorer.registry_entry, Path(model), result)
     result = {"model": scorer.version, "dialogues": str(args.dialogues), "split": args.split, **result}
     print(json.dumps(result, indent=None if args.compact else 2))
     return 0
+
+
+def _check_recordable(args: argparse.Namespace, entry: dict) -> None:
+    """``--record`` only for the figures the registry holds: the whole dev split of the training file."""
+    from models.dataset import file_sha256
+
+    if args.split != "dev" or args.limit is not None:
+        raise SystemExit("coach eval --record: needs --split dev and no --limit")
+    if file_sha256(args.dialogues) != entry["training_data"]["sha256"]:
+        raise SystemExit("coach eval --record: --dialogues is not the file this model was trained on")
+
+
+def _record(entry: dict, model: Path, result: dict) -> None:
+    """Store this run's dev figures in the model's registry entry and rewrite its model card."""
+    from datetime import datetime, timezone
+
+    from models import registry
+    from models.card import write_card
+
+    entry = {**entry, "metrics": {**entry["metrics"], "dev": result}, "metrics_measured": {
+        "by": "coach eval --record", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }}
+    registry.register(entry, registry.REGISTRY)
+    write_card(entry, model.parent / "MODEL_CARD.md")
+    print(f"recorded dev figures for {entry['name']} {entry['version']}", file=sys.stderr)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -188,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int)
     ev.add_argument("--model", type=Path, help="model file (default: COACH_MODEL); must be registered")
     ev.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    ev.add_argument("--record", action="store_true",
+                    help="store the figures in the model's registry entry and model card "
+                         "(the dev split of the file it was trained on; after serving code changes)")
     ev.set_defaults(func=_eval)
 
     lineage = commands.add_parser("lineage", help="provenance of suggestions")

@@ -14,6 +14,11 @@ def render(entry: dict) -> str:
     config = entry["config"]
     per_domain = "\n".join(_row(d, f) for d, f in dev["per_domain"].items())
     per_kind = "\n".join(_row(k, f) for k, f in dev["per_kind"].items())
+    recorded = entry.get("metrics_measured")
+    measured = (
+        f"`{recorded['by']}` on {recorded['at'][:10]} with the serving code of that day" if recorded
+        else "`coach train` on the machine that trained it"
+    )
     return f"""# Model card: {entry['name']} {entry['version']}
 
 Next-best-response and escalation-risk model of coachflow, embedded in the
@@ -68,8 +73,8 @@ Per domain (of the task in progress):
 - Escalation AUC (customer turns, dialogue-level label): {dev['escalation_auc']}.
 - Scoring cost ({dev['batch_size']}-point batches, vectorising included):
   {dev['score_us_mean']} µs per point; batch of one: {dev['score_us_mean_batch_of_one']} µs
-  mean, {dev['score_us_p99_batch_of_one']} µs p99, measured by `coach train` on the machine that
-  trained it, with the serving code of that day. The serving code's cost now:
+  mean, {dev['score_us_p99_batch_of_one']} µs p99, measured by {measured}.
+  Timings on this shared 2-core VM vary by about ±10% between runs; see
   `bench/scoring.py` and the README's "The model" section.
 
 ## Limits

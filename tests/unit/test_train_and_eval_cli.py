@@ -39,3 +39,26 @@ def test_coach_eval_prints_one_json_object_with_the_figures(capsys):
         "apartment", "bank", "doctor", "hotel", "meeting", "party", "plane", "restaurant", "ride",
         "spaceship", "trip", "trivia", "weather",
     }
+
+
+def test_coach_eval_record_stores_the_dev_figures_and_refuses_partial_runs(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from models import registry
+    from models.train import ARTIFACT
+    from tests.helpers import registered_copy
+
+    with pytest.raises(SystemExit, match="--split dev and no --limit"):
+        coach(["eval", "--dialogues", str(STAR_DIALOGUES), "--split", "dev", "--limit", "40", "--record"])
+    copy, reg = registered_copy(tmp_path, monkeypatch, ARTIFACT)
+    monkeypatch.setattr(registry, "REGISTRY", reg)
+    before = next(e for e in registry.entries(reg) if e["name"] == "coach")
+    assert coach(["eval", "--dialogues", str(STAR_DIALOGUES), "--split", "dev", "--model", str(copy),
+                  "--record", "--compact"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    entry = next(e for e in registry.entries(reg) if e["name"] == "coach")
+    assert entry["metrics_measured"]["by"] == "coach eval --record"
+    assert entry["metrics"]["dev"]["score_us_mean"] == printed["score_us_mean"]
+    assert entry["metrics"]["dev"]["accuracy"] == before["metrics"]["dev"]["accuracy"]  # the same model
+    assert entry["sha256"] == before["sha256"]
+    assert "`coach eval --record`" in (copy.parent / "MODEL_CARD.md").read_text()
