@@ -51,10 +51,17 @@ def _cold(batch_size: int, dialogues: Path) -> float:
 
 
 def _cold_here(batch_size: int, dialogues: str) -> float:
-    scorer = load_scorer(ARTIFACT)
-    settle_heap()
-    features = [p.features for p in examples(star.select(Path(dialogues), split="dev"))]
+    scorer, _, features = _setup(Path(dialogues))
     return round(_per_point(scorer, features, batch_size), 1)
+
+
+def _setup(dialogues: Path):
+    """The scorer (and its load time) with the heap settled as a job process settles it, and the dev points."""
+    loaded = time.perf_counter()
+    scorer = load_scorer(ARTIFACT)
+    load_s = time.perf_counter() - loaded
+    settle_heap()
+    return scorer, load_s, [p.features for p in examples(star.select(dialogues, split="dev"))]
 
 
 def _startup(runs: int) -> dict:
@@ -91,11 +98,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    loaded = time.perf_counter()
-    scorer = load_scorer(ARTIFACT)
-    load_s = time.perf_counter() - loaded
-    settle_heap()  # as a job process does once it has loaded the model
-    features = [p.features for p in examples(star.select(args.dialogues, split="dev"))]
+    scorer, load_s, features = _setup(args.dialogues)
 
     result: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

@@ -115,19 +115,23 @@ class Vectorizer:
                 hit = memo.keep(key, self._map_text(prefix, text, words, tables))
         return hit
 
-    def _texts_indices(self, part: TextPart, words, tables, memo: dict) -> Iterable[int]:
-        """Indices of a text part's inputs, each once.
+    def _one_text(self, prefix: str, text: str, words, tables, memo: dict) -> tuple[int, ...]:
+        """Indices of one text's inputs under a prefix.
 
-        A single text is the customer's latest turn: its inputs are needed
-        while no turn follows, which the caller remembers. Texts of several
-        turns come back at every later point, so their indices are remembered.
+        The customer's latest turn (``_LATEST_TURN`` prefixes) is needed while
+        no turn follows, which the caller remembers; earlier turns come back
+        at every later point, so their indices are remembered here.
         """
+        if prefix in _LATEST_TURN:
+            return self._map_text(prefix, text, words, tables)
+        return self._text_indices(prefix, text, words, tables, memo)
+
+    def _texts_indices(self, part: TextPart, words, tables, memo: dict) -> Iterable[int]:
+        """Indices of a text part's inputs, each once."""
         prefix, texts = part
-        if len(texts) == 1 and prefix in _LATEST_TURN:
-            return self._map_text(prefix, texts[0], words, tables)
         if len(texts) == 1:
-            return self._text_indices(prefix, texts[0], words, tables, memo)
-        return set().union(*[self._text_indices(prefix, text, words, tables, memo) for text in texts])
+            return self._one_text(prefix, texts[0], words, tables, memo)
+        return set().union(*[self._one_text(prefix, text, words, tables, memo) for text in texts])
 
     def _name_indices(self, part: tuple[str, ...]) -> tuple[int, ...]:
         # Remembered by identity (checked, since an id can be reused once a
@@ -205,9 +209,7 @@ class Vectorizer:
             row = {j: v for j, v in zip(map(get, values), values.values(), strict=True) if j is not None and v}
             tables = self._risk_tables
             row.update(dict.fromkeys(chain.from_iterable([
-                self._map_text(prefix, text, words, tables) if prefix in _LATEST_TURN
-                else self._text_indices(prefix, text, words, tables, memo)
-                for prefix, texts in texts for text in texts
+                self._one_text(prefix, text, words, tables, memo) for prefix, texts in texts for text in texts
             ]), 1.0))
             turn_indices, turn_values = list(row), list(row.values())
             self._history_risk.keep(features.conversation_id, (key, (turn_indices, turn_values)))
@@ -250,7 +252,7 @@ class Vectorizer:
         return sparse.csr_matrix((values, indices, indptr), shape=(len(rows), width))
 
 
-#: Text parts of only the customer's latest turn (see ``Vectorizer._texts_indices``).
+#: Text parts of only the customer's latest turn (see ``Vectorizer._one_text``).
 _LATEST_TURN = frozenset(("w", "bigram"))
 
 
