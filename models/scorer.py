@@ -10,14 +10,18 @@ process share it) and scores a whole batch per call.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from itertools import chain
+from array import array
+from collections.abc import Sequence
+from itertools import repeat
+from operator import add, mul
 from pathlib import Path
 
 import numpy as np
 
 from models.templates import TemplateBook
 from operators.features import (
+    RISK_STATE_NAMES,
+    RISK_TEXT_NAMES,
     WORD_PREFIXES,
     Features,
     FlowGraphs,
@@ -27,10 +31,9 @@ from operators.features import (
     action_done_parts,
     action_name_parts,
     action_text_parts,
-    risk_state_inputs,
-    risk_text_inputs,
-    text_keys,
-    unique_tokens,
+    risk_state_values,
+    risk_text_values,
+    tokens,
 )
 from operators.scoring import Scores
 
@@ -38,6 +41,16 @@ from operators.scoring import Scores
 FEATURE_SPEC = "coachflow-features-2"
 #: The registry's ``kind`` of models served by ``OnnxScorer``.
 KIND = "onnx-mlp-ensemble"
+
+Packed = bytes
+"""Input indices packed as native int64 (8 bytes each). Cached parts are packed
+once, rows are joined from them, and a batch becomes a tensor by copying
+bytes, not by converting Python ints one by one."""
+
+
+def indices_of(packed: Packed | array) -> list[int]:
+    """The input indices in a packed row (or an ``array("q")``)."""
+    return memoryview(packed).cast("B").cast("q").tolist()
 
 
 class Vectorizer:
@@ -48,7 +61,7 @@ class Vectorizer:
     cached objects, so their indices are remembered by identity. Text parts
     are mapped without spelling out their names: a text's words become word
     ids once, and each prefix (``said``, ``recent_w`` ...) maps word ids to
-    its inputs' indices through a table.
+    its inputs' indices through a table. Rows are ``Packed``.
     """
 
     #: Entries per memo generation (see ``operators.features.Memo``): a long
@@ -66,24 +79,64 @@ class Vectorizer:
     ) -> None:
         self.action_vocab = list(action_vocab)
         self.risk_vocab = list(risk_vocab)
-        self._action_index = {name: i for i, name in enumerate(self.action_vocab)}
+        self._packed = [i.to_bytes(8, _BYTE_ORDER, signed=True) for i in range(max(len(action_vocab), len(risk_vocab)))]
+        packed = self._packed
+        self._action_index = {name: packed[i] for i, name in enumerate(self.action_vocab)}
         self._risk_index = {name: i for i, name in enumerate(self.risk_vocab)}
-        self._action_words = _by_prefix(self.action_vocab)
-        self._risk_words = _by_prefix(self.risk_vocab)
-        # Every word a word prefix of either head names gets an id; a table
-        # per head and prefix holds each word id's input index, or -1.
+        self._action_words = _by_prefix(self.action_vocab, packed)
+        self._risk_words = _by_prefix(self.risk_vocab, packed)
+        # Every word a word prefix or a word pair of either head names gets an
+        # id; a table per head and prefix holds each word id's packed input
+        # index, or b"". Other words get the id ``_unknown`` (b"" everywhere).
         self._word_ids: dict[str, int] = {}
         for words in (self._action_words, self._risk_words):
             for prefix in WORD_PREFIXES:
                 for word in words.get(prefix, ()):
                     self._word_ids.setdefault(word, len(self._word_ids))
+            for pair in words.get("bigram", ()):
+                for word in pair.split("_"):
+                    self._word_ids.setdefault(word, len(self._word_ids))
+        self._unknown = repeat(len(self._word_ids))
         self._action_tables = _tables(self._action_words, self._word_ids)
         self._risk_tables = _tables(self._risk_words, self._word_ids)
+        # A word pair's key is ``first id * _pair_base + second id`` (unique,
+        # since ids are below the base): pairs are looked up without strings.
+        self._pair_base = len(self._word_ids) + 1
+        self._base = repeat(self._pair_base)
+        self._pair_ids = {
+            head: {
+                self._word_ids[first] * self._pair_base + self._word_ids[second]: index
+                for first, second, index in (
+                    (*pair.split("_"), index) for pair, index in words.get("bigram", {}).items()
+                )
+            }
+            for head, words in (("action", self._action_words), ("risk", self._risk_words))
+        }
+        # Valued risk inputs come as tuples in a fixed order: their indices (-1: not an input).
+        self._risk_text_indices = [self._risk_index.get(name, -1) for name in RISK_TEXT_NAMES]
+        self._risk_state_indices = [self._risk_index.get(name, -1) for name in RISK_STATE_NAMES]
+        self._risk_triggers: dict[str, int | None] = {}
         size = self.MEMO_SIZE
-        self._text_words = Memo(size)  # text -> its words' ids
+        # A customer's text comes back at later points of its conversation
+        # (as what was said, among recent turns): its record holds its indices
+        # under the parts most points need (``_RECORD``), computed once.
+        self._records = Memo(size)  # text -> its record
+        self._record_tables = [
+            (self._action_tables if head == "action" else self._risk_tables)[prefix]
+            for head, prefix in _RECORD if prefix != "bigram"
+        ]
         self._parts = Memo(size)  # id(name tuple) -> (the tuple, its indices)
-        self._action_texts = Memo(size)  # (prefix, text) -> indices
-        self._risk_texts = Memo(size)
+        # Per head: where a text part's indices are in a record, the vocabulary
+        # by prefix, the word tables and a memo of (prefix, text) -> indices
+        # for the parts records do not hold.
+        self._action_head = (
+            {prefix: k for k, (head, prefix) in enumerate(_RECORD) if head == "action"},
+            "action", self._action_tables, Memo(size),
+        )
+        self._risk_head = (
+            {prefix: k for k, (head, prefix) in enumerate(_RECORD) if head == "risk"},
+            "risk", self._risk_tables, Memo(size),
+        )
         # Per conversation: its latest point's turns and the inputs they gave,
         # needed only until its next point (a few kB each, so fewer kept).
         self._history_action = Memo(self.CONVERSATIONS)
@@ -92,48 +145,56 @@ class Vectorizer:
         self.flows = FlowGraphs(graph)
         self.lexicon = Lexicon(lexicon)
 
-    def _map_text(self, prefix: str, text: str, words: dict[str, dict[str, int]], tables: dict) -> tuple[int, ...]:
-        """Indices of one text's inputs under a prefix, each once."""
-        table = tables.get(prefix)
-        if table is None:  # word pairs, or a prefix the model does not know
-            get = words.get(prefix, {}).get
-            return tuple(dict.fromkeys([j for j in map(get, text_keys(prefix, text)) if j is not None]))
-        memo = self._text_words
-        ids = memo.get(text) or memo.recall(text)
-        if ids is None:
-            get = self._word_ids.get
-            ids = memo.keep(text, tuple([i for i in map(get, unique_tokens(text)) if i is not None]))
-        return tuple([j for j in map(table.__getitem__, ids) if j >= 0])
+    def _ids(self, text: str) -> list[int]:
+        """The word ids of a text's tokens, in order."""
+        return list(map(self._word_ids.get, tokens(text), self._unknown))
 
-    def _text_indices(self, prefix: str, text: str, words, tables, memo: dict) -> tuple[int, ...]:
-        """``_map_text``, remembered by prefix and text."""
+    def _pairs(self, ids: list[int], head: str) -> Packed:
+        """Indices of the word pairs of a text (by its word ids), each once."""
+        keys = dict.fromkeys(map(add, map(mul, ids, self._base), ids[1:]))
+        return b"".join(map(self._pair_ids[head].get, keys, _NOTHING))
+
+    def _record(self, text: str) -> tuple[Packed, ...]:
+        """A text's indices under each ``_RECORD`` part, in that order."""
+        ids = self._ids(text)
+        unique = dict.fromkeys(ids)
+        out = [b"".join(map(table.__getitem__, unique)) for table in self._record_tables]
+        out.append(self._pairs(ids, "action"))
+        return tuple(out)
+
+    def _map_text(self, prefix: str, text: str, head: str, tables: dict) -> Packed:
+        """Indices of one text's inputs under a prefix, each once."""
+        if prefix == "bigram":
+            return self._pairs(self._ids(text), head)
+        table = tables.get(prefix)
+        if table is None:  # a prefix the model does not know
+            return b""
+        return b"".join(map(table.__getitem__, dict.fromkeys(self._ids(text))))
+
+    def _text_indices(self, prefix: str, text: str, head) -> Packed:
+        """Indices of one text's inputs under a prefix: from its record, or mapped and remembered."""
+        field = head[0].get(prefix)
+        if field is not None:
+            records = self._records
+            return (records.get(text) or records.recall(text) or records.keep(text, self._record(text)))[field]
+        memo = head[3]
         key = (prefix, text)
         hit = memo.get(key)
         if hit is None:
             hit = memo.recall(key)
             if hit is None:
-                hit = memo.keep(key, self._map_text(prefix, text, words, tables))
+                hit = memo.keep(key, self._map_text(prefix, text, head[1], head[2]))
         return hit
 
-    def _one_text(self, prefix: str, text: str, words, tables, memo: dict) -> tuple[int, ...]:
-        """Indices of one text's inputs under a prefix.
-
-        The customer's latest turn (``_LATEST_TURN`` prefixes) is needed while
-        no turn follows, which the caller remembers; earlier turns come back
-        at every later point, so their indices are remembered here.
-        """
-        if prefix in _LATEST_TURN:
-            return self._map_text(prefix, text, words, tables)
-        return self._text_indices(prefix, text, words, tables, memo)
-
-    def _texts_indices(self, part: TextPart, words, tables, memo: dict) -> Iterable[int]:
+    def _texts_indices(self, part: TextPart, head) -> Packed:
         """Indices of a text part's inputs, each once."""
         prefix, texts = part
         if len(texts) == 1:
-            return self._one_text(prefix, texts[0], words, tables, memo)
-        return set().union(*[self._one_text(prefix, text, words, tables, memo) for text in texts])
+            return self._text_indices(prefix, texts[0], head)
+        pieces = [memoryview(self._text_indices(prefix, text, head)).cast("q") for text in texts]
+        return b"".join(map(self._packed.__getitem__, set().union(*pieces)))
 
-    def _name_indices(self, part: tuple[str, ...]) -> tuple[int, ...]:
+    def _name_indices(self, part: tuple[str, ...]) -> Packed:
         # Remembered by identity (checked, since an id can be reused once a
         # tuple leaves its cache).
         hit = self._parts.get(id(part))
@@ -142,17 +203,16 @@ class Vectorizer:
         hit = self._parts.recall(id(part))
         if hit is not None and hit[0] is part:
             return hit[1]
-        get = self._action_index.get
-        indices = tuple([j for j in map(get, part) if j is not None])
+        indices = b"".join(map(self._action_index.get, part, _NOTHING))
         self._parts.keep(id(part), (part, indices))
         return indices
 
-    def action_row(self, features: Features) -> list[int]:
+    def action_row(self, features: Features) -> Packed:
         """Indices of the point's action inputs, each once (in no particular order).
 
         The action head sums its inputs' integer embedding rows, so their
         order does not change a score. ``action_input_parts`` promises that
-        no input is in two parts, so the parts' indices are concatenated.
+        no input is in two parts, so the parts' indices are joined.
         The indices from the turns are remembered per conversation: its next
         point reuses them if it adds no turn (a knowledge-base result, a task
         choice).
@@ -163,21 +223,16 @@ class Vectorizer:
             last, text_indices = seen[1]
         else:
             last, texts = action_text_parts(features)
-            words, memo = self._action_words, self._action_texts
-            text_indices = []
-            for part in texts:
-                text_indices += self._texts_indices(part, words, self._action_tables, memo)
+            text_indices = b"".join([self._texts_indices(part, self._action_head) for part in texts])
             self._history_action.keep(features.conversation_id, (key, (last, text_indices)))
-        row: list[int] = []
+        row = [text_indices, self._done_indices(features)]
         remembered = self._parts.get
         for part in action_name_parts(features, self.flows, last):
             hit = remembered(id(part))
-            row += hit[1] if hit is not None and hit[0] is part else self._name_indices(part)
-        row += self._done_indices(features)
-        row += text_indices
-        return row
+            row.append(hit[1] if hit is not None and hit[0] is part else self._name_indices(part))
+        return b"".join(row)
 
-    def _done_indices(self, features: Features) -> list[int]:
+    def _done_indices(self, features: Features) -> Packed:
         """Indices of ``action_done_parts``, extended per conversation as its actions grow."""
         actions, task = features.actions_so_far, features.task
         seen = self._done.get(features.conversation_id)
@@ -185,44 +240,51 @@ class Vectorizer:
             if len(actions) == len(seen[1]):
                 return seen[2]
             new = action_done_parts(actions[len(seen[1]):], task)
-            indices = seen[2] + list(chain.from_iterable(map(self._name_indices, new)))
+            indices = seen[2] + b"".join(map(self._name_indices, new))
         else:
-            indices = list(chain.from_iterable(map(self._name_indices, action_done_parts(actions, task))))
+            indices = b"".join(map(self._name_indices, action_done_parts(actions, task)))
         self._done.keep(features.conversation_id, (task, actions, indices))
         return indices
 
-    def risk_row(self, features: Features) -> tuple[list[int], list[float]]:
-        """Indices and values of the point's risk inputs, each once.
+    def risk_row(self, features: Features) -> tuple[array, array]:
+        """Indices (``array("q")``) and float32 values (``array("f")``) of the point's risk inputs, each once.
 
         Inputs from the state come first, then those from the turns
         (remembered per conversation like the action inputs'); no name is in both.
         """
-        get = self._risk_index.get
         key = (features.history, features.last_customer_text)
         seen = self._history_risk.get(features.conversation_id)
         if seen is not None and seen[0] == key:
             turn_indices, turn_values = seen[1]
         else:
-            values, texts = risk_text_inputs(features, self.lexicon)
-            words, memo = self._risk_words, self._risk_texts
-            # Word inputs never share a name with valued ones: they follow the values.
-            row = {j: v for j, v in zip(map(get, values), values.values(), strict=True) if j is not None and v}
-            tables = self._risk_tables
-            row.update(dict.fromkeys(chain.from_iterable([
-                self._one_text(prefix, text, words, tables, memo) for prefix, texts in texts for text in texts
-            ]), 1.0))
-            turn_indices, turn_values = list(row), list(row.values())
+            values, texts = risk_text_values(features, self.lexicon)
+            turn_indices = array("q")
+            turn_values = array("f")
+            for j, v in zip(self._risk_text_indices, values, strict=True):
+                if v and j >= 0:
+                    turn_indices.append(j)
+                    turn_values.append(v)
+            # Word inputs never share a name with valued ones, nor across prefixes.
+            for part in texts:
+                words = self._texts_indices(part, self._risk_head)
+                turn_indices.frombytes(words)
+                turn_values += _ONE * (len(words) // 8)
             self._history_risk.keep(features.conversation_id, (key, (turn_indices, turn_values)))
-        state = risk_state_inputs(features)
-        indices = []
-        values = []
-        for j, v in zip(map(get, state), state.values(), strict=True):
-            if j is not None and v:
+        indices = array("q")
+        values = array("f")
+        for j, v in zip(self._risk_state_indices, risk_state_values(features), strict=True):
+            if v and j >= 0:
                 indices.append(j)
                 values.append(v)
+        trigger = self._risk_triggers.get(features.trigger, -1)
+        if trigger == -1:
+            trigger = self._risk_triggers[features.trigger] = self._risk_index.get(f"trigger={features.trigger}")
+        if trigger is not None:
+            indices.append(trigger)
+            values.append(1.0)
         return indices + turn_indices, values + turn_values
 
-    def rows(self, batch: Sequence[Features]) -> tuple[list[list[int]], list[tuple[list[int], list[float]]]]:
+    def rows(self, batch: Sequence[Features]) -> tuple[list[Packed], list[tuple[array, array]]]:
         """Action and risk rows of a batch.
 
         Escalation risk is about the customer's latest turn, so only customer
@@ -241,64 +303,72 @@ class Vectorizer:
         from scipy import sparse
 
         if head == "action":
-            rows = [(i, [1.0] * len(i)) for i in (self.action_row(f) for f in batch)]
+            rows = [self.action_row(f) for f in batch]
             width = len(self.action_vocab)
+            indices = np.frombuffer(b"".join(rows), dtype=np.int64)
+            values = np.ones(len(indices), dtype=np.float32)
         else:
-            rows = [self.risk_row(f) for f in batch]
+            pairs = [self.risk_row(f) for f in batch]
+            rows = [i for i, _ in pairs]
             width = len(self.risk_vocab)
-        indptr = np.cumsum([0] + [len(i) for i, _ in rows])
-        indices = np.fromiter(chain.from_iterable(i for i, _ in rows), dtype=np.int64, count=indptr[-1])
-        values = np.fromiter(chain.from_iterable(v for _, v in rows), dtype=np.float32, count=indptr[-1])
+            indices = np.frombuffer(b"".join(rows), dtype=np.int64)
+            values = np.frombuffer(b"".join(v for _, v in pairs), dtype=np.float32)
+        indptr = np.cumsum([0] + [memoryview(r).nbytes // 8 for r in rows])
         return sparse.csr_matrix((values, indices, indptr), shape=(len(rows), width))
 
 
-#: Text parts of only the customer's latest turn (see ``Vectorizer._one_text``).
-_LATEST_TURN = frozenset(("w", "bigram"))
+_BYTE_ORDER = "little" if np.little_endian else "big"
+_NOTHING = repeat(b"")
+_ONE = array("f", [1.0])
+
+#: The (head, prefix) text parts a text's record holds: those of the customer's
+#: latest turn and of what they said before (see ``Vectorizer._record``); word
+#: pairs last.
+_RECORD = (("action", "w"), ("action", "said"), ("risk", "w"), ("risk", "recent_w"), ("action", "bigram"))
 
 
-def _tables(words: dict[str, dict[str, int]], word_ids: dict[str, int]) -> dict[str, list[int]]:
-    """Per word prefix, each word id's input index (-1 where the prefix does not name the word)."""
+def _tables(words: dict[str, dict[str, Packed]], word_ids: dict[str, int]) -> dict[str, list[Packed]]:
+    """Per word prefix, each word id's packed input index (b"" where the prefix does not name the word)."""
     tables = {}
     for prefix in WORD_PREFIXES:
-        table = [-1] * len(word_ids)
+        table = [b""] * (len(word_ids) + 1)  # the last for unknown words
         for word, index in words.get(prefix, {}).items():
             table[word_ids[word]] = index
         tables[prefix] = table
     return tables
 
 
-def _by_prefix(vocab: Sequence[str]) -> dict[str, dict[str, int]]:
-    """``{"w": {"refund": 17, ...}, ...}`` for every ``prefix=key`` name."""
-    out: dict[str, dict[str, int]] = {}
+def _by_prefix(vocab: Sequence[str], packed: list[Packed]) -> dict[str, dict[str, Packed]]:
+    """``{"w": {"refund": <17 packed>, ...}, ...}`` for every ``prefix=key`` name."""
+    out: dict[str, dict[str, Packed]] = {}
     for i, name in enumerate(vocab):
         prefix, sep, key = name.partition("=")
         if sep:
-            out.setdefault(prefix, {})[key] = i
+            out.setdefault(prefix, {})[key] = packed[i]
     return out
 
 
-_EMPTY_ROW: tuple[list[int], list[float]] = ([], [])
+_EMPTY_ROW: tuple[array, array] = (array("q"), array("f"))
 
 
-def tensors(action: list[list[int]], risk: list[tuple[list[int], list[float]]]) -> dict[str, np.ndarray]:
+def tensors(action: list[Packed], risk: list[tuple[array, array]]) -> dict[str, np.ndarray]:
     """The model's four input tensors for these rows."""
-    action_idx, action_mask = _pad(action, None)
-    risk_idx, risk_val = _pad([i for i, _ in risk], [v for _, v in risk])
+    action_idx, action_mask = _pad(action, np.fromiter(map(len, action), np.int64, len(action)) // 8, None)
+    indices = [i for i, _ in risk]
+    risk_idx, risk_val = _pad(indices, np.fromiter(map(len, indices), np.int64, len(indices)), [v for _, v in risk])
     return {"action_idx": action_idx, "action_mask": action_mask, "risk_idx": risk_idx, "risk_val": risk_val}
 
 
-def _pad(indices: list[list[int]], values: list[list[float]] | None) -> tuple[np.ndarray, np.ndarray]:
-    """[N, K] index and value arrays; ``values=None`` gives a uint8 mask of ones instead."""
-    lengths = np.fromiter(map(len, indices), dtype=np.int64, count=len(indices))
+def _pad(indices: list[Packed | array], lengths: np.ndarray, values: list[array] | None) -> tuple[np.ndarray, np.ndarray]:
+    """[N, K] index and value arrays of rows of these lengths; ``values=None`` gives a uint8 mask of ones instead."""
     width = max(1, int(lengths.max(initial=0)))
-    total = int(lengths.sum())
-    filled = np.arange(width) < lengths[:, None]  # row-major, as the rows are chained
+    filled = np.arange(width) < lengths[:, None]  # row-major, as the rows are joined
     idx = np.zeros((len(indices), width), dtype=np.int64)
-    idx[filled] = np.fromiter(chain.from_iterable(indices), dtype=np.int64, count=total)
+    idx[filled] = np.frombuffer(b"".join(indices), dtype=np.int64)
     if values is None:
         return idx, filled.view(np.uint8)
     val = np.zeros((len(indices), width), dtype=np.float32)
-    val[filled] = np.fromiter(chain.from_iterable(values), dtype=np.float32, count=total)
+    val[filled] = np.frombuffer(b"".join(values), dtype=np.float32)
     return idx, val
 
 

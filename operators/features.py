@@ -461,19 +461,36 @@ class Memo(dict):
         return value
 
 
+#: The sentiment figures of one turn, in the order ``Lexicon.values`` gives them.
+FIGURES = ("negative_words", "most_negative", "valence_sum", "caps", "exclaims", "questions", "complaint_now")
+#: The figures over the customer's recent turns, in the order ``Lexicon.recent_values`` gives them.
+RECENT_FIGURES = (
+    "recent_most_negative", "recent_negative_turns", "recent_caps", "recent_exclaiming_turns",
+    "recent_complaint_turns",
+)
+
+
 class Lexicon:
-    """Word valences (VADER's list) and the per-text sentiment figures they give, cached."""
+    """Word valences (VADER's list) and the per-text sentiment figures they give, cached.
+
+    Figures come as tuples in a fixed order (``FIGURES``, ``RECENT_FIGURES``):
+    a vectoriser knows each one's input index, so serving builds no dicts.
+    """
 
     def __init__(self, valences: dict[str, float], cache_size: int = 65_536) -> None:
         self.valences = valences
-        self._cache = Memo(cache_size)  # text -> (figures, what recent_figures aggregates)
+        self._cache = Memo(cache_size)  # text -> (figures, what recent_values aggregates)
         self._recent = Memo(cache_size)  # texts -> their aggregate
 
     def figures(self, text: str) -> dict[str, float]:
         """Sentiment, shouting and complaint figures of one turn, each in [-1, 1]."""
+        return dict(zip(FIGURES, self.values(text), strict=True))
+
+    def values(self, text: str) -> tuple[float, ...]:
+        """``figures`` as a tuple in ``FIGURES`` order."""
         return (self._cache.get(text) or self._cache.recall(text) or self._compute(text))[0]
 
-    def _compute(self, text: str) -> tuple[dict[str, float], tuple[float, float, bool, bool, bool]]:
+    def _compute(self, text: str) -> tuple[tuple[float, ...], tuple[float, float, bool, bool, bool]]:
         known = self.valences
         valences = [known[w] for w in tokens(text) if w in known]
         negative = [v for v in valences if v < 0] if valences else valences
@@ -484,35 +501,43 @@ class Lexicon:
         else:
             letters = sum(map(str.isalpha, text))
             upper = sum(map(str.isupper, text)) if letters >= 4 else 0
-        out = {
-            "negative_words": min(len(negative), 5) / 5,
-            "most_negative": -min(negative, default=0.0) / 4,
-            "valence_sum": max(-1.0, min(1.0, sum(valences) / 8)),
-            "caps": upper / letters if letters >= 4 else 0.0,
-            "exclaims": min(text.count("!"), 5) / 5,
-            "questions": min(text.count("?"), 5) / 5,
-            "complaint_now": 1.0 if is_complaint(text) else 0.0,
-        }
-        # What ``recent_figures`` aggregates, as a tuple.
-        brief = (out["most_negative"], out["caps"], out["valence_sum"] < 0, out["exclaims"] > 0,
-                 out["complaint_now"] > 0)
+        most_negative = -min(negative, default=0.0) / 4
+        valence_sum = max(-1.0, min(1.0, sum(valences) / 8))
+        caps = upper / letters if letters >= 4 else 0.0
+        exclaims = min(text.count("!"), 5) / 5
+        complaint = is_complaint(text)
+        out = (
+            min(len(negative), 5) / 5,
+            most_negative,
+            valence_sum,
+            caps,
+            exclaims,
+            min(text.count("?"), 5) / 5,
+            1.0 if complaint else 0.0,
+        )
+        # What ``recent_values`` aggregates.
+        brief = (most_negative, caps, valence_sum < 0, exclaims > 0, complaint)
         return self._cache.keep(text, (out, brief))
 
     def recent_figures(self, texts: tuple[str, ...]) -> dict[str, float]:
-        """The figures aggregated over several turns (cached by the turns)."""
+        """The figures aggregated over several turns."""
+        return dict(zip(RECENT_FIGURES, self.recent_values(texts), strict=True))
+
+    def recent_values(self, texts: tuple[str, ...]) -> tuple[float, ...]:
+        """``recent_figures`` as a tuple in ``RECENT_FIGURES`` order (cached by the turns)."""
         return self._recent.get(texts) or self._recent.recall(texts) or self._recent.keep(texts, self._aggregate(texts))
 
-    def _aggregate(self, texts: tuple[str, ...]) -> dict[str, float]:
+    def _aggregate(self, texts: tuple[str, ...]) -> tuple[float, ...]:
         cache = self._cache
         briefs = [(cache.get(text) or cache.recall(text) or self._compute(text))[1] for text in texts]
         most_negative, caps, negative, exclaiming, complaining = zip(*briefs, strict=True) if briefs else ((),) * 5
-        return {
-            "recent_most_negative": max(0.0, *most_negative),
-            "recent_negative_turns": min(sum(negative), 5) / 5,
-            "recent_caps": max(0.0, *caps),
-            "recent_exclaiming_turns": min(sum(exclaiming), 5) / 5,
-            "recent_complaint_turns": min(sum(complaining), 5) / 5,
-        }
+        return (
+            max(0.0, *most_negative),
+            min(sum(negative), 5) / 5,
+            max(0.0, *caps),
+            min(sum(exclaiming), 5) / 5,
+            min(sum(complaining), 5) / 5,
+        )
 
 
 def risk_input_parts(features: Features, lexicon: Lexicon) -> tuple[dict[str, float], list[TextPart]]:
@@ -527,29 +552,51 @@ def risk_input_parts(features: Features, lexicon: Lexicon) -> tuple[dict[str, fl
     return {**risk_state_inputs(features), **values}, texts
 
 
+#: The valued escalation inputs from the conversation's state, in ``risk_state_values`` order.
+RISK_STATE_NAMES = ("bias", "complaints", "out_of_scope", "turns", "silence")
+
+
+def risk_state_values(features: Features) -> tuple[float, ...]:
+    """The escalation inputs from the conversation's state, in ``RISK_STATE_NAMES`` order.
+
+    The state also gives the input ``trigger=<trigger>``, valued 1.0.
+    """
+    return (
+        1.0,
+        min(features.complaints, 5) / 5,
+        min(features.out_of_scope, 5) / 5,
+        min(features.n_turns, 40) / 40,
+        min(features.silence_s, 120) / 120,
+    )
+
+
 def risk_state_inputs(features: Features) -> dict[str, float]:
-    """The escalation inputs from the conversation's state."""
-    return {
-        "bias": 1.0,
-        "complaints": min(features.complaints, 5) / 5,
-        "out_of_scope": min(features.out_of_scope, 5) / 5,
-        "turns": min(features.n_turns, 40) / 40,
-        "silence": min(features.silence_s, 120) / 120,
-        f"trigger={features.trigger}": 1.0,
-    }
+    """The escalation inputs from the conversation's state, named."""
+    return {**dict(zip(RISK_STATE_NAMES, risk_state_values(features), strict=True)),
+            f"trigger={features.trigger}": 1.0}
 
 
-def risk_text_inputs(features: Features, lexicon: Lexicon) -> tuple[dict[str, float], list[TextPart]]:
-    """The escalation inputs from the turns: they depend on ``history`` and ``last_customer_text`` alone."""
+#: The valued escalation inputs from the turns, in ``risk_text_values`` order.
+RISK_TEXT_NAMES = ("repeated", *RECENT_FIGURES, *FIGURES)
+
+
+def risk_text_values(features: Features, lexicon: Lexicon) -> tuple[tuple[float, ...], list[TextPart]]:
+    """The escalation inputs from the turns, in ``RISK_TEXT_NAMES`` order, and the text parts.
+
+    They depend on ``history`` and ``last_customer_text`` alone.
+    """
     run = _customer_run(features)
     text = run[-1] if run else features.last_customer_text
     customer_texts = tuple([t for s, t in features.history if s == "customer"])
-    values = {
-        "repeated": 1.0 if len(customer_texts) >= 2 and customer_texts[-1] in customer_texts[:-1] else 0.0,
-        **lexicon.recent_figures(customer_texts),
-        **lexicon.figures(text),
-    }
+    repeated = 1.0 if len(customer_texts) >= 2 and customer_texts[-1] in customer_texts[:-1] else 0.0
+    values = (repeated, *lexicon.recent_values(customer_texts), *lexicon.values(text))
     return values, [("w", (text,)), ("recent_w", customer_texts)]
+
+
+def risk_text_inputs(features: Features, lexicon: Lexicon) -> tuple[dict[str, float], list[TextPart]]:
+    """``risk_text_values``, named."""
+    values, texts = risk_text_values(features, lexicon)
+    return dict(zip(RISK_TEXT_NAMES, values, strict=True)), texts
 
 
 def risk_inputs(features: Features, lexicon: Lexicon) -> dict[str, float]:

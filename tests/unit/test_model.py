@@ -11,7 +11,7 @@ from coachflow import star
 from models import onnx_graph, registry
 from models.dataset import examples
 from models.mlp import MLPParams, fit_temperature, softmax, train_mlp
-from models.scorer import FEATURE_SPEC, OnnxScorer
+from models.scorer import FEATURE_SPEC, OnnxScorer, indices_of
 from models.train import ARTIFACT
 from tests.helpers import STAR_DIALOGUES, registered_copy
 
@@ -141,7 +141,7 @@ def test_served_rows_are_the_training_inputs_each_once():
     # in stream order, then again (caches warm), then reversed (no reuse between points)
     for order in (points, points, points[::-1]):
         for f in order:
-            row = vec.action_row(f)
+            row = indices_of(vec.action_row(f))
             assert len(row) == len(set(row))
             assert set(row) == {action_index[n] for n in action_inputs(f, vec.flows) if n in action_index}
             indices, values = vec.risk_row(f)
