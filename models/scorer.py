@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import add, mul
 from pathlib import Path
@@ -112,10 +112,11 @@ class Vectorizer:
             }
             for head, words in (("action", self._action_words), ("risk", self._risk_words))
         }
-        # Valued risk inputs come as tuples in a fixed order: their indices (-1: not an input).
-        self._risk_text_indices = [self._risk_index.get(name, -1) for name in RISK_TEXT_NAMES]
-        self._risk_state_indices = [self._risk_index.get(name, -1) for name in RISK_STATE_NAMES]
-        self._risk_triggers: dict[str, int | None] = {}
+        # Valued risk inputs come as tuples in a fixed order: the packed
+        # indices of those the model knows, and what picks their values.
+        self._risk_text_indices, self._risk_text_pick = self._valued(RISK_TEXT_NAMES)
+        self._risk_state_indices, self._risk_state_pick = self._valued(RISK_STATE_NAMES)
+        self._risk_triggers: dict[str, tuple[Packed, array]] = {}  # trigger -> state indices, its value
         size = self.MEMO_SIZE
         # A customer's text comes back at later points of its conversation
         # (as what was said, among recent turns): its record holds its indices
@@ -145,34 +146,42 @@ class Vectorizer:
         self.flows = FlowGraphs(graph)
         self.lexicon = Lexicon(lexicon)
 
+    def _valued(self, names: Sequence[str]) -> tuple[Packed, Callable[[tuple], tuple]]:
+        """The packed indices of the named risk inputs the model knows, and a picker of their values."""
+        known = [k for k, name in enumerate(names) if name in self._risk_index]
+        packed = b"".join(self._packed[self._risk_index[names[k]]] for k in known)
+        if len(known) == len(names):
+            return packed, _same
+        return packed, lambda values: tuple([values[k] for k in known])
+
     def _ids(self, text: str) -> list[int]:
         """The word ids of a text's tokens, in order."""
         return list(map(self._word_ids.get, tokens(text), self._unknown))
 
-    def _pairs(self, ids: list[int], head: str) -> Packed:
-        """Indices of the word pairs of a text (by its word ids), each once."""
+    def _pairs(self, ids: list[int], head: str) -> tuple[Packed, ...]:
+        """The packed indices of the word pairs of a text (by its word ids), each once."""
         keys = dict.fromkeys(map(add, map(mul, ids, self._base), ids[1:]))
-        return b"".join(map(self._pair_ids[head].get, keys, _NOTHING))
+        return tuple(filter(None, map(self._pair_ids[head].get, keys, _NOTHING)))
 
-    def _record(self, text: str) -> tuple[Packed, ...]:
-        """A text's indices under each ``_RECORD`` part, in that order."""
+    def _record(self, text: str) -> tuple[tuple[Packed, ...], ...]:
+        """A text's packed indices under each ``_RECORD`` part, in that order."""
         ids = self._ids(text)
         unique = dict.fromkeys(ids)
-        out = [b"".join(map(table.__getitem__, unique)) for table in self._record_tables]
+        out = [tuple(filter(None, map(table.__getitem__, unique))) for table in self._record_tables]
         out.append(self._pairs(ids, "action"))
         return tuple(out)
 
-    def _map_text(self, prefix: str, text: str, head: str, tables: dict) -> Packed:
-        """Indices of one text's inputs under a prefix, each once."""
+    def _map_text(self, prefix: str, text: str, head: str, tables: dict) -> tuple[Packed, ...]:
+        """The packed indices of one text's inputs under a prefix, each once."""
         if prefix == "bigram":
             return self._pairs(self._ids(text), head)
         table = tables.get(prefix)
         if table is None:  # a prefix the model does not know
-            return b""
-        return b"".join(map(table.__getitem__, dict.fromkeys(self._ids(text))))
+            return ()
+        return tuple(filter(None, map(table.__getitem__, dict.fromkeys(self._ids(text)))))
 
-    def _text_indices(self, prefix: str, text: str, head) -> Packed:
-        """Indices of one text's inputs under a prefix: from its record, or mapped and remembered."""
+    def _text_indices(self, prefix: str, text: str, head) -> tuple[Packed, ...]:
+        """One text's packed indices under a prefix: from its record, or mapped and remembered."""
         field = head[0].get(prefix)
         if field is not None:
             records = self._records
@@ -187,12 +196,15 @@ class Vectorizer:
         return hit
 
     def _texts_indices(self, part: TextPart, head) -> Packed:
-        """Indices of a text part's inputs, each once."""
+        """Indices of a text part's inputs, each once.
+
+        Equal indices are the same packed object (``_packed``), so several
+        texts' indices are united as a set of them.
+        """
         prefix, texts = part
         if len(texts) == 1:
-            return self._text_indices(prefix, texts[0], head)
-        pieces = [memoryview(self._text_indices(prefix, text, head)).cast("q") for text in texts]
-        return b"".join(map(self._packed.__getitem__, set().union(*pieces)))
+            return b"".join(self._text_indices(prefix, texts[0], head))
+        return b"".join(set().union(*[self._text_indices(prefix, text, head) for text in texts]))
 
     def _name_indices(self, part: tuple[str, ...]) -> Packed:
         # Remembered by identity (checked, since an id can be reused once a
@@ -246,11 +258,14 @@ class Vectorizer:
         self._done.keep(features.conversation_id, (task, actions, indices))
         return indices
 
-    def risk_row(self, features: Features) -> tuple[array, array]:
-        """Indices (``array("q")``) and float32 values (``array("f")``) of the point's risk inputs, each once.
+    def risk_row(self, features: Features) -> tuple[Packed, array]:
+        """Packed indices and float32 values (``array("f")``) of the point's risk inputs, each once.
 
         Inputs from the state come first, then those from the turns
-        (remembered per conversation like the action inputs'); no name is in both.
+        (remembered per conversation like the action inputs'); no name is in
+        both. Valued inputs are always in the row, zeros included: the risk
+        head is linear in its inputs, so a zero input and an absent one score
+        alike, and the row's layout is fixed up to its words.
         """
         key = (features.history, features.last_customer_text)
         seen = self._history_risk.get(features.conversation_id)
@@ -258,33 +273,23 @@ class Vectorizer:
             turn_indices, turn_values = seen[1]
         else:
             values, texts = risk_text_values(features, self.lexicon)
-            turn_indices = array("q")
-            turn_values = array("f")
-            for j, v in zip(self._risk_text_indices, values, strict=True):
-                if v and j >= 0:
-                    turn_indices.append(j)
-                    turn_values.append(v)
             # Word inputs never share a name with valued ones, nor across prefixes.
-            for part in texts:
-                words = self._texts_indices(part, self._risk_head)
-                turn_indices.frombytes(words)
-                turn_values += _ONE * (len(words) // 8)
+            words = b"".join([self._texts_indices(part, self._risk_head) for part in texts])
+            turn_indices = self._risk_text_indices + words
+            turn_values = array("f", self._risk_text_pick(values))
+            turn_values += _ONE * (len(words) // 8)
             self._history_risk.keep(features.conversation_id, (key, (turn_indices, turn_values)))
-        indices = array("q")
-        values = array("f")
-        for j, v in zip(self._risk_state_indices, risk_state_values(features), strict=True):
-            if v and j >= 0:
-                indices.append(j)
-                values.append(v)
-        trigger = self._risk_triggers.get(features.trigger, -1)
-        if trigger == -1:
-            trigger = self._risk_triggers[features.trigger] = self._risk_index.get(f"trigger={features.trigger}")
-        if trigger is not None:
-            indices.append(trigger)
-            values.append(1.0)
-        return indices + turn_indices, values + turn_values
+        trigger = self._risk_triggers.get(features.trigger)
+        if trigger is None:
+            j = self._risk_index.get(f"trigger={features.trigger}")
+            trigger = self._risk_triggers[features.trigger] = (
+                (self._risk_state_indices, array("f")) if j is None else (self._risk_state_indices + self._packed[j], _ONE)
+            )
+        values = array("f", self._risk_state_pick(risk_state_values(features)))
+        values += trigger[1]
+        return trigger[0] + turn_indices, values + turn_values
 
-    def rows(self, batch: Sequence[Features]) -> tuple[list[Packed], list[tuple[array, array]]]:
+    def rows(self, batch: Sequence[Features]) -> tuple[list[Packed], list[tuple[Packed, array]]]:
         """Action and risk rows of a batch.
 
         Escalation risk is about the customer's latest turn, so only customer
@@ -321,6 +326,10 @@ _BYTE_ORDER = "little" if np.little_endian else "big"
 _NOTHING = repeat(b"")
 _ONE = array("f", [1.0])
 
+
+def _same(values: tuple) -> tuple:
+    return values
+
 #: The (head, prefix) text parts a text's record holds: those of the customer's
 #: latest turn and of what they said before (see ``Vectorizer._record``); word
 #: pairs last.
@@ -348,18 +357,18 @@ def _by_prefix(vocab: Sequence[str], packed: list[Packed]) -> dict[str, dict[str
     return out
 
 
-_EMPTY_ROW: tuple[array, array] = (array("q"), array("f"))
+_EMPTY_ROW: tuple[Packed, array] = (b"", array("f"))
 
 
-def tensors(action: list[Packed], risk: list[tuple[array, array]]) -> dict[str, np.ndarray]:
+def tensors(action: list[Packed], risk: list[tuple[Packed, array]]) -> dict[str, np.ndarray]:
     """The model's four input tensors for these rows."""
     action_idx, action_mask = _pad(action, np.fromiter(map(len, action), np.int64, len(action)) // 8, None)
     indices = [i for i, _ in risk]
-    risk_idx, risk_val = _pad(indices, np.fromiter(map(len, indices), np.int64, len(indices)), [v for _, v in risk])
+    risk_idx, risk_val = _pad(indices, np.fromiter(map(len, indices), np.int64, len(indices)) // 8, [v for _, v in risk])
     return {"action_idx": action_idx, "action_mask": action_mask, "risk_idx": risk_idx, "risk_val": risk_val}
 
 
-def _pad(indices: list[Packed | array], lengths: np.ndarray, values: list[array] | None) -> tuple[np.ndarray, np.ndarray]:
+def _pad(indices: list[Packed], lengths: np.ndarray, values: list[array] | None) -> tuple[np.ndarray, np.ndarray]:
     """[N, K] index and value arrays of rows of these lengths; ``values=None`` gives a uint8 mask of ones instead."""
     width = max(1, int(lengths.max(initial=0)))
     filled = np.arange(width) < lengths[:, None]  # row-major, as the rows are joined

@@ -59,4 +59,5 @@ def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
         assert features == point.features
         # the same inputs (a row's order carries no meaning: see Vectorizer.action_row)
         assert sorted(indices_of(action)) == sorted(indices_of(vec.action_row(point.features)))
-        assert dict(zip(*risk, strict=True)) == dict(zip(*vec.risk_row(point.features), strict=True))
+        indices, values = vec.risk_row(point.features)
+        assert dict(zip(indices_of(risk[0]), risk[1], strict=True)) == dict(zip(indices_of(indices), values, strict=True))

@@ -145,9 +145,12 @@ def test_served_rows_are_the_training_inputs_each_once():
             assert len(row) == len(set(row))
             assert set(row) == {action_index[n] for n in action_inputs(f, vec.flows) if n in action_index}
             indices, values = vec.risk_row(f)
+            indices = indices_of(indices)
             assert len(indices) == len(set(indices))
             expected = {risk_index[n]: v for n, v in risk_inputs(f, vec.lexicon).items() if n in risk_index and v}
-            assert dict(zip(indices, values, strict=True)) == pytest.approx(expected)
+            # valued inputs are served even when zero (the risk head is linear: zero and absent score alike)
+            served = dict(zip(indices, values, strict=True))
+            assert {j: v for j, v in served.items() if v} == pytest.approx(expected)
 
 
 def test_top_k_ranks_best_first():
