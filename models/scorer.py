@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from itertools import repeat
 from operator import add, mul
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 
 from models.templates import TemplateBook
 from operators.features import (
+    NAMES,
     RISK_STATE_NAMES,
     RISK_TEXT_NAMES,
     WORD_PREFIXES,
@@ -27,6 +29,7 @@ from operators.features import (
     FlowGraphs,
     Lexicon,
     Memo,
+    NameParts,
     TextPart,
     action_done_parts,
     action_name_parts,
@@ -126,7 +129,10 @@ class Vectorizer:
             (self._action_tables if head == "action" else self._risk_tables)[prefix]
             for head, prefix in _RECORD if prefix != "bigram"
         ]
-        self._parts = Memo(size)  # id(name tuple) -> (the tuple, its indices)
+        # The name parts as packed indices, cached by the same arguments as the names.
+        self._name_parts = NameParts(
+            *map(self._packing, NAMES[:-1]), no_words=b"".join(map(self._action_index.get, NAMES.no_words, _NOTHING))
+        )
         # Per head: where a text part's indices are in a record, the vocabulary
         # by prefix, the word tables and a memo of (prefix, text) -> indices
         # for the parts records do not hold.
@@ -206,18 +212,15 @@ class Vectorizer:
             return b"".join(self._text_indices(prefix, texts[0], head))
         return b"".join(set().union(*[self._text_indices(prefix, text, head) for text in texts]))
 
-    def _name_indices(self, part: tuple[str, ...]) -> Packed:
-        # Remembered by identity (checked, since an id can be reused once a
-        # tuple leaves its cache).
-        hit = self._parts.get(id(part))
-        if hit is not None and hit[0] is part:
-            return hit[1]
-        hit = self._parts.recall(id(part))
-        if hit is not None and hit[0] is part:
-            return hit[1]
-        indices = b"".join(map(self._action_index.get, part, _NOTHING))
-        self._parts.keep(id(part), (part, indices))
-        return indices
+    def _packing(self, names: Callable[..., tuple[str, ...]]) -> Callable[..., Packed]:
+        """``names`` (a cached function giving a name tuple) as packed indices, cached by the same arguments."""
+        index = self._action_index.get
+
+        @lru_cache(maxsize=names.cache_info().maxsize)
+        def packed(*args) -> Packed:
+            return b"".join(map(index, names(*args), _NOTHING))
+
+        return packed
 
     def action_row(self, features: Features) -> Packed:
         """Indices of the point's action inputs, each once (in no particular order).
@@ -238,10 +241,7 @@ class Vectorizer:
             text_indices = b"".join([self._texts_indices(part, self._action_head) for part in texts])
             self._history_action.keep(features.conversation_id, (key, (last, text_indices)))
         row = [text_indices, self._done_indices(features)]
-        remembered = self._parts.get
-        for part in action_name_parts(features, self.flows, last):
-            hit = remembered(id(part))
-            row.append(hit[1] if hit is not None and hit[0] is part else self._name_indices(part))
+        row += action_name_parts(features, self.flows, last, self._name_parts)
         return b"".join(row)
 
     def _done_indices(self, features: Features) -> Packed:
@@ -251,10 +251,9 @@ class Vectorizer:
         if seen is not None and seen[0] == task and actions[: len(seen[1])] == seen[1]:
             if len(actions) == len(seen[1]):
                 return seen[2]
-            new = action_done_parts(actions[len(seen[1]):], task)
-            indices = seen[2] + b"".join(map(self._name_indices, new))
+            indices = seen[2] + b"".join(action_done_parts(actions[len(seen[1]):], task, self._name_parts))
         else:
-            indices = b"".join(map(self._name_indices, action_done_parts(actions, task)))
+            indices = b"".join(action_done_parts(actions, task, self._name_parts))
         self._done.keep(features.conversation_id, (task, actions, indices))
         return indices
 

@@ -8,9 +8,11 @@ that same tracker, so a model never sees inputs the stream cannot produce.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain, pairwise
+from typing import Any, NamedTuple
 
 #: Agent action recorded for an agent turn typed as free text.
 FREE_TEXT_ACTION = "custom"
@@ -345,6 +347,33 @@ def _kb_prev_inputs(item: tuple, prev: str) -> tuple[str, ...]:
 _NO_WORDS = ("words=0",)
 
 
+class NameParts(NamedTuple):
+    """The cached functions behind ``action_name_parts`` and ``action_done_parts``, and the part without words.
+
+    ``NAMES`` gives name tuples. A vectoriser may pass its own: functions of
+    the same arguments that give the indices of the same names, cached by
+    those arguments (see ``models.scorer.Vectorizer``).
+    """
+
+    state: Callable[..., Any]
+    counts: Callable[..., Any]
+    agent: Callable[..., Any]
+    flow: Callable[..., Any]
+    available: Callable[..., Any]
+    cues: Callable[..., Any]
+    kb: Callable[..., Any]
+    kb_prev: Callable[..., Any]
+    done: Callable[..., Any]
+    no_words: Any
+
+
+#: The name tuples of the next-action inputs.
+NAMES = NameParts(
+    _state_inputs, _count_inputs, _agent_inputs, _flow_inputs, _available_inputs, _cue_inputs,
+    _kb_inputs, _kb_prev_inputs, _done_inputs, _NO_WORDS,
+)
+
+
 def action_input_parts(features: Features, flows: FlowGraphs) -> tuple[list[tuple[str, ...]], list[TextPart]]:
     """The next-action model's named inputs (each valued 1.0): name tuples and text parts.
 
@@ -354,25 +383,24 @@ def action_input_parts(features: Features, flows: FlowGraphs) -> tuple[list[tupl
     short values), the customer's words and word pairs since the agent last
     spoke (and cues with the previous action) and what the customer said before.
 
-    Name tuples are cached and returned as the same objects for the same
-    arguments, so a vectoriser can remember their indices. No name appears
-    twice among the name tuples, nor in more than one part: a vectoriser
-    concatenates the parts' indices without checking (only the words of
-    several texts in one text part may repeat).
+    No name appears twice among the name tuples, nor in more than one part:
+    a vectoriser concatenates the parts' indices without checking (only the
+    words of several texts in one text part may repeat).
     """
     last, texts = action_text_parts(features)
     names = action_name_parts(features, flows, last)
     return names + action_done_parts(features.actions_so_far, features.task), texts
 
 
-def action_done_parts(actions: tuple[str, ...], task: str | None) -> list[tuple[str, ...]]:
+def action_done_parts(actions: tuple[str, ...], task: str | None, parts: NameParts | None = None) -> list:
     """The actions the agent took, alone and with the task: a part per action.
 
     A conversation's actions only grow, so a vectoriser may keep the parts of
     its earlier actions and add those of new ones.
     """
+    done = (parts or NAMES).done
     task = task or "-"
-    return [_done_inputs(action, task) for action in actions]
+    return [done(action, task) for action in actions]
 
 
 def action_text_parts(features: Features) -> tuple[str | None, list[TextPart]]:
@@ -400,27 +428,31 @@ def action_text_parts(features: Features) -> tuple[str | None, list[TextPart]]:
     return last, texts
 
 
-def action_name_parts(features: Features, flows: FlowGraphs, last: str | None) -> list[tuple[str, ...]]:
+def action_name_parts(
+    features: Features, flows: FlowGraphs, last: str | None, parts: NameParts | None = None
+) -> list:
     """The next-action inputs from the conversation's state but its actions (``action_done_parts``).
 
-    ``last`` is the text ``action_text_parts`` gives.
+    ``last`` is the text ``action_text_parts`` gives. ``parts`` defaults to
+    ``NAMES`` (name tuples).
     """
+    state, counts, agent, flow, available, cues, kb_part, kb_prev, _, no_words = parts or NAMES
     prev_actions = features.prev_actions
     prev = prev_actions[-1] if prev_actions else "-"
     task = features.task or "-"
     kb = features.kb_state
     trigger = features.trigger
     names = [
-        _state_inputs(flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", trigger, kb),
-        _count_inputs(min(features.n_turns, 20), min(features.queries, 6), features.channel),
-        _agent_inputs(features.agent_id, prev, trigger, kb),
-        _flow_inputs(flows, task, features.tasks, features.actions_so_far, trigger, kb),
-        _available_inputs(features.tasks),
-        _NO_WORDS if last is None else _cue_inputs(*_text_cues(last), prev),
+        state(flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", trigger, kb),
+        counts(min(features.n_turns, 20), min(features.queries, 6), features.channel),
+        agent(features.agent_id, prev, trigger, kb),
+        flow(flows, task, features.tasks, features.actions_so_far, trigger, kb),
+        available(features.tasks),
+        no_words if last is None else cues(*_text_cues(last), prev),
     ]
     if features.kb_api is not None:
-        names.append(_kb_inputs(features.kb_api, features.kb_total_items, features.kb_item))
-        names.append(_kb_prev_inputs(features.kb_item, prev))
+        names.append(kb_part(features.kb_api, features.kb_total_items, features.kb_item))
+        names.append(kb_prev(features.kb_item, prev))
     return names
 
 
