@@ -145,24 +145,34 @@ def _customer_run(features: Features) -> list[str]:
 _FLOW_START = "hello"
 
 
-def flow_next(graph: dict[str, str], done: frozenset[str] | set[str], limit: int = 40) -> str:
-    """The first step of a task's flow graph the agent has not taken yet.
+def flow_path(graph: dict[str, str], limit: int = 40) -> tuple[str | None, ...]:
+    """The actions along a task's flow graph, walked from ``hello`` (None for a yes/no branch node).
 
-    Walks the graph from ``hello``; steps named ``query*`` (lookups) count as
-    ``query``, and a branch on the customer's yes or no follows ``yes``.
+    Steps named ``query*`` (lookups) count as ``query``, and a branch on the
+    customer's yes or no follows ``yes``. The walk does not depend on what
+    the agent did, so ``flow_next`` is the first action on it not taken yet.
     """
+    path: list[str | None] = []
     node = _FLOW_START
     for _ in range(limit):
-        if node.startswith("query"):
-            node_action = QUERY_ACTION
-        else:
-            node_action = node
-        if node_action not in done and node not in ("yes", "no"):
-            return node_action
-        nxt = graph.get(node) or graph.get("query_success" if node.startswith("query") else "yes")
+        is_query = node.startswith("query")
+        path.append(None if node in ("yes", "no") else QUERY_ACTION if is_query else node)
+        nxt = graph.get(node) or graph.get("query_success" if is_query else "yes")
         if nxt is None or nxt == node:
-            return "-"
+            break
         node = nxt
+    return tuple(path)
+
+
+def flow_next(graph: dict[str, str], done: frozenset[str] | set[str], limit: int = 40) -> str:
+    """The first step of a task's flow graph the agent has not taken yet (see ``flow_path``)."""
+    return _first_not_done(flow_path(graph, limit), done)
+
+
+def _first_not_done(path: tuple[str | None, ...], done: frozenset[str] | set[str]) -> str:
+    for action in path:
+        if action is not None and action not in done:
+            return action
     return "-"
 
 
@@ -235,13 +245,17 @@ class FlowGraphs:
 
     def __init__(self, graphs: dict[str, dict[str, str]]) -> None:
         self.graphs = graphs
+        self._paths = {task: flow_path(graph) for task, graph in graphs.items()}
 
     def successor(self, task: str, action: str) -> str:
         return self.graphs.get(task, {}).get(action, "-")
 
-    @lru_cache(maxsize=65_536)  # noqa: B019 - instances live as long as their model
     def next_step(self, task: str, done: frozenset[str]) -> str:
-        return flow_next(self.graphs.get(task, {}), done)
+        """``flow_next`` of the task's graph, along its walk taken once."""
+        path = self._paths.get(task)
+        if path is None:
+            path = self._paths[task] = flow_path({})
+        return _first_not_done(path, done)
 
 
 @lru_cache(maxsize=65_536)
