@@ -34,8 +34,13 @@ _COMPLAINT_PHRASES = re.compile(
 )
 
 
+@lru_cache(maxsize=65_536)
 def is_complaint(text: str) -> bool:
-    """A customer turn that expresses a complaint or frustration (lexicon match)."""
+    """A customer turn that expresses a complaint or frustration (lexicon match).
+
+    Cached: the conversation tracker tests each customer turn, and the
+    escalation inputs test it again.
+    """
     words = tokens(text)
     if not _COMPLAINT_WORDS.isdisjoint(words):
         return True
