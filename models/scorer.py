@@ -213,12 +213,16 @@ class Vectorizer:
         return b"".join(set().union(*[self._text_indices(prefix, text, head) for text in texts]))
 
     def _packing(self, names: Callable[..., tuple[str, ...]]) -> Callable[..., Packed]:
-        """``names`` (a cached function giving a name tuple) as packed indices, cached by the same arguments."""
+        """``names`` (a cached function giving a name tuple) as packed indices, cached by the same arguments.
+
+        This cache stands in for the names' own, so it calls the function unwrapped.
+        """
         index = self._action_index.get
+        names_of = names.__wrapped__
 
         @lru_cache(maxsize=names.cache_info().maxsize)
         def packed(*args) -> Packed:
-            return b"".join(map(index, names(*args), _NOTHING))
+            return b"".join(map(index, names_of(*args), _NOTHING))
 
         return packed
 
