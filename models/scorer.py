@@ -60,11 +60,20 @@ class Vectorizer:
     """Named model inputs -> (index, value) rows, for training and serving alike.
 
     Action inputs are all valued 1.0 (``action_input_parts`` promises it), so
-    an action row is its indices; risk inputs carry values. Name tuples are
-    cached objects, so their indices are remembered by identity. Text parts
-    are mapped without spelling out their names: a text's words become word
-    ids once, and each prefix (``said``, ``recent_w`` ...) maps word ids to
-    its inputs' indices through a table. Rows are ``Packed``.
+    an action row is its indices; risk inputs carry values. Rows are
+    ``Packed`` and joined from cached parts:
+
+    - name parts come from ``action_name_parts`` given the vectoriser's own
+      ``NameParts``: the same names' indices, cached by the same arguments;
+    - text parts are mapped without spelling out their names: a text's
+      words become word ids once, and each prefix (``said``, ``recent_w``
+      ...) maps word ids to its inputs' indices through a table; word pairs
+      are looked up by their two ids;
+    - what a point takes from the turns is remembered per conversation until
+      its next point adds a turn.
+
+    ``tests/unit/test_model.py`` checks that the rows hold exactly the
+    inputs the named functions give, each once.
     """
 
     #: Entries per memo generation (see ``operators.features.Memo``): a long
@@ -133,9 +142,9 @@ class Vectorizer:
         self._name_parts = NameParts(
             *map(self._packing, NAMES[:-1]), no_words=b"".join(map(self._action_index.get, NAMES.no_words, _NOTHING))
         )
-        # Per head: where a text part's indices are in a record, the vocabulary
-        # by prefix, the word tables and a memo of (prefix, text) -> indices
-        # for the parts records do not hold.
+        # Per head: where a text part's indices are in a record, the head's
+        # name, its word tables and a memo of (prefix, text) -> indices for the
+        # parts records do not hold.
         self._action_head = (
             {prefix: k for k, (head, prefix) in enumerate(_RECORD) if head == "action"},
             "action", self._action_tables, Memo(size),
@@ -186,12 +195,29 @@ class Vectorizer:
             return ()
         return tuple(filter(None, map(table.__getitem__, dict.fromkeys(self._ids(text)))))
 
-    def _text_indices(self, prefix: str, text: str, head) -> tuple[Packed, ...]:
-        """One text's packed indices under a prefix: from its record, or mapped and remembered."""
+    def _texts_indices(self, part: TextPart, head) -> Packed:
+        """Indices of a text part's inputs, each once (several texts' are united as a set).
+
+        From the texts' records where they hold the part, else mapped and
+        remembered by prefix and text.
+        """
+        prefix, texts = part
         field = head[0].get(prefix)
         if field is not None:
             records = self._records
-            return (records.get(text) or records.recall(text) or records.keep(text, self._record(text)))[field]
+            if len(texts) == 1:
+                text = texts[0]
+                return b"".join((records.get(text) or records.recall(text) or records.keep(text, self._record(text)))[field])
+            return b"".join(set().union(*[
+                (records.get(text) or records.recall(text) or records.keep(text, self._record(text)))[field]
+                for text in texts
+            ]))
+        if len(texts) == 1:
+            return b"".join(self._mapped(prefix, texts[0], head))
+        return b"".join(set().union(*[self._mapped(prefix, text, head) for text in texts]))
+
+    def _mapped(self, prefix: str, text: str, head) -> tuple[Packed, ...]:
+        """``_map_text``, remembered by prefix and text."""
         memo = head[3]
         key = (prefix, text)
         hit = memo.get(key)
@@ -200,17 +226,6 @@ class Vectorizer:
             if hit is None:
                 hit = memo.keep(key, self._map_text(prefix, text, head[1], head[2]))
         return hit
-
-    def _texts_indices(self, part: TextPart, head) -> Packed:
-        """Indices of a text part's inputs, each once.
-
-        Equal indices are the same packed object (``_packed``), so several
-        texts' indices are united as a set of them.
-        """
-        prefix, texts = part
-        if len(texts) == 1:
-            return b"".join(self._text_indices(prefix, texts[0], head))
-        return b"".join(set().union(*[self._text_indices(prefix, text, head) for text in texts]))
 
     def _packing(self, names: Callable[..., tuple[str, ...]]) -> Callable[..., Packed]:
         """``names`` (a cached function giving a name tuple) as packed indices, cached by the same arguments.

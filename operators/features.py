@@ -461,9 +461,10 @@ def action_name_parts(
     task = features.task or "-"
     kb = features.kb_state
     trigger = features.trigger
+    n_turns, queries = features.n_turns, features.queries  # capped below as min() would, without its call
     names = [
         state(flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", trigger, kb),
-        counts(min(features.n_turns, 20), min(features.queries, 6), features.channel),
+        counts(20 if 20 < n_turns else n_turns, 6 if 6 < queries else queries, features.channel),
         agent(features.agent_id, prev, trigger, kb),
         flow(flows, task, features.tasks, features.actions_so_far, trigger, kb),
         available(features.tasks),
@@ -612,12 +613,16 @@ def risk_state_values(features: Features) -> tuple[float, ...]:
 
     The state also gives the input ``trigger=<trigger>``, valued 1.0.
     """
+    # Each capped as min(value, cap) would, without its call (this runs per point).
+    complaints, out_of_scope, n_turns, silence = (
+        features.complaints, features.out_of_scope, features.n_turns, features.silence_s
+    )
     return (
         1.0,
-        min(features.complaints, 5) / 5,
-        min(features.out_of_scope, 5) / 5,
-        min(features.n_turns, 40) / 40,
-        min(features.silence_s, 120) / 120,
+        (5 if 5 < complaints else complaints) / 5,
+        (5 if 5 < out_of_scope else out_of_scope) / 5,
+        (40 if 40 < n_turns else n_turns) / 40,
+        (120 if 120 < silence else silence) / 120,
     )
 
 
