@@ -33,7 +33,6 @@ whole state goes when the conversation has been idle that long) and:
 
 from __future__ import annotations
 
-import copy
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -47,6 +46,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope
 from operators.records import refuse, stable_id, utc_from_ns
+from operators.state import copy_state
 from schemas import (
     Acceptance,
     ConversationEnd,
@@ -191,7 +191,7 @@ class AcceptanceLogic(StatefulLogic[object, object, AcceptanceState]):
         return datetime.fromtimestamp(min(due), tz=timezone.utc)
 
     def snapshot(self) -> AcceptanceState:
-        return copy.deepcopy(self.state)
+        return copy_state(self.state)
 
     def _alive(self) -> bool:
         state = self.state

@@ -16,7 +16,6 @@ session gap with no events (wall clock) and emits a ``ConversationSummary``.
 from __future__ import annotations
 
 import bisect
-import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from operators.features import (
     word_count,
 )
 from operators.records import refuse, stable_id, utc_from_ns
+from operators.state import copy_state
 from schemas import (
     Alert,
     ConversationEnd,
@@ -446,7 +446,7 @@ class ConversationLogic(StatefulLogic[Envelope, object, ConversationState]):
         return datetime.fromtimestamp(due, tz=timezone.utc)
 
     def snapshot(self) -> ConversationState:
-        return copy.deepcopy(self.state)
+        return copy_state(self.state)
 
     def _close(self, reason: str) -> ConversationSummary:
         summary = self.tracker.summary(reason)

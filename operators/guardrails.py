@@ -21,7 +21,6 @@ missing by their deadline.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from operators.envelope import Envelope, now_ns
 from operators.policy import Policy
 from operators.records import stable_id, utc_from_ns
 from operators.scoring import placeholder
+from operators.state import copy_state
 from schemas import (
     Alert,
     Candidate,
@@ -445,7 +445,7 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
         return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=timezone.utc)
 
     def snapshot(self) -> GuardState:
-        return copy.deepcopy(self.state)
+        return copy_state(self.state)
 
 
 def guard_key(envelope: Envelope) -> str:

@@ -10,7 +10,6 @@ conversations is active and it has been idle for ``context_ttl_s``.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope, now_ns
 from operators.records import refuse
+from operators.state import copy_state
 from schemas import ConversationEnd, CustomerContext, DeadLetter
 
 
@@ -144,7 +144,7 @@ class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, JoinState]
         return _at(min(times))
 
     def snapshot(self) -> JoinState:
-        return copy.deepcopy(self.state)
+        return copy_state(self.state)
 
     # -- helpers ------------------------------------------------------------
     def _release(self, envelope: Envelope, status: str) -> Envelope:
