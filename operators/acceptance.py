@@ -22,7 +22,7 @@ whole state goes when the conversation has been idle that long) and:
   accepted when the label equals the suggested action (``basis="action"``);
   a knowledge-base result means the agent queried (action ``query``); an
   unlabelled final agent turn is accepted when its similarity to the
-  suggestion text (``difflib.SequenceMatcher`` ratio over case-folded,
+  suggestion text (``difflib.SequenceMatcher`` ratio, by cydifflib, over case-folded,
   whitespace-collapsed text) is at least ``similarity`` (``basis=
   "similarity"``). A suggestion overtaken by another prediction point (the
   customer spoke again, a task flow opened) or by the end of the
@@ -38,11 +38,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from difflib import SequenceMatcher
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
+from cydifflib import SequenceMatcher  # difflib's, compiled: the same ratios
 
 from operators.envelope import Envelope
 from operators.records import refuse, stable_id, utc_from_ns
@@ -130,7 +130,7 @@ def normalise(text: str) -> str:
 
 
 def similarity(reply: str, suggestion: str) -> float:
-    """How alike the agent's reply and the suggestion are, 0 to 1 (difflib ratio)."""
+    """How alike the agent's reply and the suggestion are, 0 to 1 (difflib's ratio, computed by cydifflib)."""
     a, b = normalise(reply), normalise(suggestion)
     if not a and not b:
         return 1.0

@@ -119,6 +119,22 @@ def test_unlabelled_replies_are_judged_by_similarity() -> None:
     assert (verdict.outcome, verdict.accepted) == ("ignored", False) and verdict.similarity < 0.8
 
 
+def test_similarity_is_difflibs_ratio() -> None:
+    """cydifflib computes the standard library's ratio, not an approximation of it."""
+    import difflib
+    import random
+
+    from coachflow import star
+    from tests.helpers import STAR_DIALOGUES
+
+    texts = [e["Text"] for d in star.select(STAR_DIALOGUES, split="dev", limit=40) for e in d["Events"] if e.get("Text")]
+    rng = random.Random(5)
+    pairs = [(rng.choice(texts), rng.choice(texts)) for _ in range(500)] + [(t, t[: len(t) // 2]) for t in texts[:50]]
+    for reply, suggestion in pairs:
+        a, b = " ".join(reply.casefold().split()), " ".join(suggestion.casefold().split())
+        assert similarity(reply, suggestion) == difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
 def test_voice_only_inference_skips_chat() -> None:
     logic = AcceptanceLogic(AcceptanceConfig(channels="voice"), now_getter=Clock())
     show(logic, point(1, 10), suggestion("s1", channel="chat"))
