@@ -24,6 +24,7 @@ from operators.pii import Redactor
 from schemas import CustomerContext, DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 STRICT = Redactor()
 #: For the contracts' structural fields (ids, times, enums): personal data
 #: that has a shape (cards, SSNs, phones, e-mails) is masked, other numbers stay.
@@ -39,8 +40,16 @@ _UNPARSED = object()
 
 
 def stable_id(kind: str, *parts: object) -> str:
-    """A UUIDv5 over ``kind`` and ``parts``: same inputs, same id."""
-    return str(uuid.uuid5(_NAMESPACE, "|".join((kind, *map(str, parts)))))
+    """A UUIDv5 over ``kind`` and ``parts``: same inputs, same id.
+
+    Exactly ``str(uuid.uuid5(namespace, name))``, without building a ``UUID``
+    (a third of its cost; every decision and suggestion takes one).
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join((kind, *map(str, parts))).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def utc_from_ns(ns: int) -> datetime:

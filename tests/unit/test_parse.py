@@ -163,3 +163,16 @@ def test_parse_operator_splits_oks_and_errs():
     run_main(flow)
     assert [type(e.record).__name__ for e in oks] == ["Turn", "CustomerContext"]
     assert [e.reason for e in errs] == ["malformed_json"]
+
+
+def test_stable_ids_are_uuid5() -> None:
+    """Decision, suggestion and dead-letter ids are RFC 4122 UUIDv5s of their parts."""
+    import uuid
+
+    from operators.records import _NAMESPACE, stable_id
+
+    for kind, parts in [("decision", ("conv-1", "evt-7", "coach-1.0.0", "p@1")), ("dead_letter", ()),
+                        ("suggestion", ("é", 3, None, 2.5)), ("acceptance", ("x" * 300,))]:
+        expected = uuid.uuid5(_NAMESPACE, "|".join((kind, *map(str, parts))))
+        assert stable_id(kind, *parts) == str(expected)
+        assert uuid.UUID(stable_id(kind, *parts)).version == 5
