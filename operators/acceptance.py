@@ -422,7 +422,8 @@ def track_acceptance(
     :arg now_getter: Wall clock in seconds (injected by tests).
     :returns: ``Acceptance`` records, ``recorded`` feedback ``Decision``s and dead letters.
     """
-    keyed = op.key_on("key_conversation", op.filter("wanted", up, wants), acceptance_key)
+    # One step keeps what the step wants, keyed by conversation.
+    keyed = op.filter_map("key_wanted", up, lambda item: (acceptance_key(item), item) if wants(item) else None)
 
     def build(resume: AcceptanceState | None) -> AcceptanceLogic:
         return AcceptanceLogic(config, resume, now_getter)
