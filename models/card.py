@@ -74,8 +74,9 @@ Per domain (of the task in progress):
 - Scoring cost ({dev['batch_size']}-point batches, vectorising included):
   {dev['score_us_mean']} µs per point; batch of one: {dev['score_us_mean_batch_of_one']} µs
   mean, {dev['score_us_p99_batch_of_one']} µs p99, measured by {measured}.
-  Timings on this shared 2-core VM vary by about ±10% between runs; see
-  `bench/scoring.py` and the README's "The model" section.
+  This shared 2-core VM's speed drifts between runs (by a quarter, in slow
+  spells by half); `bench/scoring.py` reports a machine-speed indicator
+  beside its figures, and the README's "The model" section gives three runs.
 
 ## Limits
 - STAR's wizards were crowd workers following scripted flows; "correct" means
