@@ -400,6 +400,7 @@ def throughput_run(
     workers: int = 1,
     processes: int = 1,
     reference: bool = True,
+    reference_first: bool = False,
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
 ) -> dict:
@@ -407,7 +408,9 @@ def throughput_run(
 
     Throughput counts inputs answered (a decision or a dead letter) per
     second, between the first and the last answer's append time, so the
-    start-up is not counted.
+    start-up is not counted. ``reference_first`` runs the reference loop
+    before the job (``main_bench`` alternates, so drift of the machine's
+    speed between the two runs does not favour either).
     """
     settings = bench_settings(brokers, f"tput{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
@@ -417,26 +420,38 @@ def throughput_run(
     publisher.flush()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
     result = {"records": len(records), "partitions": partitions, "workers": workers, "processes": processes}
+    if reference and reference_first:
+        result.update(_reference_run(brokers, settings, len(records), log_dir, partitions))
+    result.update(_job_run(settings, len(records), log_dir, env, workers, processes))
+    if reference and not reference_first:
+        result.update(_reference_run(brokers, settings, len(records), log_dir, partitions))
+    if reference:
+        tput = result["reference_throughput_per_s"]
+        result["ratio"] = round(result["throughput_per_s"] / tput, 3) if tput else None
+    return result
 
+
+def _job_run(settings: Settings, count: int, log_dir: Path, env: dict[str, str] | None,
+             workers: int, processes: int) -> dict:
     collector = Collector(settings)
     collector.start()
     job = Job(settings, {"COACH_KAFKA_TAIL": "false", **(env or {})}, log_dir, workers=workers, processes=processes)
     try:
-        if not collector.wait_for(len(records), 600):
-            raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}")
+        if not collector.wait_for(count, 600):
+            raise RuntimeError(f"{count - len(collector.outputs)} records unanswered; see {job.log_path}")
         job.wait(120)
     finally:
         collector.stop()
         job.stop()
-    result.update({
+    return {
         "throughput_per_s": round(collector.throughput(), 1),
         "cpu_cores": round(job.usage.cpu_s / job.usage.wall, 2),
         "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1),
-    })
-    if not reference:
-        return result
+    }
 
-    # The reference loop: the same input topics, its own output topics.
+
+def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, partitions: int) -> dict:
+    """The reference loop: the job's input topics, its own output topics."""
     ref = bench_settings(brokers, f"ref{uuid.uuid4().hex[:8]}.", partitions)
     ref = ref.model_copy(update={"topic_events": settings.topic_events, "topic_context": settings.topic_context})
     create_topics(ref)
@@ -449,23 +464,20 @@ def throughput_run(
         usage.start()
         try:
             deadline = time.monotonic() + 600
-            while not collector.wait_for(len(records), 1) and loop.poll() is None and time.monotonic() < deadline:
+            while not collector.wait_for(count, 1) and loop.poll() is None and time.monotonic() < deadline:
                 pass
-            if len(collector.outputs) < len(records):
-                raise RuntimeError(f"the reference loop left {len(records) - len(collector.outputs)} unanswered; "
+            if len(collector.outputs) < count:
+                raise RuntimeError(f"the reference loop left {count - len(collector.outputs)} unanswered; "
                                    f"see {log_dir / 'reference.log'}")
         finally:
             collector.stop()
             loop.terminate()
             loop.wait(30)
             usage.stop()
-    reference_tput = collector.throughput()
-    result.update({
-        "reference_throughput_per_s": round(reference_tput, 1),
+    return {
+        "reference_throughput_per_s": round(collector.throughput(), 1),
         "reference_peak_rss_mb": round(usage.peak_rss / 2**20, 1),
-        "ratio": round(result["throughput_per_s"] / reference_tput, 3) if reference_tput else None,
-    })
-    return result
+    }
 
 
 def records_pool(count: int, concurrency: int) -> list[dict]:
@@ -512,6 +524,17 @@ def machine() -> dict:
             "python": sys.version.split()[0]}
 
 
+def _medians(rounds: list[dict]) -> dict:
+    """Per figure, the median over the rounds (the ratio is the median of each round's own ratio);
+    peak memory is the largest."""
+    out = dict(rounds[0])
+    for key, value in rounds[0].items():
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        if isinstance(value, float) and values:
+            out[key] = max(values) if key.endswith("rss_mb") else round(statistics.median(values), 3)
+    return out
+
+
 def main_bench(args) -> int:
     """``coach bench``: throughput (job and reference loop) and latency at a target rate, as one JSON object."""
     brokers, started = args.brokers, False
@@ -526,13 +549,20 @@ def main_bench(args) -> int:
     try:
         scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes}
         log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
-        log(f"throughput: {args.throughput_records} records preloaded, {scale}")
         pool = records_pool(max(args.throughput_records, int(args.rate * args.duration) + 500), args.concurrency)
-        tput = throughput_run(brokers, pool[:args.throughput_records], reference=not args.no_reference, **scale)
-        log(json.dumps(tput))
+        rounds = []
+        for n in range(args.rounds):
+            log(f"throughput, round {n + 1} of {args.rounds}: {args.throughput_records} records preloaded, {scale}")
+            rounds.append(throughput_run(brokers, pool[:args.throughput_records], reference=not args.no_reference,
+                                         reference_first=n % 2 == 1, **scale))
+            log(json.dumps(rounds[-1]))
+        tput = _medians(rounds)
         result = {"throughput_per_s": tput["throughput_per_s"],
                   "reference_throughput_per_s": tput.get("reference_throughput_per_s"),
                   "ratio": tput.get("ratio")}
+        if len(rounds) > 1:
+            result["rounds"] = [{key: r.get(key) for key in ("throughput_per_s", "reference_throughput_per_s", "ratio")}
+                                for r in rounds]
         if args.duration > 0:
             log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
             live = live_run(brokers, pool[:int(args.rate * args.duration) + 500], args.rate, **scale)
