@@ -178,6 +178,11 @@ class Vectorizer:
         keys = dict.fromkeys(map(add, map(mul, ids, self._base), ids[1:]))
         return tuple(filter(None, map(self._pair_ids[head].get, keys, _NOTHING)))
 
+    def _record_of(self, text: str) -> tuple[tuple[Packed, ...], ...]:
+        """``_record``, remembered by text."""
+        records = self._records
+        return records.get(text) or records.recall(text) or records.keep(text, self._record(text))
+
     def _record(self, text: str) -> tuple[tuple[Packed, ...], ...]:
         """A text's packed indices under each ``_RECORD`` part, in that order."""
         ids = self._ids(text)
@@ -204,14 +209,9 @@ class Vectorizer:
         prefix, texts = part
         field = head[0].get(prefix)
         if field is not None:
-            records = self._records
             if len(texts) == 1:
-                text = texts[0]
-                return b"".join((records.get(text) or records.recall(text) or records.keep(text, self._record(text)))[field])
-            return b"".join(set().union(*[
-                (records.get(text) or records.recall(text) or records.keep(text, self._record(text)))[field]
-                for text in texts
-            ]))
+                return b"".join(self._record_of(texts[0])[field])
+            return b"".join(set().union(*[self._record_of(text)[field] for text in texts]))
         if len(texts) == 1:
             return b"".join(self._mapped(prefix, texts[0], head))
         return b"".join(set().union(*[self._mapped(prefix, text, head) for text in texts]))
@@ -347,6 +347,7 @@ _ONE = array("f", [1.0])
 
 def _same(values: tuple) -> tuple:
     return values
+
 
 #: The (head, prefix) text parts a text's record holds: those of the customer's
 #: latest turn and of what they said before (see ``Vectorizer._record``); word

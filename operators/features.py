@@ -155,7 +155,8 @@ def flow_path(graph: dict[str, str], limit: int = 40) -> tuple[str | None, ...]:
 
     Steps named ``query*`` (lookups) count as ``query``, and a branch on the
     customer's yes or no follows ``yes``. The walk does not depend on what
-    the agent did, so ``flow_next`` is the first action on it not taken yet.
+    the agent did, so the next step is the first action on it not taken yet
+    (``FlowGraphs.next_step``).
     """
     path: list[str | None] = []
     node = _FLOW_START
@@ -169,16 +170,6 @@ def flow_path(graph: dict[str, str], limit: int = 40) -> tuple[str | None, ...]:
     return tuple(path)
 
 
-def flow_next(graph: dict[str, str], done: frozenset[str] | set[str], limit: int = 40) -> str:
-    """The first step of a task's flow graph the agent has not taken yet (see ``flow_path``)."""
-    return _first_not_done(flow_path(graph, limit), done)
-
-
-def _first_not_done(path: tuple[str | None, ...], done: frozenset[str] | set[str]) -> str:
-    for action in path:
-        if action is not None and action not in done:
-            return action
-    return "-"
 
 
 TextPart = tuple[str, tuple[str, ...]]
@@ -256,11 +247,14 @@ class FlowGraphs:
         return self.graphs.get(task, {}).get(action, "-")
 
     def next_step(self, task: str, done: frozenset[str]) -> str:
-        """``flow_next`` of the task's graph, along its walk taken once."""
+        """The first step of the task's flow the agent has not taken yet (``-``: none), along its walk."""
         path = self._paths.get(task)
         if path is None:
             path = self._paths[task] = flow_path({})
-        return _first_not_done(path, done)
+        for action in path:
+            if action is not None and action not in done:
+                return action
+        return "-"
 
 
 @lru_cache(maxsize=65_536)
@@ -540,7 +534,11 @@ class Lexicon:
 
     def values(self, text: str) -> tuple[float, ...]:
         """``figures`` as a tuple in ``FIGURES`` order."""
-        return (self._cache.get(text) or self._cache.recall(text) or self._compute(text))[0]
+        return self._entry(text)[0]
+
+    def _entry(self, text: str) -> tuple[tuple[float, ...], tuple[float, float, bool, bool, bool]]:
+        """A text's figures and what ``recent_values`` aggregates of them, cached."""
+        return self._cache.get(text) or self._cache.recall(text) or self._compute(text)
 
     def _compute(self, text: str) -> tuple[tuple[float, ...], tuple[float, float, bool, bool, bool]]:
         known = self.valences
@@ -580,8 +578,7 @@ class Lexicon:
         return self._recent.get(texts) or self._recent.recall(texts) or self._recent.keep(texts, self._aggregate(texts))
 
     def _aggregate(self, texts: tuple[str, ...]) -> tuple[float, ...]:
-        cache = self._cache
-        briefs = [(cache.get(text) or cache.recall(text) or self._compute(text))[1] for text in texts]
+        briefs = [self._entry(text)[1] for text in texts]
         most_negative, caps, negative, exclaiming, complaining = zip(*briefs, strict=True) if briefs else ((),) * 5
         return (
             max(0.0, *most_negative),
