@@ -317,7 +317,7 @@ class AcceptanceLogic(StatefulLogic[object, object, AcceptanceState]):
     def _acceptance(self, shown: Shown, mode: str, basis: str, outcome: str, accepted: bool, *, at,
                     latency_s=None, agent_action=None, similarity=None, event_id=None, feedback_id=None,
                     edit_distance=None) -> Acceptance:
-        return Acceptance.model_construct(
+        return Acceptance.trusted(
             schema_version="1.0",
             acceptance_id=stable_id("acceptance", shown.suggestion_id, mode),
             suggestion_id=shown.suggestion_id,
@@ -346,14 +346,14 @@ class AcceptanceLogic(StatefulLogic[object, object, AcceptanceState]):
 
     def _recorded(self, shown: Shown, envelope: Envelope, reason: str) -> Decision:
         feedback: Feedback = envelope.record
-        return Decision.model_construct(
+        return Decision.trusted(
             schema_version="1.0",
             decision_id=stable_id("decision", feedback.feedback_id, "feedback"),
             decided_at=utc_from_ns(time.time_ns()),
             conversation_id=feedback.conversation_id,
             customer_id=shown.customer_id,
             agent_id=feedback.agent_id,
-            input=DecisionInput.model_construct(
+            input=DecisionInput.trusted(
                 kind="feedback", event_id=feedback.feedback_id, source=envelope.origin.ref(),
                 is_final=None, speaker=None, history_event_ids=[],
             ),

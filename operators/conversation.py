@@ -363,7 +363,7 @@ class ConversationTracker:
         share = {
             s: (state.words[s] / total_words if total_words else 0.0) for s in ("customer", "agent")
         }
-        return ConversationSummary.model_construct(
+        return ConversationSummary.trusted(
             schema_version="1.0",
             conversation_id=state.conversation_id,
             customer_id=state.customer_id,
@@ -373,9 +373,9 @@ class ConversationTracker:
             ended_at=datetime.fromtimestamp(state.watermark, tz=timezone.utc),
             end_reason=end_reason,
             duration_s=round(max(0.0, state.watermark - started), 3),
-            turns=SpeakerFigures.model_construct(**{k: float(v) for k, v in state.turns.items()}),
-            words=SpeakerFigures.model_construct(**{k: float(v) for k, v in state.words.items()}),
-            talk_share=SpeakerFigures.model_construct(**{k: round(v, 4) for k, v in share.items()}),
+            turns=SpeakerFigures.trusted(**{k: float(v) for k, v in state.turns.items()}),
+            words=SpeakerFigures.trusted(**{k: float(v) for k, v in state.words.items()}),
+            talk_share=SpeakerFigures.trusted(**{k: round(v, 4) for k, v in share.items()}),
             max_silence_s=round(state.max_silence_s, 3),
             complaints=state.complaints,
             tasks=list(state.tasks),
@@ -465,7 +465,7 @@ class ConversationLogic(StatefulLogic[Envelope, object, ConversationState]):
         return summary
 
     def _publish(self, spec: AlertSpec, event: AnyEvent, at_ns: int) -> Alert:
-        return Alert.model_construct(
+        return Alert.trusted(
             schema_version="1.0",
             alert_id=stable_id("alert", event.event_id, spec.kind),
             conversation_id=event.conversation_id,

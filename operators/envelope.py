@@ -37,8 +37,8 @@ class Origin:
 
     def ref(self) -> SourceRef:
         if self.file is not None:
-            return SourceRef.model_construct(kind="file", file=self.file, line=self.line)
-        return SourceRef.model_construct(
+            return SourceRef.trusted(kind="file", file=self.file, line=self.line)
+        return SourceRef.trusted(
             kind="kafka", topic=self.topic, partition=self.partition, offset=self.offset,
             # getattr: an Origin pickled (recovery snapshot) before the field existed lacks it
             timestamp_ms=getattr(self, "timestamp_ms", None),

@@ -82,7 +82,7 @@ def _latency(envelope: Envelope, decided: int) -> StageLatency:
     joined = envelope.joined_ns or envelope.received_ns
     featured = envelope.featured_ns or joined
     scored = envelope.scored_ns or featured
-    return StageLatency.model_construct(
+    return StageLatency.trusted(
         join_wait_ms=_ms(joined, envelope.received_ns),
         conversation_ms=_ms(featured, joined),
         score_ms=_ms(scored, featured),
@@ -92,7 +92,7 @@ def _latency(envelope: Envelope, decided: int) -> StageLatency:
 
 
 def _result(rule_id: str, outcome: str, detail: str | None = None) -> RuleResult:
-    return RuleResult.model_construct(rule_id=rule_id, outcome=outcome, detail=detail)
+    return RuleResult.trusted(rule_id=rule_id, outcome=outcome, detail=detail)
 
 
 class Guard:
@@ -223,7 +223,7 @@ class Guard:
         decided_at = utc_from_ns(decided)
         top_k = rules.top_k.k
         candidates = [
-            Candidate.model_construct(action=a, confidence=round(c, 4)) for a, c in envelope.candidates[:top_k]
+            Candidate.trusted(action=a, confidence=round(c, 4)) for a, c in envelope.candidates[:top_k]
         ]
         if envelope.features is not None and len(envelope.candidates) > top_k:
             verdicts.append(_result(rules.top_k.id, "rewrite", f"kept {top_k} of {len(envelope.candidates)}"))
@@ -232,7 +232,7 @@ class Guard:
             action, confidence = best
             self.state.shown.append(envelope.texts[action])
             self.state.last_shown_at = record.event_time.timestamp()
-            suggestion = Suggestion.model_construct(
+            suggestion = Suggestion.trusted(
                 schema_version="1.0",
                 suggestion_id=stable_id("suggestion", decision_id),
                 decision_id=decision_id,
@@ -251,14 +251,14 @@ class Guard:
                 created_at=decided_at,
             )
         context = record if is_context else envelope.context
-        decision = Decision.model_construct(
+        decision = Decision.trusted(
             schema_version="1.0",
             decision_id=decision_id,
             decided_at=decided_at,
             conversation_id=None if is_context else record.conversation_id,
             customer_id=record.customer_id,
             agent_id=None if is_context else record.agent_id,
-            input=DecisionInput.model_construct(
+            input=DecisionInput.trusted(
                 kind=record.type,
                 event_id=envelope.input_id,
                 source=envelope.origin.ref(),
@@ -269,7 +269,7 @@ class Guard:
             outcome=outcome,
             reasons=reasons,
             suggestion_id=None if suggestion is None else suggestion.suggestion_id,
-            suggestion=None if suggestion is None else SuggestedResponse.model_construct(
+            suggestion=None if suggestion is None else SuggestedResponse.trusted(
                 action=suggestion.action, text=suggestion.text
             ),
             candidates=candidates,
@@ -282,7 +282,7 @@ class Guard:
             rules=verdicts,
             masked=list(envelope.masked),
             latency_ms=_latency(envelope, decided),
-            quality=None if envelope.quality is None else QualityResult.model_construct(
+            quality=None if envelope.quality is None else QualityResult.trusted(
                 suite=envelope.quality.suite, warnings=list(envelope.quality.warnings)
             ),
             run_id=self.run_id,
@@ -381,7 +381,7 @@ class Guard:
 
     def _alert(self, envelope, kind, rule_id, severity, audience, message, evidence) -> Alert:
         record = envelope.record
-        return Alert.model_construct(
+        return Alert.trusted(
             schema_version="1.0",
             alert_id=stable_id("alert", record.event_id, kind, rule_id),
             conversation_id=record.conversation_id,

@@ -56,6 +56,8 @@ _PHONE_SHAPE = re.compile(
     r"^(?:\+?\d{1,3}[ \-.]?)?(?:\(?\d{3}\)?[ \-.]?)\d{3}[ \-.]?\d{4}$|^\+\d[\d \-.]{7,16}\d$"
 )
 _PAREN_PHONE = re.compile(r"(?<!\d)(?:\+?\d{1,3}\s*)?\(\d{3}\)\s*\d{3}[ \-.]?\d{4}(?!\d)")
+#: ``_DIGIT_RUN`` and ``_PAREN_PHONE`` each need a ``\d``: a text without one has nothing for them.
+_ANY_DIGIT = re.compile(r"\d")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -90,7 +92,7 @@ class Redactor:
             found += ["email"] * n
             text, n = _EMAIL.subn("[EMAIL]", text)
             found += ["email"] * n
-        if any(c.isdigit() for c in text):
+        if _ANY_DIGIT.search(text):
             if "phone" in self.kinds:
                 text, n = _PAREN_PHONE.subn("[PHONE]", text)
                 found += ["phone"] * n

@@ -129,7 +129,7 @@ def dead_letter(
         kept, masked, form = mask_payload(kept)
     else:
         kept, masked = mask_payload(kept)[:2]
-    return DeadLetter.model_construct(
+    return DeadLetter.trusted(
         schema_version="1.0",
         dead_letter_id=stable_id("dead_letter", origin.describe(), reason, event_id or ""),
         received_at=utc_from_ns(received_ns),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
 from pydantic_core import PydanticCustomError
+from typing_extensions import Self
 
 #: Hard ceiling on any free-text field, whatever the configured limit is.
 #: The job's configurable limit (``COACH_MAX_TEXT_CHARS``) is checked on top.
@@ -23,6 +24,65 @@ class Contract(BaseModel):
     """Base of every topic record: strict, immutable, versioned."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """A record from values the job computed itself: no validation, as ``model_construct``.
+
+        The same instance as ``model_construct(**values)`` (the same ``__dict__``, in
+        field order, the same defaults and fields set), at a fraction of its cost:
+        ``model_construct`` walks every field's aliases in Python on each call
+        (about 5 µs a record, ten records per decision), this follows a plan built
+        once per class. Unlike ``model_construct`` it refuses names that are not
+        fields (``TypeError``) instead of dropping them.
+        """
+        plan = _PLANS.get(cls) or _plan_of(cls)
+        order, names, steps = plan
+        if len(values) == len(order) and tuple(values) == order:
+            fields = values  # every field, in field order: the call's own dict will do
+        else:
+            if not names.issuperset(values):
+                raise TypeError(f"{cls.__name__} has no field {sorted(set(values) - names)}")
+            fields = {}
+            for name, default, field in steps:
+                if name in values:
+                    fields[name] = values[name]
+                elif default is not _REQUIRED:
+                    fields[name] = (
+                        default if field is None
+                        else field.get_default(call_default_factory=True, validated_data=fields)
+                    )
+        record = cls.__new__(cls)
+        _set(record, "__dict__", fields)
+        _set(record, "__pydantic_fields_set__", set(values))
+        _set(record, "__pydantic_extra__", None)
+        _set(record, "__pydantic_private__", None)
+        return record
+
+
+_set = object.__setattr__
+_REQUIRED = object()
+#: Defaults a record may share with every other (``model_construct`` copies the rest).
+_IMMUTABLE = (type(None), bool, int, float, str, bytes)
+_PLANS: dict[type, tuple[tuple[str, ...], frozenset[str], tuple[tuple[str, Any, Any], ...]]] = {}
+
+
+def _plan_of(cls: type[Contract]) -> tuple:
+    """Per field, in order: its name, and its default or how to make one."""
+    fields = cls.__pydantic_fields__
+    if cls.__pydantic_post_init__ or any(f.alias or f.validation_alias for f in fields.values()):
+        raise TypeError(f"{cls.__name__}: trusted() does not serve aliases or post-init hooks")
+    steps = []
+    for name, field in fields.items():
+        if field.is_required():
+            steps.append((name, _REQUIRED, None))
+        elif field.default_factory is None and isinstance(field.default, _IMMUTABLE):
+            steps.append((name, field.default, None))
+        else:  # a factory, or a mutable default: made per record, as model_construct does
+            steps.append((name, None, field))
+    plan = (tuple(fields), frozenset(fields), tuple(steps))
+    _PLANS[cls] = plan
+    return plan
 
 
 def _to_utc(value: datetime) -> datetime:
