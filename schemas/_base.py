@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
 from pydantic_core import PydanticCustomError
-from typing_extensions import Self
 
 #: Hard ceiling on any free-text field, whatever the configured limit is.
 #: The job's configurable limit (``COACH_MAX_TEXT_CHARS``) is checked on top.
@@ -36,8 +35,7 @@ class Contract(BaseModel):
         once per class. Unlike ``model_construct`` it refuses names that are not
         fields (``TypeError``) instead of dropping them.
         """
-        plan = _PLANS.get(cls) or _plan_of(cls)
-        order, names, steps = plan
+        order, names, steps = _PLANS.get(cls) or _plan_of(cls)
         if len(values) == len(order) and tuple(values) == order:
             fields = values  # every field, in field order: the call's own dict will do
         else:
