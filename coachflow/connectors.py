@@ -6,15 +6,16 @@ triples, so the dataflow between them is the same in either mode.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bytewax.operators as op
 from bytewax.connectors.files import DirSink
-from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
 
 from coachflow.config import Settings
@@ -156,72 +157,103 @@ class DeliveryError(RuntimeError):
     """The broker did not acknowledge records the job wrote."""
 
 
-class _CheckedKafkaPartition(StatelessSinkPartition[KafkaSinkMessage]):
-    """Produces a batch and waits until the broker acknowledged every record of it."""
+#: An output record for Kafka: (topic, key, value).
+KafkaOut = tuple[str, bytes | None, bytes]
+
+
+class _Deliveries:
+    """One idempotent producer per process and its delivery reports, shared by the sink's partitions."""
 
     def __init__(self, producer: Producer) -> None:
-        self._producer = producer
-        self._failed = 0
-        self._first_error: str | None = None
+        self.producer = producer
+        self.failed = 0
+        self.first_error: str | None = None
 
-    def _delivered(self, err, msg) -> None:
+    def delivered(self, err, msg) -> None:
         if err is not None:
-            self._failed += 1
-            if self._first_error is None:
-                self._first_error = f"{msg.topic()}: {err}"
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = f"{msg.topic()}: {err}"
 
-    def _produce(self, item: KafkaSinkMessage) -> None:
-        kwargs = {"partition": item.partition} if item.partition is not None else {}
-        while True:
-            try:
-                self._producer.produce(
-                    item.topic, value=item.value, key=item.key, headers=item.headers or None,
-                    timestamp=item.timestamp, on_delivery=self._delivered, **kwargs,
-                )
-                return
-            except BufferError:  # the local queue is full: let deliveries drain it
-                self._producer.poll(0.5)
-
-    def _settle(self, count: int) -> None:
-        self._producer.flush()  # returns once each record is acknowledged or has failed
-        failed, first = self._failed, self._first_error
-        self._failed, self._first_error = 0, None
+    def check(self, when: str) -> None:
+        failed, first = self.failed, self.first_error
         if failed:
+            self.failed, self.first_error = 0, None
             raise DeliveryError(
-                f"Kafka did not acknowledge {failed} of {count} output records (first: {first}); "
+                f"Kafka did not acknowledge {failed} output record(s) {when} (first: {first}); "
                 "stopping so that a restart from the recovery store replays them"
             )
 
-    def write_batch(self, items: list[KafkaSinkMessage]) -> None:
-        for item in items:
-            self._produce(item)
-            self._producer.poll(0)
-        self._settle(len(items))
+
+class _CheckedKafkaPartition(StatefulSinkPartition[KafkaOut, None]):
+    """Produces without waiting; each epoch ends only once the broker acknowledged all of it."""
+
+    def __init__(self, deliveries: _Deliveries) -> None:
+        self._deliveries = deliveries
+
+    def write_batch(self, items: list[KafkaOut]) -> None:
+        producer, delivered = self._deliveries.producer, self._deliveries.delivered
+        for topic, key, value in items:
+            while True:
+                try:
+                    producer.produce(topic, value, key, on_delivery=delivered)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    producer.poll(0.5)
+        producer.poll(0)  # delivery reports so far: a failure stops the job now, not at the epoch's end
+        self._deliveries.check("so far")
+
+    def snapshot(self) -> None:
+        # Bytewax snapshots a sink partition after its last write of the
+        # epoch and commits the epoch only after every snapshot of it: so no
+        # epoch (nor the input offsets in its snapshot) is committed before
+        # the broker acknowledged all of its output.
+        self._settle()
 
     def close(self) -> None:
-        self._settle(0)
+        self._settle()
+
+    def _settle(self) -> None:
+        self._deliveries.producer.flush()  # returns once each record is acknowledged or has failed
+        self._deliveries.check("by the end of the epoch")
 
 
-class CheckedKafkaSink(DynamicSink[KafkaSinkMessage]):
+class CheckedKafkaSink(FixedPartitionedSink[KafkaOut, None]):
     """Kafka output that fails loudly instead of dropping records it could not deliver.
 
     Bytewax's ``KafkaSink`` flushes each batch but never reads the delivery
     reports: a record the producer gives up on (after ``message.timeout.ms``,
     e.g. a broker down for longer than that) is dropped without a word, and
-    the epoch, then the recovery snapshot after it, move on without it. Here
-    every batch waits for its acknowledgements and a failed delivery raises
+    the epoch, then the recovery snapshot after it, move on without it.
+    Here records are produced without waiting (so the stream does not stop
+    for the broker's round trip on every batch) and each sink partition's
+    end-of-epoch snapshot waits for the acknowledgement of everything
+    produced so far: the epoch and its recovery snapshot are committed only
+    after all of its output is on the broker. A failed delivery raises
     ``DeliveryError``: the job exits non-zero, and a restart from its
     recovery store replays the unacknowledged epoch (at-least-once). The
     producer is idempotent unless ``config`` says otherwise, so its own
     retries neither duplicate nor reorder a conversation's records.
-    Each message names its topic (``KafkaSinkMessage.topic``).
+
+    Items are ``(route, (topic, key, value))``: ``route`` (the record's key)
+    picks one of ``partitions`` sink partitions, which Bytewax spreads over
+    the workers; every partition of a process shares one producer.
     """
 
-    def __init__(self, brokers: list[str], config: dict[str, str] | None = None) -> None:
+    def __init__(self, brokers: list[str], config: dict[str, str] | None = None, partitions: int = 16) -> None:
         self._config = {"bootstrap.servers": ",".join(brokers), "enable.idempotence": "true", **(config or {})}
+        self._partitions = partitions
+        self._deliveries: _Deliveries | None = None
+        self._lock = threading.Lock()  # the workers of a process build their partitions in their own threads
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CheckedKafkaPartition:
-        return _CheckedKafkaPartition(Producer(self._config))
+    def list_parts(self) -> list[str]:
+        return [str(i) for i in range(self._partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CheckedKafkaPartition:
+        with self._lock:
+            if self._deliveries is None:
+                self._deliveries = _Deliveries(Producer(self._config))
+        return _CheckedKafkaPartition(self._deliveries)
 
 
 def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings) -> None:
@@ -229,7 +261,8 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
     if settings.kafka_mode:
         topics = settings.outputs()
         messages = op.map(
-            "to_kafka", stream, lambda item: KafkaSinkMessage(item[1], item[2], topic=topics[item[0]])
+            "to_kafka", stream,
+            lambda item: (item[1].decode("utf-8", "replace") if item[1] else item[0], (topics[item[0]], *item[1:])),
         )
         op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, dict(settings.kafka_config)))
         return
