@@ -6,23 +6,29 @@ triples, so the dataflow between them is the same in either mode.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bytewax.operators as op
 from bytewax.connectors.files import DirSink
-from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from coachflow.config import Settings
 from operators.envelope import Origin, RawRecord
 
 if TYPE_CHECKING:
     from coachflow.metrics import JobMetrics
+
+log = logging.getLogger("coachflow.kafka")
 
 #: Output kinds. Sorted: Bytewax orders a sink's partitions by name, and
 #: ``assign_file`` returns an index into that order.
@@ -104,6 +110,147 @@ def _timestamp_ms(timestamp: tuple[int, int] | None) -> int | None:
     return timestamp[1]
 
 
+_EOF = object()  # in a partition's buffer: the consumer reached the partition's end
+
+
+class _WorkerConsumer:
+    """One consumer for every input partition of a worker, each partition with its own buffer.
+
+    Bytewax's ``KafkaSource`` opens a consumer (with its librdkafka threads
+    and fetch session) per topic partition; here a worker's partitions share
+    one, and each partition's ``next_batch`` takes its share of a ``consume``.
+    """
+
+    def __init__(self, config: dict, batch_size: int) -> None:
+        self._consumer = Consumer(config)
+        self._batch_size = batch_size
+        self._idle_until = 0.0
+        self.buffers: dict[tuple[str, int], deque] = {}
+
+    def assign(self, topic: str, partition: int, offset: int) -> deque:
+        buffer = self.buffers[(topic, partition)] = deque()
+        self._consumer.incremental_assign([TopicPartition(topic, partition, offset)])
+        return buffer
+
+    def release(self, topic: str, partition: int) -> None:
+        if self.buffers.pop((topic, partition), None) is None:
+            return
+        if self.buffers:
+            self._consumer.incremental_unassign([TopicPartition(topic, partition)])
+        else:
+            self._consumer.close()
+
+    def fill(self) -> None:
+        now = time.monotonic()
+        if now < self._idle_until:  # the last look found nothing: the other empty partitions need not look
+            return
+        buffers = self.buffers
+        # Never block: a partition with nothing to read returns an empty batch
+        # and Bytewax polls it again a millisecond later, while the worker
+        # goes on with the rest of the dataflow (Bytewax's own source waits
+        # up to a millisecond in every empty partition's poll, holding up the
+        # worker's whole round: feedback topics are mostly empty).
+        messages = self._consumer.consume(self._batch_size * len(buffers), 0)
+        if not messages:
+            self._idle_until = now + 0.0005
+        for message in messages:
+            buffer = buffers.get((message.topic(), message.partition()))
+            error = message.error()
+            if error is not None:
+                if error.code() == ConfluentKafkaError._PARTITION_EOF:
+                    if buffer is not None:
+                        buffer.append(_EOF)
+                    continue
+                offset = message.offset()
+                if buffer is None or offset is None or offset < 0:
+                    # No record behind it (broker unreachable, ...): librdkafka recovers by itself.
+                    log.warning("Kafka consumer: %s", error)
+                    continue
+            if buffer is not None:
+                buffer.append(message)
+
+
+class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
+    """One input topic partition, read through its worker's consumer; the resume state is the next offset."""
+
+    def __init__(self, shared: _WorkerConsumer, topic: str, partition: int, stream: str, offset: int,
+                 positions: dict[tuple[str, int], int] | None) -> None:
+        self._shared = shared
+        self._topic, self._partition, self._stream = topic, partition, stream
+        self._offset = offset
+        self._positions = positions
+        self._eof = False
+        self._buffer = shared.assign(topic, partition, offset)
+
+    def next_batch(self) -> list[RawRecord]:
+        if self._eof:
+            raise StopIteration
+        buffer = self._buffer
+        if not buffer:
+            self._shared.fill()
+        batch: list[RawRecord] = []
+        append, stream, topic, partition = batch.append, self._stream, self._topic, self._partition
+        while buffer:
+            message = buffer.popleft()
+            if message is _EOF:
+                self._eof = True  # StopIteration on the next call, after this batch
+                break
+            error = message.error()
+            append(RawRecord(
+                value=message.value(), key=message.key(),
+                origin=Origin(topic=topic, partition=partition, offset=message.offset(),
+                              timestamp_ms=_timestamp_ms(message.timestamp())),
+                stream=stream, error=None if error is None else str(error),
+            ))
+        if batch:
+            self._offset = batch[-1].origin.offset + 1  # resume after the last record handed on
+            if self._positions is not None:
+                self._positions[(topic, partition)] = self._offset
+        return batch
+
+    def snapshot(self) -> int:
+        return self._offset
+
+    def close(self) -> None:
+        self._shared.release(self._topic, self._partition)
+
+
+class RawKafkaSource(KafkaSource):
+    """Kafka input as ``RawRecord``s, one consumer per worker.
+
+    Partitions keep ``KafkaSource``'s names (``"{partition}-{topic}"``) and
+    resume state (the next offset to read), so a recovery store written with
+    Bytewax's source resumes here. A consumer error about a record becomes
+    that record with ``error`` set (a dead letter); errors about no record
+    (an unreachable broker) are logged, and librdkafka reconnects.
+    """
+
+    def __init__(self, brokers: list[str], streams: dict[str, str], *, tail: bool, starting_offset: int,
+                 add_config: dict[str, str], batch_size: int,
+                 positions: dict[tuple[str, int], int] | None = None) -> None:
+        super().__init__(brokers, list(streams), tail=tail, starting_offset=starting_offset,
+                         add_config=add_config, batch_size=batch_size, raise_on_errors=False)
+        self._streams = streams
+        self._positions = positions
+        self._local = threading.local()  # a worker is a thread: its consumer
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+        index, topic = for_part.split("-", 1)
+        if topic not in self._streams:
+            raise ValueError(f"the recovery store holds input topic {topic!r}, which this job does not read")
+        shared = getattr(self._local, "consumer", None)
+        if shared is None or not shared.buffers:  # none yet, or closed after its last partition ended
+            shared = self._local.consumer = _WorkerConsumer({
+                "group.id": "BYTEWAX_IGNORED",  # offsets live in the recovery store, not in a group
+                "enable.auto.commit": "false",
+                "bootstrap.servers": ",".join(self._brokers),
+                "enable.partition.eof": str(not self._tail).lower(),
+                **self._add_config,
+            }, self._batch_size)
+        offset = self._starting_offset if resume_state is None else resume_state
+        return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions)
+
+
 def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None) -> Stream[RawRecord]:
     """Conversation events, customer context and UI feedback, from Kafka or the JSONL input.
 
@@ -116,41 +263,16 @@ def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None =
 
     streams = {settings.topic_events: "events", settings.topic_context: "context",
                settings.topic_feedback: "feedback"}
-    source = KafkaSource(
+    source = RawKafkaSource(
         settings.broker_list,
-        list(streams),
+        streams,
         tail=settings.kafka_tail,
         starting_offset=OFFSET_BEGINNING if settings.kafka_starting_offset == "earliest" else OFFSET_END,
         add_config=dict(settings.kafka_config),
         batch_size=settings.kafka_batch_size,
-        raise_on_errors=False,
+        positions=metrics.positions if metrics is not None else None,
     )
-
-    positions = metrics.positions if metrics is not None else None
-
-    def to_raw(message: KafkaSourceMessage | KafkaError) -> RawRecord:
-        if isinstance(message, KafkaError):
-            failed = message.msg
-            offset = failed.offset
-            if positions is not None and failed.partition is not None and offset is not None and offset >= 0:
-                positions[(failed.topic, failed.partition)] = offset + 1
-            return RawRecord(
-                value=failed.value, key=failed.key,
-                origin=Origin(topic=failed.topic, partition=failed.partition, offset=failed.offset,
-                              timestamp_ms=_timestamp_ms(failed.timestamp)),
-                stream=streams.get(failed.topic or "", "events"), error=str(message.err),
-            )
-        if positions is not None:
-            positions[(message.topic, message.partition)] = message.offset + 1
-        return RawRecord(
-            value=message.value,
-            key=message.key,
-            origin=Origin(topic=message.topic, partition=message.partition, offset=message.offset,
-                          timestamp_ms=_timestamp_ms(message.timestamp)),
-            stream=streams[message.topic],
-        )
-
-    return op.map("to_raw", op.input("read_kafka", flow, source), to_raw)
+    return op.input("read_kafka", flow, source)
 
 
 class DeliveryError(RuntimeError):
