@@ -119,6 +119,10 @@ class _WorkerConsumer:
     Bytewax's ``KafkaSource`` opens a consumer (with its librdkafka threads
     and fetch session) per topic partition; here a worker's partitions share
     one, and each partition's ``next_batch`` takes its share of a ``consume``.
+    A partition with an empty buffer consumes for all of them, but only while
+    the buffers hold fewer than ``batch_size`` records per partition; each
+    ``next_batch`` hands on at most ``batch_size`` (as Bytewax's source does),
+    so a backlog (a restart's catch-up) waits in Kafka, not in the job's memory.
     """
 
     def __init__(self, config: dict, batch_size: int) -> None:
@@ -126,6 +130,7 @@ class _WorkerConsumer:
         self._batch_size = batch_size
         self._idle_until = 0.0
         self.buffers: dict[tuple[str, int], deque] = {}
+        self.buffered = 0  # messages in the buffers
 
     def assign(self, topic: str, partition: int, offset: int) -> deque:
         buffer = self.buffers[(topic, partition)] = deque()
@@ -133,24 +138,29 @@ class _WorkerConsumer:
         return buffer
 
     def release(self, topic: str, partition: int) -> None:
-        if self.buffers.pop((topic, partition), None) is None:
+        buffer = self.buffers.pop((topic, partition), None)
+        if buffer is None:
             return
+        self.buffered -= sum(1 for message in buffer if message is not _EOF)
         if self.buffers:
             self._consumer.incremental_unassign([TopicPartition(topic, partition)])
         else:
             self._consumer.close()
 
     def fill(self) -> None:
+        buffers = self.buffers
+        want = self._batch_size * len(buffers)
+        if self.buffered >= want:  # the other partitions have enough to hand on: none is read ahead further
+            return
         now = time.monotonic()
         if now < self._idle_until:  # the last look found nothing: the other empty partitions need not look
             return
-        buffers = self.buffers
         # Never block: a partition with nothing to read returns an empty batch
         # and Bytewax polls it again a millisecond later, while the worker
         # goes on with the rest of the dataflow (Bytewax's own source waits
         # up to a millisecond in every empty partition's poll, holding up the
         # worker's whole round: feedback topics are mostly empty).
-        messages = self._consumer.consume(self._batch_size * len(buffers), 0)
+        messages = self._consumer.consume(want, 0)
         if not messages:
             self._idle_until = now + 0.0005
         for message in messages:
@@ -168,14 +178,16 @@ class _WorkerConsumer:
                     continue
             if buffer is not None:
                 buffer.append(message)
+                self.buffered += 1
 
 
 class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
     """One input topic partition, read through its worker's consumer; the resume state is the next offset."""
 
     def __init__(self, shared: _WorkerConsumer, topic: str, partition: int, stream: str, offset: int,
-                 positions: dict[tuple[str, int], int] | None) -> None:
+                 positions: dict[tuple[str, int], int] | None, batch_size: int) -> None:
         self._shared = shared
+        self._batch_size = batch_size
         self._topic, self._partition, self._stream = topic, partition, stream
         self._offset = offset
         self._positions = positions
@@ -190,7 +202,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             self._shared.fill()
         batch: list[RawRecord] = []
         append, stream, topic, partition = batch.append, self._stream, self._topic, self._partition
-        while buffer:
+        for _ in range(min(len(buffer), self._batch_size)):
             message = buffer.popleft()
             if message is _EOF:
                 self._eof = True  # StopIteration on the next call, after this batch
@@ -203,6 +215,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
                 stream=stream, error=None if error is None else str(error),
             ))
         if batch:
+            self._shared.buffered -= len(batch)
             self._offset = batch[-1].origin.offset + 1  # resume after the last record handed on
             if self._positions is not None:
                 self._positions[(topic, partition)] = self._offset
@@ -248,7 +261,8 @@ class RawKafkaSource(KafkaSource):
                 **self._add_config,
             }, self._batch_size)
         offset = self._starting_offset if resume_state is None else resume_state
-        return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions)
+        return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions,
+                               self._batch_size)
 
 
 def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None) -> Stream[RawRecord]:

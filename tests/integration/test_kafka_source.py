@@ -68,9 +68,13 @@ def test_a_partition_resumes_at_its_snapshot_and_shares_its_workers_consumer(bro
             if index in done:
                 continue
             try:
-                read[index] += [r.origin.offset for r in part.next_batch()]
+                batch = part.next_batch()
             except StopIteration:
                 done.add(index)
+                continue
+            # At most batch_size (7) a call, and never more than two consumes' worth read ahead.
+            assert len(batch) <= 7 and first._shared.buffered < 2 * 7 * 2, (len(batch), first._shared.buffered)
+            read[index] += [r.origin.offset for r in batch]
         if done == {0, 1}:
             break
         time.sleep(0.001)
