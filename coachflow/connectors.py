@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,6 +112,7 @@ def _timestamp_ms(timestamp: tuple[int, int] | None) -> int | None:
 
 
 _EOF = object()  # in a partition's buffer: the consumer reached the partition's end
+POLL_S = 0.005  # without a backlog, the input partitions are read every 5 ms, all at once
 
 
 class _WorkerConsumer:
@@ -192,6 +194,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         self._offset = offset
         self._positions = positions
         self._eof = False
+        self._full = False
         self._buffer = shared.assign(topic, partition, offset)
 
     def next_batch(self) -> list[RawRecord]:
@@ -219,7 +222,19 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             self._offset = batch[-1].origin.offset + 1  # resume after the last record handed on
             if self._positions is not None:
                 self._positions[(topic, partition)] = self._offset
+        self._full = len(batch) == self._batch_size
         return batch
+
+    def next_awake(self) -> datetime | None:
+        # A full batch: a backlog, so read on at once. Otherwise wait for the
+        # next tick of a POLL_S clock that every partition shares, so that one
+        # activation of the dataflow takes what all of them got meanwhile:
+        # polling each partition as soon as it has anything makes batches of
+        # a record or two, whose fixed costs (twenty steps, a model call)
+        # overload the job at rates it otherwise handles.
+        if self._full:
+            return None
+        return datetime.fromtimestamp((time.time() // POLL_S + 1) * POLL_S, timezone.utc)
 
     def snapshot(self) -> int:
         return self._offset

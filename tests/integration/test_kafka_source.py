@@ -11,7 +11,7 @@ from bytewax.testing import TestingSink, run_main
 from confluent_kafka import OFFSET_BEGINNING, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from coachflow.connectors import RawKafkaSource
+from coachflow.connectors import POLL_S, RawKafkaSource
 
 
 def topics_with_records(brokers: str, counts: dict[int, int]) -> tuple[str, str]:
@@ -75,9 +75,16 @@ def test_a_partition_resumes_at_its_snapshot_and_shares_its_workers_consumer(bro
             # At most batch_size (7) a call, and never more than two consumes' worth read ahead.
             assert len(batch) <= 7 and first._shared.buffered < 2 * 7 * 2, (len(batch), first._shared.buffered)
             read[index] += [r.origin.offset for r in batch]
+            # A full batch (a backlog) reads on at once; otherwise every partition waits for one shared tick.
+            awake = part.next_awake()
+            if len(batch) == 7:
+                assert awake is None
+            else:
+                ahead = awake.timestamp() - time.time()
+                assert -0.001 < ahead <= POLL_S and round(awake.timestamp() / POLL_S, 6) % 1 == 0, awake
         if done == {0, 1}:
             break
-        time.sleep(0.001)
+        time.sleep(0.001)  # Bytewax would wait for next_awake; reading early is allowed
     assert read == {0: list(range(10, 30)), 1: list(range(12))}
     assert (first.snapshot(), second.snapshot()) == (30, 12)  # where a restart would go on
     first.close()
