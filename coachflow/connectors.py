@@ -129,7 +129,7 @@ class _WorkerConsumer:
 
     def __init__(self, config: dict, batch_size: int) -> None:
         self._consumer = Consumer(config)
-        self._batch_size = batch_size
+        self.batch_size = batch_size
         self._idle_until = 0.0
         self.buffers: dict[tuple[str, int], deque] = {}
         self.buffered = 0  # messages in the buffers
@@ -151,14 +151,14 @@ class _WorkerConsumer:
 
     def fill(self) -> None:
         buffers = self.buffers
-        want = self._batch_size * len(buffers)
+        want = self.batch_size * len(buffers)
         if self.buffered >= want:  # the other partitions have enough to hand on: none is read ahead further
             return
         now = time.monotonic()
         if now < self._idle_until:  # the last look found nothing: the other empty partitions need not look
             return
         # Never block: a partition with nothing to read returns an empty batch
-        # and Bytewax polls it again a millisecond later, while the worker
+        # and is read again on the next tick (``next_awake``), while the worker
         # goes on with the rest of the dataflow (Bytewax's own source waits
         # up to a millisecond in every empty partition's poll, holding up the
         # worker's whole round: feedback topics are mostly empty).
@@ -187,9 +187,8 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
     """One input topic partition, read through its worker's consumer; the resume state is the next offset."""
 
     def __init__(self, shared: _WorkerConsumer, topic: str, partition: int, stream: str, offset: int,
-                 positions: dict[tuple[str, int], int] | None, batch_size: int) -> None:
+                 positions: dict[tuple[str, int], int] | None) -> None:
         self._shared = shared
-        self._batch_size = batch_size
         self._topic, self._partition, self._stream = topic, partition, stream
         self._offset = offset
         self._positions = positions
@@ -205,7 +204,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             self._shared.fill()
         batch: list[RawRecord] = []
         append, stream, topic, partition = batch.append, self._stream, self._topic, self._partition
-        for _ in range(min(len(buffer), self._batch_size)):
+        for _ in range(min(len(buffer), self._shared.batch_size)):
             message = buffer.popleft()
             if message is _EOF:
                 self._eof = True  # StopIteration on the next call, after this batch
@@ -222,7 +221,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             self._offset = batch[-1].origin.offset + 1  # resume after the last record handed on
             if self._positions is not None:
                 self._positions[(topic, partition)] = self._offset
-        self._full = len(batch) == self._batch_size
+        self._full = len(batch) == self._shared.batch_size
         return batch
 
     def next_awake(self) -> datetime | None:
@@ -276,8 +275,7 @@ class RawKafkaSource(KafkaSource):
                 **self._add_config,
             }, self._batch_size)
         offset = self._starting_offset if resume_state is None else resume_state
-        return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions,
-                               self._batch_size)
+        return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions)
 
 
 def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None) -> Stream[RawRecord]:
