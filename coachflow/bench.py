@@ -144,11 +144,18 @@ class Collector:
             yield record, appended
 
     def throughput(self) -> float:
-        """Outputs per second between the first and the last append."""
+        """Inputs answered per second, from the first input parsed to the last answer's append.
+
+        The first input parsed is the earliest decision's ``decided_at`` less its
+        ``latency_ms.total_ms``. Counting from the first answer's append instead
+        would leave out the time the first batch took (up to a batch per input
+        partition, answered in one burst) and overstate the rate.
+        """
         times = sorted(t for _, _, t in self.outputs)
-        if len(times) < 2 or times[-1] <= times[0]:
+        if len(times) < 2:
             return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
+        began = min((parsed_at(record) for record, _ in self.records() if not record["_dlq"]), default=times[0])
+        return len(times) / (times[-1] - began) if times[-1] > began else 0.0
 
 
 @dataclass
@@ -205,32 +212,61 @@ class Publisher:
             raise RuntimeError(f"replay undelivered: {self.failures[:3]}")
 
 
+def parsed_at(decision: dict) -> float:
+    """When the job parsed the decision's input (epoch seconds): ``decided_at`` less ``latency_ms.total_ms``."""
+    decided = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00")).timestamp()
+    return decided - (decision.get("latency_ms") or {}).get("total_ms", 0.0) / 1000
+
+
 def latency_report(collector: Collector, publisher: Publisher, skip: int) -> dict:
-    """End-to-end latency of every decision on a record after the first ``skip`` (the warm-up)."""
+    """End-to-end latency of every decision on a record after the first ``skip`` (the warm-up).
+
+    ``context_first`` is the share of them whose input came after its
+    customer's first context record: the rest were held by the join, by the
+    replay's design, until that context came or ``COACH_CONTEXT_WAIT_MS``
+    ran out, so their latency is mostly that wait (see ``star._place_context``).
+    """
     order = sorted(publisher.appended, key=publisher.appended.get)
     measured = set(order[skip:])
-    every, final_turns, in_job, dead = [], [], [], 0
+    decisions, dead = [], 0
     for record, appended in collector.records():
         if record["_dlq"]:
             dead += 1
             continue
         src = record["input"]["source"]
         key = (src["topic"], src["partition"], src["offset"])
-        if key not in measured:
+        decisions.append((record, publisher.appended.get(key), appended, key in measured))
+    context_at = first_context_appends(decisions)
+    every, final_turns, in_job, context_first = [], [], [], []
+    for record, published, appended, is_measured in decisions:
+        if not is_measured:
             continue
-        latency = (appended - publisher.appended[key]) * 1000
+        latency = (appended - published) * 1000
         every.append(latency)
         if record.get("latency_ms"):
             in_job.append(record["latency_ms"]["total_ms"])
         if record["input"]["kind"] == "turn" and record["input"]["is_final"] and record["input"]["speaker"] == "customer":
             final_turns.append(latency)
+        if context_at.get(record["customer_id"], float("inf")) <= published:
+            context_first.append(latency)
     return {
         "decisions": summarize(every),
         "final_customer_turns": summarize(final_turns),
+        "context_first": summarize(context_first),
         # From the input being parsed to its decision, as the job measures it.
         "in_job": summarize(in_job),
         "dead_letters": dead,
     }
+
+
+def first_context_appends(decisions: Iterable[tuple[dict, float | None, float, bool]]) -> dict[str, float]:
+    """Per customer, when its first accepted context record was appended (from its decision)."""
+    first: dict[str, float] = {}
+    for record, published, _, _ in decisions:
+        if record["input"]["kind"] == "customer_context" and published is not None:
+            customer = record["customer_id"]
+            first[customer] = min(published, first.get(customer, published))
+    return first
 
 
 class Job:
@@ -407,8 +443,8 @@ def throughput_run(
     """Preload ``records``, then let the job (and the reference loop) work through them at full speed.
 
     Throughput counts inputs answered (a decision or a dead letter) per
-    second, between the first and the last answer's append time, so the
-    start-up is not counted. ``reference_first`` runs the reference loop
+    second, from the first input parsed to the last answer's append time
+    (``Collector.throughput``), so the start-up is not counted. ``reference_first`` runs the reference loop
     before the job (``main_bench`` alternates, so drift of the machine's
     speed between the two runs does not favour either).
     """
@@ -572,6 +608,7 @@ def main_bench(args) -> int:
                 "rate_target_per_s": args.rate,
                 "rate_achieved_per_s": live["rate_per_s"],
                 "final_customer_turns": live["final_customer_turns"],
+                "context_first": live["context_first"],
                 "in_job": live["in_job"],
                 "latency_cpu_cores": live["cpu_cores"],
             })
