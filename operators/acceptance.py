@@ -46,7 +46,7 @@ from cydifflib import SequenceMatcher  # difflib's, compiled: the same ratios
 
 from operators.envelope import Envelope
 from operators.records import refuse, stable_id, utc_from_ns
-from operators.state import copy_state
+from operators.state import freeze, thaw
 from schemas import (
     Acceptance,
     ConversationEnd,
@@ -137,16 +137,17 @@ def similarity(reply: str, suggestion: str) -> float:
     return SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-class AcceptanceLogic(StatefulLogic[object, object, AcceptanceState]):
+class AcceptanceLogic(StatefulLogic[object, object, bytes]):
     """Bytewax logic for one conversation; see the module docstring."""
 
     def __init__(
         self,
         config: AcceptanceConfig,
-        state: AcceptanceState | None = None,
+        state: AcceptanceState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        state = thaw(state)
         self.state = state if state is not None else AcceptanceState()
         self._now = now_getter
 
@@ -190,8 +191,8 @@ class AcceptanceLogic(StatefulLogic[object, object, AcceptanceState]):
         due.append(state.last_seen + self.config.ttl_s)  # an idle conversation's state goes
         return datetime.fromtimestamp(min(due), tz=timezone.utc)
 
-    def snapshot(self) -> AcceptanceState:
-        return copy_state(self.state)
+    def snapshot(self) -> bytes:
+        return freeze(self.state)
 
     def _alive(self) -> bool:
         state = self.state
@@ -425,7 +426,7 @@ def track_acceptance(
     # One step keeps what the step wants, keyed by conversation.
     keyed = op.filter_map("key_wanted", up, lambda item: (acceptance_key(item), item) if wants(item) else None)
 
-    def build(resume: AcceptanceState | None) -> AcceptanceLogic:
+    def build(resume: AcceptanceState | bytes | None) -> AcceptanceLogic:
         return AcceptanceLogic(config, resume, now_getter)
 
     return op.key_rm("unkey", op.stateful("judge", keyed, build))

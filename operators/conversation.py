@@ -34,7 +34,7 @@ from operators.features import (
     word_count,
 )
 from operators.records import refuse, stable_id, utc_from_ns
-from operators.state import copy_state
+from operators.state import freeze, thaw
 from schemas import (
     Alert,
     ConversationEnd,
@@ -385,17 +385,17 @@ class ConversationTracker:
         )
 
 
-class ConversationLogic(StatefulLogic[Envelope, object, ConversationState]):
+class ConversationLogic(StatefulLogic[Envelope, object, bytes]):
     """Bytewax logic for one conversation: tracker, idle close, tombstone."""
 
     def __init__(
         self,
         config: ConversationConfig,
-        state: ConversationState | None = None,
+        state: ConversationState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.tracker = ConversationTracker(config, state)
+        self.tracker = ConversationTracker(config, thaw(state))
         self._now = now_getter
 
     @property
@@ -445,8 +445,8 @@ class ConversationLogic(StatefulLogic[Envelope, object, ConversationState]):
         )
         return datetime.fromtimestamp(due, tz=timezone.utc)
 
-    def snapshot(self) -> ConversationState:
-        return copy_state(self.state)
+    def snapshot(self) -> bytes:
+        return freeze(self.state)
 
     def _close(self, reason: str) -> ConversationSummary:
         summary = self.tracker.summary(reason)
@@ -508,7 +508,7 @@ def track_conversations(
     """
     keyed = op.key_on("key_conversation", up, lambda envelope: envelope.record.conversation_id)
 
-    def build(resume: ConversationState | None) -> ConversationLogic:
+    def build(resume: ConversationState | bytes | None) -> ConversationLogic:
         return ConversationLogic(config, resume, now_getter)
 
     tracked = op.key_rm("unkey", op.stateful("track", keyed, build))

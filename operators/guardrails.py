@@ -34,7 +34,7 @@ from operators.envelope import Envelope, now_ns
 from operators.policy import Policy
 from operators.records import stable_id, utc_from_ns
 from operators.scoring import placeholder
-from operators.state import copy_state
+from operators.state import freeze, thaw
 from schemas import (
     Alert,
     Candidate,
@@ -398,7 +398,7 @@ class Guard:
         )
 
 
-class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
+class GuardLogic(StatefulLogic[Envelope, object, bytes]):
     """Bytewax logic: the guard of one conversation, with the policy in force."""
 
     def __init__(
@@ -406,7 +406,7 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
         policies,
         templates,
         idle_s: float,
-        state: GuardState | None = None,
+        state: GuardState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
         run_id: str | None = None,
         arms=None,
@@ -416,7 +416,7 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
         self.policies = policies
         self.arms = arms
         self.passthrough = passthrough
-        self.guard = Guard(templates, state, run_id, None if arms is None else arms.name, untemplated)
+        self.guard = Guard(templates, thaw(state), run_id, None if arms is None else arms.name, untemplated)
         self.idle_s = idle_s
         self._now = now_getter
 
@@ -444,8 +444,8 @@ class GuardLogic(StatefulLogic[Envelope, object, GuardState]):
     def notify_at(self) -> datetime | None:
         return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=timezone.utc)
 
-    def snapshot(self) -> GuardState:
-        return copy_state(self.state)
+    def snapshot(self) -> bytes:
+        return freeze(self.state)
 
 
 def guard_key(envelope: Envelope) -> str:
@@ -490,7 +490,7 @@ def apply_guardrails(
     """
     keyed = op.key_on("key_conversation", up, guard_key)
 
-    def build(resume: GuardState | None) -> GuardLogic:
+    def build(resume: GuardState | bytes | None) -> GuardLogic:
         return GuardLogic(policies, templates, idle_s, resume, now_getter, run_id, arms, passthrough, untemplated)
 
     return op.key_rm("unkey", op.stateful("decide", keyed, build))

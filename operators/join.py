@@ -21,7 +21,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.envelope import Envelope, now_ns
 from operators.records import refuse
-from operators.state import copy_state
+from operators.state import freeze, thaw
 from schemas import ConversationEnd, CustomerContext, DeadLetter
 
 
@@ -58,16 +58,17 @@ def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, JoinState]):
+class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, bytes]):
     """Join one customer's conversation events with its latest context."""
 
     def __init__(
         self,
         config: JoinConfig,
-        state: JoinState | None = None,
+        state: JoinState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        state = thaw(state)
         self.state = state if state is not None else JoinState()
         self._now = now_getter
 
@@ -143,8 +144,8 @@ class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, JoinState]
             times.append(min(state.conversations.values()) + self.config.idle_s)
         return _at(min(times))
 
-    def snapshot(self) -> JoinState:
-        return copy_state(self.state)
+    def snapshot(self) -> bytes:
+        return freeze(self.state)
 
     # -- helpers ------------------------------------------------------------
     def _release(self, envelope: Envelope, status: str) -> Envelope:
@@ -192,7 +193,7 @@ def join_context(
     """
     keyed = op.key_on("key_customer", up, lambda envelope: envelope.join_key)
 
-    def build(resume: JoinState | None) -> ContextJoinLogic:
+    def build(resume: JoinState | bytes | None) -> ContextJoinLogic:
         return ContextJoinLogic(config, resume, now_getter)
 
     joined = op.key_rm("unkey", op.stateful("join", keyed, build))

@@ -12,6 +12,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from operators.acceptance import AcceptanceConfig, AcceptanceLogic, similarity, track_acceptance
 from operators.envelope import Envelope, Origin
 from operators.parse import ParseLimits, parse_record
+from operators.state import thaw
 from schemas import Acceptance, DeadLetter, Decision, Feedback, Suggestion
 from tests.helpers import Clock, at, envelope, event, raw
 
@@ -197,7 +198,7 @@ def test_state_is_bounded_and_snapshots() -> None:
     logic = AcceptanceLogic(CONFIG, now_getter=clock)
     show(logic, point(1, 0), suggestion("s1"))
     restored = pickle.loads(pickle.dumps(logic.snapshot()))
-    assert set(restored.shown) == {"s1"}
+    assert set(thaw(restored).shown) == {"s1"}
     assert logic.notify_at() == datetime.fromtimestamp(clock.now + 600, tz=timezone.utc)
     clock.advance(601)
     out, discard = logic.on_notify()
