@@ -37,11 +37,13 @@ class Origin:
 
     def ref(self) -> SourceRef:
         if self.file is not None:
-            return SourceRef.trusted(kind="file", file=self.file, line=self.line)
-        return SourceRef.trusted(
+            return SourceRef.trusted(
+                kind="file", topic=None, partition=None, offset=None, timestamp_ms=None, file=self.file, line=self.line
+            )
+        return SourceRef.trusted(  # every field, in order: trusted()'s fast path
             kind="kafka", topic=self.topic, partition=self.partition, offset=self.offset,
             # getattr: an Origin pickled (recovery snapshot) before the field existed lacks it
-            timestamp_ms=getattr(self, "timestamp_ms", None),
+            timestamp_ms=getattr(self, "timestamp_ms", None), file=None, line=None,
         )
 
     def describe(self) -> str:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -91,7 +92,10 @@ def _latency(envelope: Envelope, decided: int) -> StageLatency:
     )
 
 
+@lru_cache(maxsize=4096)
 def _result(rule_id: str, outcome: str, detail: str | None = None) -> RuleResult:
+    """A rule's verdict. Records are frozen, so decisions share the common ones
+    (a prediction point takes six to ten, most of them ``pass``)."""
     return RuleResult.trusted(rule_id=rule_id, outcome=outcome, detail=detail)
 
 

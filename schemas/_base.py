@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
@@ -87,8 +88,13 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+@lru_cache(maxsize=65_536)
 def utc_iso(value: datetime) -> str:
-    """A canonical UTC timestamp string: ``2026-01-05T09:00:00.000000Z``."""
+    """A canonical UTC timestamp string: ``2026-01-05T09:00:00.000000Z``.
+
+    Cached: every decision names its customer's context version, one
+    ``updated_at`` shared by all the customer's decisions. Equal instants in
+    other offsets share an entry, and they have the same UTC string."""
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
