@@ -573,6 +573,9 @@ def _medians(rounds: list[dict]) -> dict:
 
 def main_bench(args) -> int:
     """``coach bench``: throughput (job and reference loop) and latency at a target rate, as one JSON object."""
+    if args.rounds < 1 and args.duration <= 0:
+        print("coach bench: nothing to measure (--rounds 0 and --duration 0)", file=sys.stderr)
+        return 2
     brokers, started = args.brokers, False
     if brokers is None:
         brokers = "127.0.0.1:9092"
@@ -585,15 +588,16 @@ def main_bench(args) -> int:
     try:
         scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes}
         log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
-        pool = records_pool(max(args.throughput_records, int(args.rate * args.duration) + 500), args.concurrency)
+        pool = records_pool(max(args.throughput_records if args.rounds else 0, int(args.rate * args.duration) + 500),
+                            args.concurrency)
         rounds = []
         for n in range(args.rounds):
             log(f"throughput, round {n + 1} of {args.rounds}: {args.throughput_records} records preloaded, {scale}")
             rounds.append(throughput_run(brokers, pool[:args.throughput_records], reference=not args.no_reference,
                                          reference_first=n % 2 == 1, **scale))
             log(json.dumps(rounds[-1]))
-        tput = _medians(rounds)
-        result = {"throughput_per_s": tput["throughput_per_s"],
+        tput = _medians(rounds) if rounds else {}
+        result = {"throughput_per_s": tput.get("throughput_per_s"),
                   "reference_throughput_per_s": tput.get("reference_throughput_per_s"),
                   "ratio": tput.get("ratio")}
         if len(rounds) > 1:
@@ -612,12 +616,12 @@ def main_bench(args) -> int:
                 "in_job": live["in_job"],
                 "latency_cpu_cores": live["cpu_cores"],
             })
-            peak = max(tput["peak_rss_mb"], live["peak_rss_mb"])
+            peak = max(tput.get("peak_rss_mb", 0.0), live["peak_rss_mb"])
         else:
             peak = tput["peak_rss_mb"]
-        result.update({"peak_rss_mb": peak, "throughput_cpu_cores": tput["cpu_cores"],
+        result.update({"peak_rss_mb": peak, "throughput_cpu_cores": tput.get("cpu_cores"),
                        "reference_peak_rss_mb": tput.get("reference_peak_rss_mb"),
-                       "records": tput["records"], **scale, "machine": machine()})
+                       "records": tput.get("records"), **scale, "machine": machine()})
         print(json.dumps(result, indent=None if args.compact else 2))
         return 0
     finally:

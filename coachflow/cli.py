@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of the latency run (0: skip it)")
     bench.add_argument("--throughput-records", type=int, default=60_000, help="records in the throughput run")
     bench.add_argument("--rounds", type=int, default=3,
-                       help="throughput rounds, job and reference in alternating order; medians reported")
+                       help="throughput rounds, job and reference in alternating order; medians reported "
+                            "(0: skip the throughput run, latency only)")
     bench.add_argument("--partitions", type=int, default=4)
     bench.add_argument("--workers", type=int, default=1, help="workers per process (bytewax.run -w)")
     bench.add_argument("--processes", type=int, default=1, help="local processes (bytewax.run -i/-a)")

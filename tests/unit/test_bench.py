@@ -88,3 +88,10 @@ def test_throughput_counts_from_the_first_input_parsed_not_the_first_append():
     assert collector.throughput() == pytest.approx(12 / 10.0)
     collector.outputs = collector.outputs[:1]
     assert collector.throughput() == 0.0
+
+
+def test_bench_refuses_to_measure_nothing_before_starting_a_broker(capsys):
+    from coachflow.cli import main
+
+    assert main(["bench", "--rounds", "0", "--duration", "0", "--brokers", "127.0.0.1:1"]) == 2
+    assert "nothing to measure" in capsys.readouterr().err
