@@ -221,9 +221,9 @@ def parsed_at(decision: dict) -> float:
 def latency_report(collector: Collector, publisher: Publisher, skip: int) -> dict:
     """End-to-end latency of every decision on a record after the first ``skip`` (the warm-up).
 
-    ``context_first`` is the share of them whose input came after its
-    customer's first context record: the rest were held by the join, by the
-    replay's design, until that context came or ``COACH_CONTEXT_WAIT_MS``
+    ``context_first`` summarises those of them whose input came after its
+    customer's first context record: the others were held by the join, by
+    the replay's design, until that context came or ``COACH_CONTEXT_WAIT_MS``
     ran out, so their latency is mostly that wait (see ``star._place_context``).
     """
     order = sorted(publisher.appended, key=publisher.appended.get)
@@ -444,9 +444,10 @@ def throughput_run(
 
     Throughput counts inputs answered (a decision or a dead letter) per
     second, from the first input parsed to the last answer's append time
-    (``Collector.throughput``), so the start-up is not counted. ``reference_first`` runs the reference loop
-    before the job (``main_bench`` alternates, so drift of the machine's
-    speed between the two runs does not favour either).
+    (``Collector.throughput``), so the start-up is not counted.
+    ``reference_first`` runs the reference loop before the job
+    (``main_bench`` alternates, so drift of the machine's speed between the
+    two runs does not favour either).
     """
     settings = bench_settings(brokers, f"tput{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)

@@ -22,9 +22,10 @@ from contextlib import contextmanager
 #: partition (20,000 records), so most young objects survive a collection and
 #: are walked again in the middle generation. At 100,000 the collector took
 #: 0-4 µs per prediction point in ``bench/scoring.py`` runs, against 4-10 µs
-#: at 10,000; at 1,000,000 the job's middle-generation collections in a
-#: 60,000-record ``coach bench`` run took 0.02 s against 0.7-0.8 s, and four
-#: alternating throughput runs gained 8-29% (median 12%) at the same peak memory.
+#: at 10,000. At 1,000,000 the job's middle-generation collections in a
+#: 60,000-record Kafka run took 0.02 s against 0.7-0.8 s, and four alternating
+#: ``coach bench`` throughput runs gained 8-29% (median 12%) at the same peak
+#: memory.
 YOUNG_THRESHOLD = 1_000_000
 
 
