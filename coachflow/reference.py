@@ -7,13 +7,14 @@ the job's order, in one process and one thread:
 
 consume a batch -> parse (contracts, PII masking) -> quality gate -> join
 with customer context -> conversation state -> score the batch with the ONNX
-model -> guardrails -> serialise -> produce.
+model -> guardrails -> acceptance -> serialise -> produce.
 
 Keyed steps keep one ``StatefulLogic`` per key in a dict, as Bytewax does,
 and their timers (the join's context wait, idle conversations) are served
-between batches. What it leaves out: GX's side process and lineage (the job
-under benchmark has them on), recovery snapshots and anything to do with
-several workers.
+between batches. It publishes what the job publishes. What it leaves out:
+GX's side process, lineage and the Prometheus metrics (the job under
+benchmark has them on), recovery snapshots and anything to do with several
+workers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from datetime import datetime, timezone
 from coachflow.config import Settings
 from coachflow.heap import settle_heap
 from models.registry import load_scorer
+from operators.acceptance import AcceptanceLogic, acceptance_key, wants
 from operators.conversation import ConversationLogic
 from operators.envelope import Envelope, Origin, RawRecord, now_ns
 from operators.guardrails import GuardLogic, guard_key
@@ -34,6 +36,7 @@ from operators.publish import serialize
 from operators.quality import Gate, load_suites, quality_row, suite_of
 from operators.records import refuse_quality
 from operators.scoring import score_envelopes
+from schemas import Feedback
 
 
 class Keyed:
@@ -90,7 +93,11 @@ class Pipeline:
         templates, idle = self.scorer.templates, settings.session_gap_s
         self.join = Keyed(lambda: ContextJoinLogic(join, None, time.time))
         self.conversations = Keyed(lambda: ConversationLogic(conversation, None, time.time))
-        self.guards = Keyed(lambda: GuardLogic(self.policies, templates, idle, None, time.time, None))
+        # The guards pass each input through just before its decision, for the acceptance step.
+        self.guards = Keyed(lambda: GuardLogic(self.policies, templates, idle, None, time.time, None,
+                                               passthrough=True))
+        acceptance = settings.acceptance_config()
+        self.acceptance = Keyed(lambda: AcceptanceLogic(acceptance, None, time.time))
         self._last_tick = 0.0
 
     def process(self, batch: list[RawRecord]) -> list:
@@ -101,6 +108,9 @@ class Pipeline:
             parsed = parse_record(raw, self.limits, received, redactor)
             if not isinstance(parsed, Envelope):
                 out.append(parsed)
+                continue
+            if isinstance(parsed.record, Feedback):  # UI feedback goes straight to acceptance
+                self.acceptance.feed(acceptance_key(parsed), parsed, out)
                 continue
             verdict = self.gate.judge(suite_of(parsed), quality_row(parsed))
             if verdict.critical:
@@ -150,12 +160,22 @@ class Pipeline:
             self.conversations.eof(tracked)
         points = [item for item in tracked if isinstance(item, Envelope)]
         out.extend(item for item in tracked if not isinstance(item, Envelope))
+        guarded: list = []
         for envelope in [*score_envelopes(points, self.scorer), *contexts]:
-            self.guards.feed(guard_key(envelope), envelope, out)
+            self.guards.feed(guard_key(envelope), envelope, guarded)
         if timers:
-            self.guards.tick(datetime.now(timezone.utc), out)
+            self.guards.tick(datetime.now(timezone.utc), guarded)
         if eof:
-            self.guards.eof(out)
+            self.guards.eof(guarded)
+        for item in guarded:
+            if not isinstance(item, Envelope):
+                out.append(item)
+            if wants(item):
+                self.acceptance.feed(acceptance_key(item), item, out)
+        if timers:
+            self.acceptance.tick(datetime.now(timezone.utc), out)
+        if eof:
+            self.acceptance.eof(out)
 
 
 def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None = None) -> dict:

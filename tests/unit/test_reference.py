@@ -1,4 +1,4 @@
-"""The benchmark's reference loop does the job's work: same decisions, dead letters and suggestions."""
+"""The benchmark's reference loop does the job's work: same decisions, dead letters, suggestions and acceptance."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_the_reference_loop_decides_as_the_job_does(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     job = {kind: [json.loads(line) for line in (tmp_path / f"{kind}.jsonl").read_text().splitlines()]
-           for kind in ("decisions", "suggestions", "dlq")}
+           for kind in ("decisions", "suggestions", "dlq", "acceptance")}
 
     lines = SAMPLE.read_bytes().splitlines()
     batch = [RawRecord(value=line, key=None, origin=Origin(file=str(SAMPLE), line=number), stream="any",
@@ -33,7 +33,7 @@ def test_the_reference_loop_decides_as_the_job_does(tmp_path):
     pipeline = Pipeline(Settings(input=SAMPLE, lineage="none"))
     out = [serialize(record) for record in [*pipeline.process(batch[:150]), *pipeline.process(batch[150:]),
                                             *pipeline.finish()]]
-    ref: dict[str, list[dict]] = {"decisions": [], "suggestions": [], "dlq": []}
+    ref: dict[str, list[dict]] = {"decisions": [], "suggestions": [], "dlq": [], "acceptance": []}
     for kind, _key, value in out:
         if kind in ref:
             ref[kind].append(json.loads(value))
@@ -47,3 +47,6 @@ def test_the_reference_loop_decides_as_the_job_does(tmp_path):
             assert decision[field] == twin[field], (field, decision["decision_id"])
     assert {s["suggestion_id"] for s in ref["suggestions"]} == {s["suggestion_id"] for s in job["suggestions"]}
     assert sorted(d["reason"] for d in ref["dlq"]) == sorted(d["reason"] for d in job["dlq"])
+    judged = {(a["suggestion_id"], a["mode"], a["outcome"]) for a in job["acceptance"]}
+    assert len(judged) == len(job["acceptance"]) > 10
+    assert {(a["suggestion_id"], a["mode"], a["outcome"]) for a in ref["acceptance"]} == judged
