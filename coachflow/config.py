@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     kafka_tail: bool = Field(
         default=True, description="Keep waiting for new input; false stops at the end of each partition."
     )
-    kafka_batch_size: int = Field(default=5000, ge=1, description="Max messages per poll per partition (and read ahead per partition).")
+    kafka_batch_size: int = Field(default=1000, ge=1, description="Max messages per poll per partition (and read ahead per partition).")
     kafka_config: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka properties as JSON (security, tuning)."
     )

@@ -194,11 +194,13 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
     metadata = consumer.list_topics(timeout=30).topics
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in streams
                      for p in metadata[topic].partitions])
+    # As much per batch as one job worker takes into an activation under a backlog: the batch size from each partition.
+    per_batch = settings.kafka_batch_size * len(metadata[settings.topic_events].partitions)
     consumed = produced = 0
     last_input = time.monotonic()
     try:
         while time.monotonic() - last_input < stop_when_idle_s:
-            messages = consumer.consume(settings.kafka_batch_size, 0.01)
+            messages = consumer.consume(per_batch, 0.01)
             batch = []
             for message in messages:
                 if message.error() is not None:
