@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, default=400, help="conversations in flight")
     bench.add_argument("--no-reference", action="store_true", help="skip the reference loop")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
     bench.set_defaults(func=_bench)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
