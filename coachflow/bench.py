@@ -196,7 +196,12 @@ class Publisher:
     def __post_init__(self) -> None:
         from confluent_kafka import Producer
 
-        self._producer = Producer({"bootstrap.servers": self.settings.brokers, "linger.ms": 0,
+        # Batched as a gateway producer would (librdkafka's default linger, 5 ms). Latency is
+        # counted from the broker's append, so lingering does not shorten it; producing each
+        # record in a request of its own (``linger.ms`` 0) took twice the broker's CPU (0.33
+        # against 0.17 of a core publishing 2,000 records/s) and a third more of the producer's,
+        # CPU the job shares on a two-core machine.
+        self._producer = Producer({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
                                    "enable.idempotence": True})
 
     def _delivered(self, err, msg) -> None:
