@@ -7,7 +7,8 @@ publishes STAR conversations at a steady rate after a short warm-up, and
 reads every decision and dead letter back. A decision's end-to-end latency
 is its append time on ``coaching.decisions`` minus its input's append time
 on ``conversation.events`` (or ``customer.context``), matched by the source
-partition and offset every decision carries.
+partition and offset every decision carries. ``coach bench`` deletes the
+topics it made when it is done.
 """
 
 from __future__ import annotations
