@@ -19,8 +19,9 @@ from contextlib import contextmanager
 #: Allocations between young-generation collections (CPython's default is
 #: 700). Each collection walks whatever is alive then, including the batch in
 #: flight: under a backlog, an activation carries up to a batch per input
-#: partition (20,000 records), so most young objects survive a collection and
-#: are walked again in the middle generation. At 100,000 the collector took
+#: partition (4,000 records at the defaults; 20,000 when the figures below
+#: were measured, at a batch size of 5,000), so most young objects survive a
+#: collection and are walked again in the middle generation. At 100,000 the collector took
 #: 0-4 µs per prediction point in ``bench/scoring.py`` runs, against 4-10 µs
 #: at 10,000. At 1,000,000 the job's middle-generation collections in a
 #: 60,000-record Kafka run took 0.02 s against 0.7-0.8 s, and four alternating
