@@ -192,6 +192,8 @@ class Publisher:
     """Produces records in order, remembering each one's broker append time."""
 
     settings: Settings
+    key_by: str = "conversation"
+    """What events are keyed by (``COACH_INPUT_KEY``): ``customer`` for jobs sharing the partitions."""
     appended: dict[tuple[str, int, int], float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -213,10 +215,8 @@ class Publisher:
             self.appended[(msg.topic(), msg.partition(), msg.offset())] = msg.timestamp()[1] / 1000
 
     def send(self, record: dict) -> None:
-        if record["type"] == "customer_context":
-            topic, key = self.settings.topic_context, record["customer_id"]
-        else:
-            topic, key = self.settings.topic_events, record["conversation_id"]
+        stream, key = replay.kafka_target(record, self.key_by)
+        topic = self.settings.topic_context if stream == "context" else self.settings.topic_events
         value = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
         while True:
             try:
@@ -303,23 +303,42 @@ def first_context_appends(decisions: Iterable[tuple[dict, float | None, float, b
     return first
 
 
+def shares(partitions: int, jobs: int) -> list[list[int]]:
+    """The input partitions of each of ``jobs`` jobs splitting ``partitions`` (round robin)."""
+    if not 1 <= jobs <= partitions:
+        raise ValueError(f"{jobs} jobs cannot split {partitions} partitions")
+    return [[p for p in range(partitions) if p % jobs == i] for i in range(jobs)]
+
+
+def share_env(share: list[int]) -> dict[str, str]:
+    """A job's environment for one share of co-partitioned input (``COACH_KAFKA_PARTITIONS``)."""
+    return {"COACH_INPUT_KEY": "customer", "COACH_KAFKA_PARTITIONS": json.dumps(share)}
+
+
 class Job:
-    """The job under benchmark: ``processes`` local processes of ``workers`` workers each."""
+    """The job under benchmark: ``processes`` local processes of ``workers`` workers each, or ``jobs``
+    independent one-process jobs, each reading its share of the input partitions (co-partitioned input)."""
 
     def __init__(self, settings: Settings, env: dict[str, str], log_dir: Path, *,
-                 workers: int = 1, processes: int = 1, args: tuple[str, ...] = ()) -> None:
+                 workers: int = 1, processes: int = 1, jobs: int = 1, args: tuple[str, ...] = ()) -> None:
+        if jobs > 1 and processes > 1:
+            raise ValueError("jobs sharing the partitions run one process each")
         self.log_path = log_dir / f"{settings.topic_events.split('.')[0]}.log"
         self._log = self.log_path.open("w")
         env = job_env(settings, {"COACH_OUTPUT_DIR": str(log_dir), "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()), **env})
-        scale: list[list[str]] = [["-w", str(workers)]]
+        scale: list[tuple[list[str], dict[str, str]]] = [(["-w", str(workers)], env)]
         if processes > 1:
             ports = free_ports(processes)
             addresses = ";".join(f"127.0.0.1:{port}" for port in ports)
-            scale = [["-w", str(workers), "-i", str(i), "-a", addresses] for i in range(processes)]
+            scale = [(["-w", str(workers), "-i", str(i), "-a", addresses], env) for i in range(processes)]
+        elif jobs > 1:  # own metrics ports and lineage runs: separate jobs
+            scale = [(["-w", str(workers)], {**env, **share_env(share), "COACH_METRICS_PORT": str(port),
+                                             "COACH_LINEAGE_RUN_ID": str(uuid.uuid4())})
+                     for share, port in zip(shares(settings.topic_partitions, jobs), free_ports(jobs), strict=True)]
         self.processes = [
             subprocess.Popen([sys.executable, "-m", "bytewax.run", *flags, *args, "flows.coaching:flow"], cwd=ROOT,
-                             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-            for flags in scale
+                             env=process_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            for flags, process_env in scale
         ]
         self.usage = Usage([p.pid for p in self.processes])
         self.usage.start()
@@ -431,14 +450,15 @@ def live_run(
     settle_s: float = 10.0,
     workers: int = 1,
     processes: int = 1,
+    jobs: int = 1,
     log_dir: Path | None = None,
 ) -> dict:
     """Run the job on fresh topics, replay ``records`` at ``rate``, report end-to-end latency."""
     settings = bench_settings(brokers, f"bench{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
-    job = Job(settings, env or {}, log_dir, workers=workers, processes=processes)
-    collector, publisher = Collector(settings), Publisher(settings)
+    job = Job(settings, env or {}, log_dir, workers=workers, processes=processes, jobs=jobs)
+    collector, publisher = Collector(settings), Publisher(settings, key_by=key_by(jobs))
     collector.start()
     try:
         # Warm-up: the job starts, loads its model and suites, sees the first records.
@@ -469,6 +489,7 @@ def throughput_run(
     partitions: int = 4,
     workers: int = 1,
     processes: int = 1,
+    jobs: int = 1,
     reference: bool = True,
     reference_first: bool = False,
     env: dict[str, str] | None = None,
@@ -481,32 +502,41 @@ def throughput_run(
     (``Collector.throughput``), so the start-up is not counted.
     ``reference_first`` runs the reference loop before the job
     (``main_bench`` alternates, so drift of the machine's speed between the
-    two runs does not favour either).
+    two runs does not favour either). With ``jobs`` > 1 the input is
+    co-partitioned (events keyed by customer id), and as many reference
+    loops as jobs run side by side on the same shares of the partitions.
     """
     settings = bench_settings(brokers, f"tput{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
-    publisher = Publisher(settings)
+    publisher = Publisher(settings, key_by=key_by(jobs))
     for record in records:
         publisher.send(record)
     publisher.flush()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
-    result = {"records": len(records), "partitions": partitions, "workers": workers, "processes": processes}
+    result = {"records": len(records), "partitions": partitions, "workers": workers, "processes": processes,
+              "jobs": jobs}
     if reference and reference_first:
-        result.update(_reference_run(brokers, settings, len(records), log_dir, partitions))
-    result.update(_job_run(settings, len(records), log_dir, env, workers, processes))
+        result.update(_reference_run(brokers, settings, len(records), log_dir, partitions, jobs))
+    result.update(_job_run(settings, len(records), log_dir, env, workers, processes, jobs))
     if reference and not reference_first:
-        result.update(_reference_run(brokers, settings, len(records), log_dir, partitions))
+        result.update(_reference_run(brokers, settings, len(records), log_dir, partitions, jobs))
     if reference:
         tput = result["reference_throughput_per_s"]
         result["ratio"] = round(result["throughput_per_s"] / tput, 3) if tput else None
     return result
 
 
+def key_by(jobs: int) -> str:
+    """What the replay keys events by: customer id when jobs share the partitions (co-partitioned input)."""
+    return "customer" if jobs > 1 else "conversation"
+
+
 def _job_run(settings: Settings, count: int, log_dir: Path, env: dict[str, str] | None,
-             workers: int, processes: int) -> dict:
+             workers: int, processes: int, jobs: int = 1) -> dict:
     collector = Collector(settings)
     collector.start()
-    job = Job(settings, {"COACH_KAFKA_TAIL": "false", **(env or {})}, log_dir, workers=workers, processes=processes)
+    job = Job(settings, {"COACH_KAFKA_TAIL": "false", **(env or {})}, log_dir, workers=workers, processes=processes,
+              jobs=jobs)
     try:
         if not collector.wait_for(count, 600):
             raise RuntimeError(f"{count - len(collector.outputs)} records unanswered; see {job.log_path}")
@@ -521,29 +551,36 @@ def _job_run(settings: Settings, count: int, log_dir: Path, env: dict[str, str] 
     }
 
 
-def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, partitions: int) -> dict:
-    """The reference loop: the job's input topics, its own output topics."""
+def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, partitions: int,
+                   jobs: int = 1) -> dict:
+    """The reference loop (one per share when ``jobs`` split the partitions): the job's input topics, its own
+    output topics."""
     ref = bench_settings(brokers, f"ref{uuid.uuid4().hex[:8]}.", partitions)
     ref = ref.model_copy(update={"topic_events": settings.topic_events, "topic_context": settings.topic_context})
     create_topics(ref)
     collector = Collector(ref)
     collector.start()
+    env = job_env(ref, {"COACH_LINEAGE": "none"})
+    envs = [env] if jobs == 1 else [{**env, **share_env(share)} for share in shares(partitions, jobs)]
     with (log_dir / "reference.log").open("w") as log:
-        loop = subprocess.Popen([sys.executable, "-m", "coachflow.reference"], cwd=ROOT,
-                                env=job_env(ref, {"COACH_LINEAGE": "none"}), stdout=log, stderr=subprocess.STDOUT)
-        usage = Usage([loop.pid])
+        loops = [subprocess.Popen([sys.executable, "-m", "coachflow.reference"], cwd=ROOT, env=loop_env,
+                                  stdout=log, stderr=subprocess.STDOUT) for loop_env in envs]
+        usage = Usage([loop.pid for loop in loops])
         usage.start()
         try:
             deadline = time.monotonic() + 600
-            while not collector.wait_for(count, 1) and loop.poll() is None and time.monotonic() < deadline:
+            while (not collector.wait_for(count, 1) and any(loop.poll() is None for loop in loops)
+                   and time.monotonic() < deadline):
                 pass
             if len(collector.outputs) < count:
                 raise RuntimeError(f"the reference loop left {count - len(collector.outputs)} unanswered; "
                                    f"see {log_dir / 'reference.log'}")
         finally:
             collector.stop()
-            loop.terminate()
-            loop.wait(30)
+            for loop in loops:
+                loop.terminate()
+            for loop in loops:
+                loop.wait(30)
             usage.stop()
     return {
         "reference_throughput_per_s": round(collector.throughput(), 1),
@@ -611,6 +648,10 @@ def main_bench(args) -> int:
     if args.rounds < 1 and args.duration <= 0:
         print("coach bench: nothing to measure (--rounds 0 and --duration 0)", file=sys.stderr)
         return 2
+    if args.jobs > 1 and (args.processes > 1 or args.jobs > args.partitions):
+        print("coach bench: --jobs N runs N one-process jobs, each on its share of the --partitions",
+              file=sys.stderr)
+        return 2
     brokers, started = args.brokers, False
     if brokers is None:
         brokers = "127.0.0.1:9092"
@@ -621,7 +662,8 @@ def main_bench(args) -> int:
         print(f"coach bench: no broker at {brokers}", file=sys.stderr)
         return 2
     try:
-        scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes}
+        scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes,
+                 "jobs": args.jobs}
         log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
         pool = records_pool(max(args.throughput_records if args.rounds else 0, int(args.rate * args.duration) + 500),
                             args.concurrency)

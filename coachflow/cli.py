@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--topic-events", default="conversation.events")
     replay.add_argument("--topic-context", default="customer.context")
     replay.add_argument("--partitions", type=int, default=4, help="partitions of input topics it creates")
+    replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
+                        help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
     replay.add_argument("--split", choices=("all", "train", "dev"), default="all",
                         help="which dialogues (see README: the dev split)")
     replay.add_argument("--limit", type=int, help="at most this many dialogues")
@@ -263,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--partitions", type=int, default=4)
     bench.add_argument("--workers", type=int, default=1, help="workers per process (bytewax.run -w)")
     bench.add_argument("--processes", type=int, default=1, help="local processes (bytewax.run -i/-a)")
+    bench.add_argument("--jobs", type=int, default=1,
+                       help="independent one-process jobs, each on its share of the partitions "
+                            "(COACH_KAFKA_PARTITIONS; the replay then keys events by customer id)")
     bench.add_argument("--concurrency", type=int, default=400, help="conversations in flight")
     bench.add_argument("--no-reference", action="store_true", help="skip the reference loop")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")

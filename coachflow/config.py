@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lineage import LineageConfig
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     )
 
     # Topics
-    topic_events: str = Field(default="conversation.events", description="Input: conversation events, keyed by conversation id.")
+    topic_events: str = Field(default="conversation.events", description="Input: conversation events, keyed by conversation id (customer id: INPUT_KEY).")
     topic_context: str = Field(default="customer.context", description="Input: customer context, keyed by customer id (compacted).")
     topic_suggestions: str = Field(default="coaching.suggestions", description="Output: suggestions for agent UIs.")
     topic_alerts: str = Field(default="coaching.alerts", description="Output: alerts for agents and supervisors.")
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     topic_dlq: str = Field(default="coaching.dlq", description="Output: refused inputs with their bytes and reason.")
     topic_summaries: str = Field(default="coaching.summaries", description="Output: one summary per finished conversation.")
     topic_feedback: str = Field(
-        default="coaching.feedback", description="Input: agent UIs' feedback on suggestions, keyed by conversation id."
+        default="coaching.feedback", description="Input: agent UIs' feedback on suggestions, keyed by conversation id (customer id: INPUT_KEY)."
     )
     topic_acceptance: str = Field(
         default="coaching.acceptance", description="Output: one acceptance verdict per judged suggestion and mode."
@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     kafka_batch_size: int = Field(default=1000, ge=1, description="Max messages per poll per partition (and read ahead per partition).")
     kafka_config: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka properties as JSON (security, tuning)."
+    )
+    input_key: Literal["conversation", "customer"] = Field(
+        default="conversation",
+        description="What the events and feedback topics are keyed by; customer: co-partitioned with the context topic.",
+    )
+    kafka_partitions: list[int] | None = Field(
+        default=None,
+        description="Read only these partitions of each input topic (JSON, e.g. [0,2]): one job per share, each "
+        "with its own recovery directory. Needs INPUT_KEY=customer and input topics of one partition count.",
     )
 
     # Input limits
@@ -164,6 +173,21 @@ class Settings(BaseSettings):
         default=5, gt=0, description="Seconds between fetches of the input partitions' high watermarks (consumer lag)."
     )
 
+    @model_validator(mode="after")
+    def _shares_are_co_partitioned(self) -> Settings:
+        shares = self.kafka_partitions
+        if shares is None:
+            return self
+        if not shares or len(set(shares)) != len(shares) or min(shares) < 0:
+            raise ValueError(f"COACH_KAFKA_PARTITIONS must list distinct partition numbers, got {shares}")
+        if self.input_key != "customer":
+            raise ValueError(
+                "COACH_KAFKA_PARTITIONS gives this job a share of the input partitions, so a customer's context, "
+                "conversations and feedback must share a partition number: key the events and feedback topics "
+                "by customer id and set COACH_INPUT_KEY=customer"
+            )
+        return self
+
     @property
     def kafka_mode(self) -> bool:
         return bool(self.brokers)
@@ -209,6 +233,7 @@ class Settings(BaseSettings):
             max_payload_bytes=self.max_payload_bytes,
             max_text_chars=self.max_text_chars,
             check_keys=self.kafka_mode,
+            key_by=self.input_key,
         )
 
     def join_config(self) -> JoinConfig:

@@ -254,12 +254,41 @@ class RawKafkaSource(KafkaSource):
 
     def __init__(self, brokers: list[str], streams: dict[str, str], *, tail: bool, starting_offset: int,
                  add_config: dict[str, str], batch_size: int,
-                 positions: dict[tuple[str, int], int] | None = None) -> None:
+                 positions: dict[tuple[str, int], int] | None = None,
+                 share: list[int] | None = None) -> None:
         super().__init__(brokers, list(streams), tail=tail, starting_offset=starting_offset,
                          add_config=add_config, batch_size=batch_size, raise_on_errors=False)
         self._streams = streams
         self._positions = positions
+        self._share = None if share is None else frozenset(share)
         self._local = threading.local()  # a worker is a thread: its consumer
+
+    def list_parts(self) -> list[str]:
+        """Every partition of the input topics; with a share (``COACH_KAFKA_PARTITIONS``), those numbers of each.
+
+        Jobs that split the partitions between them keep no state in common,
+        so a customer's context, conversations and feedback must be in the
+        same partition number of their topics: topics keyed by customer id
+        (``COACH_INPUT_KEY=customer``, checked per record) with one partition
+        count, checked here. A share naming a partition the topics lack
+        stops the job before it reads anything.
+        """
+        parts = super().list_parts()
+        if self._share is None:
+            return parts
+        counts: dict[str, int] = {}
+        for part in parts:
+            topic = part.split("-", 1)[1]
+            counts[topic] = counts.get(topic, 0) + 1
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"COACH_KAFKA_PARTITIONS needs co-partitioned input topics of one partition count, "
+                             f"not {counts}")
+        count = next(iter(counts.values()), 0)
+        missing = sorted(n for n in self._share if n >= count)
+        if missing:
+            raise ValueError(f"COACH_KAFKA_PARTITIONS names partitions {missing}; the input topics have {count} "
+                             f"(0 to {count - 1})")
+        return [part for part in parts if int(part.split("-", 1)[0]) in self._share]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
         index, topic = for_part.split("-", 1)
@@ -298,6 +327,7 @@ def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None =
         add_config=dict(settings.kafka_config),
         batch_size=settings.kafka_batch_size,
         positions=metrics.positions if metrics is not None else None,
+        share=settings.kafka_partitions,
     )
     return op.input("read_kafka", flow, source)
 

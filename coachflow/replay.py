@@ -100,6 +100,18 @@ def to_file(items: Iterable[tuple[datetime, dict]], out: Path | str, speed: floa
     return stats
 
 
+def kafka_target(record: dict, key_by: str = "conversation") -> tuple[str, str]:
+    """``(stream, key)`` of a contract record as the job reads it from Kafka.
+
+    Context is keyed by customer id; events by conversation id, or with
+    ``key_by="customer"`` (``COACH_INPUT_KEY``) by customer id, which
+    co-partitions them with the context.
+    """
+    if record["type"] == "customer_context":
+        return "context", record["customer_id"]
+    return "events", record["customer_id" if key_by == "customer" else "conversation_id"]
+
+
 def to_kafka(
     items: Iterable[tuple[datetime, dict]],
     brokers: str,
@@ -108,8 +120,9 @@ def to_kafka(
     topic_context: str = "customer.context",
     speed: float = 0.0,
     config: dict[str, str] | None = None,
+    key_by: str = "conversation",
 ) -> ReplayStats:
-    """Produce events keyed by conversation id and context keyed by customer id."""
+    """Produce events keyed by conversation id (or customer id: ``key_by``) and context keyed by customer id."""
     from confluent_kafka import Producer
 
     producer = Producer({
@@ -125,11 +138,10 @@ def to_kafka(
         if err is not None:
             failures.append(str(err))
 
+    topics = {"events": topic_events, "context": topic_context}
     for _, record in _paced(items, speed):
-        if record["type"] == "customer_context":
-            topic, key = topic_context, record["customer_id"]
-        else:
-            topic, key = topic_events, record["conversation_id"]
+        stream, key = kafka_target(record, key_by)
+        topic = topics[stream]
         value = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
         while True:
             try:
@@ -166,7 +178,7 @@ def main_replay(args) -> int:
         ), only=(args.topic_events, args.topic_context))
         stats = to_kafka(
             items, args.brokers, topic_events=args.topic_events,
-            topic_context=args.topic_context, speed=args.speed,
+            topic_context=args.topic_context, speed=args.speed, key_by=args.key,
         )
     else:
         stats = to_file(items, args.out, speed=args.speed)

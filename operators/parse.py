@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -60,6 +60,22 @@ class ParseLimits:
     max_text_chars: int = 4_000
     check_keys: bool = True
     """Kafka mode: the record key must equal the conversation or customer id."""
+    key_by: Literal["conversation", "customer"] = "conversation"
+    """What events and feedback are keyed by (``COACH_INPUT_KEY``); context is always keyed by customer."""
+
+
+def expected_key(record, stream: str, key_by: str) -> str | None:
+    """The Kafka key a record of ``stream`` must have, or None where it cannot be told from the record.
+
+    Context is keyed by customer id. Events and feedback are keyed by
+    conversation id, or with ``key_by="customer"`` by their customer's id,
+    so that a customer's conversations, context and feedback share a
+    partition number (co-partitioned topics, as ``COACH_KAFKA_PARTITIONS``
+    needs). Feedback names no customer, so then only its key's presence is checked.
+    """
+    if stream == "context" or key_by == "customer":
+        return getattr(record, "customer_id", None)
+    return record.conversation_id
 
 
 def _loc(loc: tuple) -> str:
@@ -175,10 +191,11 @@ def parse_record(
             record=record,
         )
     if limits.check_keys and raw.stream != "any":
-        expected = record.customer_id if raw.stream == "context" else record.conversation_id
+        expected = expected_key(record, raw.stream, limits.key_by)
         if raw.key is None:
-            return refuse("missing_key", f"the record must be keyed by {expected!r}", record=record)
-        if raw.key != expected.encode():
+            wanted = repr(expected) if expected is not None else "its conversation's customer id"
+            return refuse("missing_key", f"the record must be keyed by {wanted}", record=record)
+        if expected is not None and raw.key != expected.encode():
             return refuse(
                 "key_mismatch",
                 f"key {raw.key.decode('utf-8', 'replace')[:128]!r} is not {expected!r}",

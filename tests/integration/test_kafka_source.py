@@ -6,6 +6,7 @@ import time
 import uuid
 
 import bytewax.operators as op
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 from confluent_kafka import OFFSET_BEGINNING, Producer
@@ -89,3 +90,27 @@ def test_a_partition_resumes_at_its_snapshot_and_shares_its_workers_consumer(bro
     assert (first.snapshot(), second.snapshot()) == (30, 12)  # where a restart would go on
     first.close()
     second.close()
+
+
+def test_a_share_reads_its_partition_numbers_of_each_topic_and_refuses_what_cannot_be_co_partitioned(brokers):
+    full, empty = topics_with_records(brokers, {0: 3, 1: 5})  # two partitions each
+
+    def shared(share: list[int], topics: tuple[str, ...] = (full, empty)) -> RawKafkaSource:
+        return RawKafkaSource([brokers], dict(zip(topics, ("events", "feedback", "context"), strict=False)),
+                              tail=False, starting_offset=OFFSET_BEGINNING, add_config={}, batch_size=7, share=share)
+
+    assert sorted(shared([1]).list_parts()) == sorted([f"1-{full}", f"1-{empty}"])
+    flow = Dataflow("kafka_share")
+    out: list = []
+    op.output("out", op.input("in", flow, shared([1])), TestingSink(out))
+    run_main(flow)
+    assert sorted(r.value for r in out) == [f"1:{i}".encode() for i in range(5)]  # partition 1 only
+
+    with pytest.raises(ValueError, match=r"partitions \[2\]; the input topics have 2"):
+        shared([0, 2]).list_parts()
+    odd = f"{full}.odd"
+    admin = AdminClient({"bootstrap.servers": brokers})  # kept: its futures need the handle
+    for future in admin.create_topics([NewTopic(odd, 3, 1)]).values():
+        future.result(30)
+    with pytest.raises(ValueError, match="one partition count"):
+        shared([0], (full, empty, odd)).list_parts()

@@ -38,6 +38,19 @@ def test_invalid_settings_are_refused(monkeypatch):
         Settings()
 
 
+def test_a_share_of_the_partitions_needs_co_partitioned_input(monkeypatch):
+    monkeypatch.setenv("COACH_KAFKA_PARTITIONS", "[0, 2]")
+    with pytest.raises(ValidationError, match="COACH_INPUT_KEY=customer"):
+        Settings()  # events still keyed by conversation: a customer's context may be in another job's share
+    monkeypatch.setenv("COACH_INPUT_KEY", "customer")
+    settings = Settings()
+    assert settings.kafka_partitions == [0, 2] and settings.parse_limits().key_by == "customer"
+    for bad in ("[]", "[1, 1]", "[-1]"):
+        monkeypatch.setenv("COACH_KAFKA_PARTITIONS", bad)
+        with pytest.raises(ValidationError, match="distinct partition numbers"):
+            Settings()
+
+
 def test_defaults_point_at_shipped_files():
     settings = Settings()
     assert Path(settings.input).is_file() and Path(settings.model).is_file() and Path(settings.policy).is_file()

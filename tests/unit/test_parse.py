@@ -132,6 +132,23 @@ def test_kafka_keys_and_topics():
     assert isinstance(ok, Envelope)
 
 
+def test_co_partitioned_topics_key_events_by_customer():
+    """COACH_INPUT_KEY=customer: events carry their customer's key (as context does); a conversation key is refused."""
+    by_customer = ParseLimits(check_keys=True, key_by="customer")
+    record = event(conversation="c-1", customer="u-1")
+    assert isinstance(parse_record(raw(record, stream="events", key=b"u-1"), by_customer, 1), Envelope)
+    letter = refuse(record, "events", key=b"c-1", limits=by_customer)
+    assert letter.reason == "key_mismatch" and "'u-1'" in letter.detail
+    assert refuse(record, "events", key=None, limits=by_customer).reason == "missing_key"
+    assert refuse(context(), "context", key=b"c-1", limits=by_customer).reason == "key_mismatch"
+    # Feedback names no customer: its key must be there, its value cannot be checked.
+    feedback = {"type": "feedback", "feedback_id": "f1", "suggestion_id": "s1", "conversation_id": "c-1",
+                "agent_id": "a-1", "event": "accepted", "at": "2026-04-01T09:00:00Z"}
+    assert isinstance(parse_record(raw(feedback, stream="feedback", key=b"u-9"), by_customer, 1), Envelope)
+    missing = refuse(feedback, "feedback", key=None, limits=by_customer)
+    assert missing.reason == "missing_key" and "customer id" in missing.detail
+
+
 def test_a_source_error_becomes_a_dead_letter():
     from dataclasses import replace
 
