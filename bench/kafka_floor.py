@@ -79,9 +79,9 @@ def broker_pid() -> int:
 def floor_run(mode: str, count: int, partitions: int, decisions: list) -> dict:
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    from operators.parse import _ADAPTERS
+    from schemas.events import CONTEXT_ADAPTER, EVENT_ADAPTER  # the parse step's adapters for the two topics
 
-    adapters = {"events": _ADAPTERS["events"], "context": _ADAPTERS["context"]}
+    adapters = {"events": EVENT_ADAPTER, "context": CONTEXT_ADAPTER}
     as_dicts = [json.loads(decision.__pydantic_serializer__.to_json(decision)) for decision in decisions]
 
     settings = bench_settings(BROKERS, f"floor{uuid.uuid4().hex[:8]}.", partitions)

@@ -193,10 +193,10 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
     producer = Producer({"bootstrap.servers": settings.brokers, **dict(settings.kafka_config)})
     metadata = consumer.list_topics(timeout=30).topics
     share = settings.kafka_partitions  # the job's COACH_KAFKA_PARTITIONS, read the same way
-    numbers = [p for p in metadata[settings.topic_events].partitions if share is None or p in share]
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in streams for p in numbers])
+    parts = {topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams}
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in streams for p in parts[topic]])
     # As much per batch as one job worker takes into an activation under a backlog: the batch size from each partition.
-    per_batch = settings.kafka_batch_size * len(numbers)
+    per_batch = settings.kafka_batch_size * len(parts[settings.topic_events])
     consumed = produced = 0
     last_input = time.monotonic()
     try:

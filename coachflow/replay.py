@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coachflow import star
+from operators.keys import key_field
 
 
 @dataclass
@@ -101,15 +102,9 @@ def to_file(items: Iterable[tuple[datetime, dict]], out: Path | str, speed: floa
 
 
 def kafka_target(record: dict, key_by: str = "conversation") -> tuple[str, str]:
-    """``(stream, key)`` of a contract record as the job reads it from Kafka.
-
-    Context is keyed by customer id; events by conversation id, or with
-    ``key_by="customer"`` (``COACH_INPUT_KEY``) by customer id, which
-    co-partitions them with the context.
-    """
-    if record["type"] == "customer_context":
-        return "context", record["customer_id"]
-    return "events", record["customer_id" if key_by == "customer" else "conversation_id"]
+    """``(stream, key)`` of a contract record as the job reads it from Kafka (``operators.keys.key_field``)."""
+    stream = "context" if record["type"] == "customer_context" else "events"
+    return stream, record[key_field(stream, key_by)]
 
 
 def to_kafka(

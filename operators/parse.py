@@ -17,6 +17,7 @@ from bytewax.dataflow import Stream, operator
 from pydantic import Field, TypeAdapter, ValidationError
 
 from operators.envelope import Envelope, RawRecord, now_ns
+from operators.keys import key_field
 from operators.pii import Redactor
 from operators.records import STRICT, dead_letter
 from schemas import (
@@ -65,17 +66,9 @@ class ParseLimits:
 
 
 def expected_key(record, stream: str, key_by: str) -> str | None:
-    """The Kafka key a record of ``stream`` must have, or None where it cannot be told from the record.
-
-    Context is keyed by customer id. Events and feedback are keyed by
-    conversation id, or with ``key_by="customer"`` by their customer's id,
-    so that a customer's conversations, context and feedback share a
-    partition number (co-partitioned topics, as ``COACH_KAFKA_PARTITIONS``
-    needs). Feedback names no customer, so then only its key's presence is checked.
-    """
-    if stream == "context" or key_by == "customer":
-        return getattr(record, "customer_id", None)
-    return record.conversation_id
+    """The Kafka key a record of ``stream`` must have (``operators.keys.key_field``), or None where the
+    record does not hold it: feedback names no customer, so by customer only its key's presence is checked."""
+    return getattr(record, key_field(stream, key_by), None)
 
 
 def _loc(loc: tuple) -> str:

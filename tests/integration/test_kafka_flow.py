@@ -34,7 +34,7 @@ def to_messages(plan) -> list[tuple[str, bytes | None, bytes]]:
     messages = []
     for stream, record, bad in plan:
         if record is not None:
-            key = record["customer_id"] if stream == "context" else record["conversation_id"]
+            _, key = replay.kafka_target(record)
             messages.append((stream, key.encode(), json.dumps(record).encode()))
         else:
             messages.append((stream, bad.key, bad.value))
