@@ -364,6 +364,36 @@ class Job:
         self._log.close()
 
 
+class ReferenceLoops:
+    """The reference loop (``python -m coachflow.reference``) on the run's topics, as ``Job`` runs the job:
+    one loop, or one per share of the partitions (``jobs``), each a process of its own."""
+
+    def __init__(self, settings: Settings, log_dir: Path, jobs: int = 1) -> None:
+        self.log_path = log_dir / f"{settings.topic_decisions.split('.')[0]}.reference.log"
+        self._log = self.log_path.open("w")
+        env = job_env(settings, {"COACH_LINEAGE": "none"})
+        envs = [env] if jobs == 1 else [{**env, **share_env(share)}
+                                         for share in shares(settings.topic_partitions, jobs)]
+        self.processes = [subprocess.Popen([sys.executable, "-m", "coachflow.reference"], cwd=ROOT, env=loop_env,
+                                           stdout=self._log, stderr=subprocess.STDOUT) for loop_env in envs]
+        self.usage = Usage([p.pid for p in self.processes])
+        self.usage.start()
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processes)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.usage.stop()
+        self._log.close()
+
+
 def free_ports(count: int) -> list[int]:
     import socket
 
@@ -452,12 +482,19 @@ def live_run(
     processes: int = 1,
     jobs: int = 1,
     log_dir: Path | None = None,
+    reference: bool = False,
 ) -> dict:
-    """Run the job on fresh topics, replay ``records`` at ``rate``, report end-to-end latency."""
-    settings = bench_settings(brokers, f"bench{uuid.uuid4().hex[:8]}.", partitions)
+    """Run the job on fresh topics, replay ``records`` at ``rate``, report end-to-end latency.
+
+    ``reference``: run the reference loop instead (one per share when ``jobs``
+    split the partitions), measured the same way, for the job's latency to be
+    read against the least a loop doing the same steps takes on this machine.
+    """
+    settings = bench_settings(brokers, f"{'rlat' if reference else 'bench'}{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
-    job = Job(settings, env or {}, log_dir, workers=workers, processes=processes, jobs=jobs)
+    job = (ReferenceLoops(settings, log_dir, jobs) if reference
+           else Job(settings, env or {}, log_dir, workers=workers, processes=processes, jobs=jobs))
     collector, publisher = Collector(settings), Publisher(settings, key_by=key_by(jobs))
     collector.start()
     try:
@@ -466,7 +503,7 @@ def live_run(
             publisher.send(record)
         publisher.flush()
         if not collector.wait_for(warmup, 120):
-            raise RuntimeError(f"the job did not answer the warm-up; see {job.log_path}")
+            raise RuntimeError(f"no answer to the warm-up; see {job.log_path}")
         time.sleep(settle_s)  # what the job starts beside the stream (the GX process) is up
         cpu_before, began = job.usage.cpu_s, time.monotonic()
         achieved = publisher.paced(records[warmup:], rate)
@@ -560,31 +597,20 @@ def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, 
     create_topics(ref)
     collector = Collector(ref)
     collector.start()
-    env = job_env(ref, {"COACH_LINEAGE": "none"})
-    envs = [env] if jobs == 1 else [{**env, **share_env(share)} for share in shares(partitions, jobs)]
-    with (log_dir / "reference.log").open("w") as log:
-        loops = [subprocess.Popen([sys.executable, "-m", "coachflow.reference"], cwd=ROOT, env=loop_env,
-                                  stdout=log, stderr=subprocess.STDOUT) for loop_env in envs]
-        usage = Usage([loop.pid for loop in loops])
-        usage.start()
-        try:
-            deadline = time.monotonic() + 600
-            while (not collector.wait_for(count, 1) and any(loop.poll() is None for loop in loops)
-                   and time.monotonic() < deadline):
-                pass
-            if len(collector.outputs) < count:
-                raise RuntimeError(f"the reference loop left {count - len(collector.outputs)} unanswered; "
-                                   f"see {log_dir / 'reference.log'}")
-        finally:
-            collector.stop()
-            for loop in loops:
-                loop.terminate()
-            for loop in loops:
-                loop.wait(30)
-            usage.stop()
+    loops = ReferenceLoops(ref, log_dir, jobs)
+    try:
+        deadline = time.monotonic() + 600
+        while not collector.wait_for(count, 1) and loops.running() and time.monotonic() < deadline:
+            pass
+        if len(collector.outputs) < count:
+            raise RuntimeError(f"the reference loop left {count - len(collector.outputs)} unanswered; "
+                               f"see {loops.log_path}")
+    finally:
+        collector.stop()
+        loops.stop()
     return {
         "reference_throughput_per_s": round(collector.throughput(), 1),
-        "reference_peak_rss_mb": round(usage.peak_rss / 2**20, 1),
+        "reference_peak_rss_mb": round(loops.usage.peak_rss / 2**20, 1),
     }
 
 
@@ -694,6 +720,16 @@ def main_bench(args) -> int:
                 "latency_cpu_cores": live["cpu_cores"],
             })
             peak = max(tput.get("peak_rss_mb", 0.0), live["peak_rss_mb"])
+            if not args.no_reference:
+                log(f"latency of the reference loop: {args.rate:g} records/s for {args.duration:g} s")
+                ref = live_run(brokers, pool[:int(args.rate * args.duration) + 500], args.rate, reference=True,
+                               partitions=args.partitions, jobs=args.jobs)
+                ends = ref["decisions"]
+                result.update({f"reference_{key}": ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
+                result.update({"reference_rate_achieved_per_s": ref["rate_per_s"],
+                               "reference_context_first": ref["context_first"],
+                               "reference_in_loop": ref["in_job"],
+                               "reference_latency_cpu_cores": ref["cpu_cores"]})
         else:
             peak = tput["peak_rss_mb"]
         result.update({"peak_rss_mb": peak, "throughput_cpu_cores": tput.get("cpu_cores"),

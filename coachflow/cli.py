@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
         description="Starts the project's broker on 127.0.0.1:9092 unless --brokers is given, preloads STAR "
                     "conversations for a full-speed throughput run of the job and of the reference loop, then "
-                    "replays at --rate for --duration seconds and measures append-to-append latency. "
+                    "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
+                    "then of the reference loop. "
                     "Prints one JSON object.")
     bench.add_argument("--brokers", help="use this broker (default: the project's, started if needed)")
     bench.add_argument("--rate", type=float, default=5000.0, help="records per second in the latency run")
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="independent one-process jobs, each on its share of the partitions "
                             "(COACH_KAFKA_PARTITIONS; the replay then keys events by customer id)")
     bench.add_argument("--concurrency", type=int, default=400, help="conversations in flight")
-    bench.add_argument("--no-reference", action="store_true", help="skip the reference loop")
+    bench.add_argument("--no-reference", action="store_true", help="skip the reference loop (its throughput and latency runs)")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
     bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
     bench.set_defaults(func=_bench)
