@@ -691,7 +691,8 @@ def main_bench(args) -> int:
         scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes,
                  "jobs": args.jobs}
         log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
-        pool = records_pool(max(args.throughput_records if args.rounds else 0, int(args.rate * args.duration) + 500),
+        live_count = int(args.rate * args.duration) + 500  # the latency run's records, its warm-up included
+        pool = records_pool(max(args.throughput_records if args.rounds else 0, live_count),
                             args.concurrency)
         rounds = []
         for n in range(args.rounds):
@@ -708,7 +709,7 @@ def main_bench(args) -> int:
                                 for r in rounds]
         if args.duration > 0:
             log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
-            live = live_run(brokers, pool[:int(args.rate * args.duration) + 500], args.rate, **scale)
+            live = live_run(brokers, pool[:live_count], args.rate, **scale)
             ends = live["decisions"]
             result.update({key: ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
             result.update({
@@ -722,8 +723,7 @@ def main_bench(args) -> int:
             peak = max(tput.get("peak_rss_mb", 0.0), live["peak_rss_mb"])
             if not args.no_reference:
                 log(f"latency of the reference loop: {args.rate:g} records/s for {args.duration:g} s")
-                ref = live_run(brokers, pool[:int(args.rate * args.duration) + 500], args.rate, reference=True,
-                               partitions=args.partitions, jobs=args.jobs)
+                ref = live_run(brokers, pool[:live_count], args.rate, reference=True, **scale)
                 ends = ref["decisions"]
                 result.update({f"reference_{key}": ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
                 result.update({"reference_rate_achieved_per_s": ref["rate_per_s"],
