@@ -6,7 +6,7 @@ Prediction points come from our dev split through the serving code path
 (mapping, conversation tracker, vectoriser, onnxruntime, ranking). "cold" is
 the first pass in a fresh process (every text and state new to the caches, as
 each new turn is in the stream), with the garbage collector settled as a job
-process settles it (``coachflow.heap.settle_heap``); "warm" repeats it.
+process settles it (``models.heap.settle_heap``); "warm" repeats it.
 Prints one JSON object.
 """
 
@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coachflow import star  # noqa: E402
-from coachflow.heap import settle_heap  # noqa: E402
+from models import star  # noqa: E402
 from models.dataset import examples  # noqa: E402
+from models.heap import settle_heap  # noqa: E402
 from models.registry import load_scorer  # noqa: E402
 from models.train import ARTIFACT  # noqa: E402
 

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from coachflow import star
+from models import star
 
 
 def _console(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from coachflow.config import Settings
-from coachflow.heap import settle_heap
+from models.heap import settle_heap
 from models.registry import load_scorer
 from operators.acceptance import AcceptanceLogic, acceptance_key, wants
 from operators.conversation import ConversationLogic

@@ -1,6 +1,6 @@
 """Replay STAR dialogues as live contact-center traffic, to a file or to Kafka.
 
-Dialogues become contract events (``coachflow.star``) with deterministic
+Dialogues become contract events (``models.star``) with deterministic
 synthetic customer context, interleaved as ``concurrency`` agents working in
 parallel, and are written as fast as possible or paced (``speed`` 1 = real
 time, 10 = ten times faster).
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from coachflow import star
+from models import star
 from operators.keys import key_field
 
 

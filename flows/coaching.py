@@ -23,7 +23,6 @@ from bytewax.dataflow import Dataflow
 
 from coachflow.config import Settings
 from coachflow.connectors import read_inputs, write_outputs
-from coachflow.heap import settle_heap
 from coachflow.runtime import (
     banner,
     configure_logging,
@@ -32,6 +31,7 @@ from coachflow.runtime import (
     start_metrics,
 )
 from coachflow.topics import ensure_topics
+from models.heap import settle_heap
 from models.registry import load_scorer
 from operators.acceptance import track_acceptance
 from operators.conversation import track_conversations

@@ -138,7 +138,7 @@ def fit(train: Sequence[Example], keep: int = 12) -> tuple[dict[str, list[tuple[
 def train(star_dir: Path | str, out_dir: Path | str = MODEL_DIR, version: str = "baseline-1.0.0",
           log=print) -> dict:
     """Train on STAR's train split, evaluate on dev, write the artifact; return its entry."""
-    from coachflow import star
+    from models import star
 
     star_dir = Path(star_dir)
     dialogues_path = star_dir / "dialogues.jsonl.gz"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from coachflow import star
+from models import star
 from operators.conversation import ConversationConfig, ConversationTracker
 from operators.features import Features
 from operators.parse import mask_record

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from coachflow.heap import settled_heap
 from models.dataset import Example, examples
+from models.heap import settled_heap
 
 
 def domain_of(example: Example) -> str:
@@ -55,7 +55,7 @@ def evaluate(scorer, points: Iterable[Example], batch_size: int = 256, timing_sa
     ranked: list[list[str]] = []
     confidence: list[float] = []
     risks: list[float | None] = []
-    # Timed with the collector settled as in a job process (coachflow.heap),
+    # Timed with the collector settled as in a job process (models.heap),
     # so the dataset held here is not walked again and again as it would not
     # be in the stream.
     with settled_heap():

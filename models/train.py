@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coachflow import star
+from models import star
 from models.dataset import Example, examples, file_sha256
 from models.mlp import MLPParams, softmax, train_mlp
 from models.scorer import FEATURE_SPEC, KIND, OnnxScorer, Vectorizer

@@ -125,7 +125,7 @@ def test_similarity_is_difflibs_ratio() -> None:
     import difflib
     import random
 
-    from coachflow import star
+    from models import star
     from tests.helpers import STAR_DIALOGUES
 
     texts = [e["Text"] for d in star.select(STAR_DIALOGUES, split="dev", limit=40) for e in d["Events"] if e.get("Text")]

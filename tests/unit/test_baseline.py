@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from coachflow import star
-from models import registry
+from models import registry, star
 from models.baseline import ARTIFACT, BaselineModel, fit
 from models.dataset import Example, examples
 from models.evaluate import evaluate, ranking_figures

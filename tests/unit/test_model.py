@@ -7,8 +7,7 @@ import onnxruntime as ort
 import pytest
 from scipy import sparse
 
-from coachflow import star
-from models import onnx_graph, registry
+from models import onnx_graph, registry, star
 from models.dataset import examples
 from models.mlp import MLPParams, fit_temperature, softmax, train_mlp
 from models.scorer import FEATURE_SPEC, OnnxScorer, indices_of
