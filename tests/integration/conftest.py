@@ -68,6 +68,9 @@ class KafkaJob:
             "COACH_BROKERS": self.brokers,
             **topic_env(s),
             "PYTHONUNBUFFERED": "1",
+            # No metrics endpoint unless a test asks for one: jobs of tests that run side by side
+            # (several checkouts on one machine) would contend for the default port.
+            "COACH_METRICS_PORT": "0",
         })
         env.update(extra)
         return env
