@@ -25,6 +25,15 @@ from schemas.events import (
     Turn,
 )
 from schemas.feedback import Acceptance, Feedback
+from schemas.knowledge import (
+    Article,
+    CardFeedback,
+    Citation,
+    KnowledgeCard,
+    KnowledgeDecision,
+    KnowledgePolicyDocument,
+    Section,
+)
 from schemas.outputs import (
     Alert,
     Candidate,
@@ -57,6 +66,11 @@ CONTRACTS: dict[str, tuple[str, type[BaseModel] | TypeAdapter]] = {
     "policy.v1": ("coaching.policies", PolicyDocument),
     "feedback.v1": ("coaching.feedback", Feedback),
     "acceptance.v1": ("coaching.acceptance", Acceptance),
+    "article.v1": ("knowledge.articles", Article),
+    "knowledge_card.v1": ("coaching.knowledge", KnowledgeCard),
+    "knowledge_decision.v1": ("coaching.knowledge.decisions", KnowledgeDecision),
+    "card_feedback.v1": ("coaching.knowledge.feedback", CardFeedback),
+    "knowledge_policy.v1": ("coaching.knowledge.policies", KnowledgePolicyDocument),
 }
 
 
@@ -94,7 +108,14 @@ __all__ = [
     "CONTEXT_ADAPTER",
     "CONTRACTS",
     "Acceptance",
+    "Article",
+    "CardFeedback",
+    "Citation",
     "Feedback",
+    "KnowledgeCard",
+    "KnowledgeDecision",
+    "KnowledgePolicyDocument",
+    "Section",
     "EVENT_ADAPTER",
     "INPUT_ADAPTER",
     "Alert",
