@@ -10,6 +10,7 @@
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
+    coach knowledge index | search | eval | train ...    knowledge assist: index, search, evaluate, train
 
 The job itself runs with ``python -m bytewax.run flows.coaching:flow``.
 """
@@ -274,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
     bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
     bench.set_defaults(func=_bench)
+
+    from coachflow.knowledge_cli import add_arguments as knowledge_arguments
+
+    knowledge = commands.add_parser(
+        "knowledge", help="knowledge assist: import articles, build and search the index, evaluate, train")
+    knowledge_arguments(knowledge)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
     contracts.add_argument("action", choices=("export", "check"))
