@@ -30,10 +30,12 @@ def ensure_topics(
     timeout: float = 30.0,
     only: tuple[str, ...] | None = None,
     extra_config: dict[str, dict[str, str]] | None = None,
+    specs: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
     """Create whichever of the job's topics (or of ``only``) do not exist; return those created.
 
-    ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
+    ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times);
+    ``specs`` (topic -> config) names another job's topics instead of ``topic_specs(settings)``.
     """
     admin = AdminClient({"bootstrap.servers": settings.brokers, **settings.kafka_config})
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -41,7 +43,7 @@ def ensure_topics(
     wanted = [
         NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
                  config={**config, **extra_config.get(name, {})})
-        for name, config in topic_specs(settings).items()
+        for name, config in (specs if specs is not None else topic_specs(settings)).items()
         if name not in existing and (only is None or name in only)
     ]
     if not wanted:

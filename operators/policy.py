@@ -99,9 +99,9 @@ def parse_policy(text: str | bytes) -> Policy:
     return Policy.from_document(document)
 
 
-def load_policy(path: Path | str) -> Policy:
+def load_policy(path: Path | str, parser=parse_policy) -> Policy:
     try:
-        return parse_policy(Path(path).read_bytes())
+        return parser(Path(path).read_bytes())
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
 
@@ -120,7 +120,10 @@ class PolicyStore:
         clock=time.monotonic,
         catch_up_s: float = 30.0,
         consumer_factory=None,
+        parser=parse_policy,
     ) -> None:
+        self._parser = parser
+        """How a document becomes a policy (``parse_policy``; the knowledge job's ``parse_knowledge_policy``)."""
         self.path = Path(path) if path is not None else None
         self.reload_s = reload_s
         self.rejections: list[str] = []
@@ -130,7 +133,7 @@ class PolicyStore:
         self._checked = clock()
         if self.path is None:
             raise PolicyError("a policy file is required (the topic only brings updates)")
-        self._policy = load_policy(self.path)
+        self._policy = load_policy(self.path, parser)
         log.info("policy %s %s (%s) in force", self._policy.name, self._policy.version, self._policy.hash)
         self._stop = threading.Event()
         self._consumer_thread = None
@@ -162,7 +165,7 @@ class PolicyStore:
             mtime = self._stat()
             if mtime != self._mtime:
                 self._mtime = mtime
-                self._offer(lambda: load_policy(self.path), str(self.path))
+                self._offer(lambda: load_policy(self.path, self._parser), str(self.path))
         return self._policy
 
     def _stat(self) -> float | None:
@@ -216,7 +219,7 @@ class PolicyStore:
 
     def _take(self, msg, topic: str) -> None:
         value = msg.value()
-        self._offer(lambda v=value: parse_policy(v), f"{topic}@{msg.partition()}:{msg.offset()}")
+        self._offer(lambda v=value: self._parser(v), f"{topic}@{msg.partition()}:{msg.offset()}")
 
     def _follow_topic(self, consumer, topic: str) -> None:
         try:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas import (
+    Acceptance,
+    Alert,
+    ConversationSummary,
+    DeadLetter,
+    Decision,
+    KnowledgeCard,
+    KnowledgeDecision,
+    Suggestion,
+)
 
 _KIND = {
     Suggestion: "suggestions",
@@ -14,6 +23,8 @@ _KIND = {
     DeadLetter: "dlq",
     ConversationSummary: "summaries",
     Acceptance: "acceptance",
+    KnowledgeCard: "knowledge",
+    KnowledgeDecision: "knowledge_decisions",
 }
 
 
