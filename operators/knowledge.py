@@ -45,7 +45,7 @@ goodbye alright right cool perfect got see wow hmm we us our your that's all
 _ASKS = re.compile(
     r"\?|^\s*(?:how|what|when|where|why|who|whom|which|whose|can|could|would|will|should|shall|do|does|did|is|are"
     r"|am|was|were|may|might|must|have|has|tell|explain|help|show|need|want|looking|wondering)\b"
-    r"|\b(?:how (?:do|can|long|much|many)|what (?:is|are|do|does|if|happens)|i (?:need|want|would like|'d like)"
+    r"|\b(?:how (?:do|can|long|much|many)|what (?:is|are|do|does|if|happens)|i (?:need|want|would like|'d like)|tell me|explain"
     r"|can i|do i|am i|is there|are there|information|eligib|apply|qualif|require)",
     re.IGNORECASE,
 )
