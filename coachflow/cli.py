@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-reference", action="store_true", help="skip the reference loop (its throughput and latency runs)")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
     bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
+    bench.add_argument("--knowledge", type=Path, nargs="?", const=Path("data/knowledge/articles.jsonl"),
+                       help="run the knowledge job beside the job in the latency run, indexing these articles "
+                            "(default: the bundled sample; e.g. ../shared/data/doc2dial/documents.jsonl.gz)")
     bench.set_defaults(func=_bench)
 
     from coachflow.knowledge_cli import add_arguments as knowledge_arguments

@@ -134,3 +134,25 @@ def test_an_overloaded_stage_sheds_and_says_why(tmp_path):
     asked = ["c-ny-1", "c-ny-4", "c-ca-1", "c-ssa-1"]
     assert all(decisions[e].outcome == "shed" and decisions[e].reasons == ["shed.stale"] for e in asked)
     assert out["knowledge"] == [] and len(out["knowledge_decisions"]) + len(out["dlq"]) == len(inputs())
+
+
+def test_metrics_count_knowledge_decisions_by_outcome_and_reason(run):
+    from prometheus_client import REGISTRY
+
+    from coachflow.metrics import JobMetrics
+
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    shed_before = value("coachflow_knowledge_decisions_total", outcome="not_needed", reason="knowledge.small_talk")
+    cards_before = value("coachflow_records_total", kind="knowledge", outcome="published")
+    retrievals_before = value("coachflow_knowledge_retrieval_seconds_count")
+    metrics = JobMetrics()
+    for record in (*run["knowledge"], *run["knowledge_decisions"]):
+        metrics.observe("metrics", record)
+    expected = sum(1 for d in run["knowledge_decisions"] if d.reasons == ["knowledge.small_talk"])
+    assert value("coachflow_knowledge_decisions_total", outcome="not_needed",
+                 reason="knowledge.small_talk") - shed_before == expected
+    assert value("coachflow_records_total", kind="knowledge", outcome="published") - cards_before == len(run["knowledge"])
+    retrieved = sum(1 for d in run["knowledge_decisions"] if d.outcome in ("shown", "suppressed"))
+    assert value("coachflow_knowledge_retrieval_seconds_count") - retrievals_before == retrieved
