@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from pydantic import ValidationError
 
-from schemas.console import ConsoleClaims, Role, TeamFile
+from schemas.console import ConsoleClaims, ConsoleRole, TeamFile
 
 #: Issuer and audience of development tokens.
 DEV_ISSUER = "coachflow-console-dev"
@@ -248,7 +248,7 @@ class Principal:
     """A verified caller: their id, role, the agents whose conversations they see, and expiry."""
 
     agent_id: str
-    role: Role
+    role: ConsoleRole
     agents: frozenset[str]
     expires_at: float
 
@@ -323,8 +323,8 @@ def dev_verifier(path: Path, **kwargs: Any) -> Verifier:
     return Verifier([VerificationKey(key, DEV_ALGORITHM)], DEV_ISSUER, DEV_AUDIENCE, **kwargs)
 
 
-def mint(key: ed25519.Ed25519PrivateKey, agent_id: str, role: Role = "agent", ttl_s: float = DEFAULT_TTL_S,
-         *, now: float | None = None) -> str:
+def mint(key: ed25519.Ed25519PrivateKey, agent_id: str, role: ConsoleRole = "agent",
+         ttl_s: float = DEFAULT_TTL_S, *, now: float | None = None) -> str:
     """A development token for ``agent_id``, valid ``ttl_s`` seconds from ``now``."""
     if not 0 < ttl_s <= MAX_LIFETIME_S:
         raise ValueError(f"ttl must be between 1 s and {MAX_LIFETIME_S} s")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from schemas._base import Identifier
 
-Role = Literal["agent", "supervisor"]
+ConsoleRole = Literal["agent", "supervisor"]
 
 
 class ConsoleClaims(BaseModel):
@@ -28,7 +28,8 @@ class ConsoleClaims(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     sub: Identifier = Field(description="The caller's agent id (a supervisor's own id for role supervisor).")
-    role: Role = Field(description="agent: sees and judges their own conversations; supervisor: sees a team.")
+    role: ConsoleRole = Field(
+        description="agent: sees and judges their own conversations; supervisor: sees a team, read-only.")
     iss: str = Field(min_length=1, max_length=512)
     aud: str | list[str]
     exp: int = Field(description="Expiry, seconds since the epoch (UTC).")
