@@ -333,7 +333,9 @@ def _route(request: web.Request) -> str:
 def _refusal(status: int, error: str, reason: str, message: str) -> web.Response:
     headers = {}
     if status == web.HTTPUnauthorized.status_code:
-        headers["WWW-Authenticate"] = f'Bearer realm="coachflow-console", error="{error}"'
+        # RFC 6750: no error code when the request had no credentials at all.
+        code = "" if reason == "missing_token" else f', error="{error}"'
+        headers["WWW-Authenticate"] = f'Bearer realm="coachflow-console"{code}'
     return web.json_response({"error": error, "reason": reason, "message": message},
                              status=status, headers=headers)
 

@@ -191,10 +191,17 @@ def snapshot(port: int, token: str) -> dict:
     return json.loads(fields["data"])
 
 
-def open_console(browser, port: int, token: str):
-    """A fresh browser context (its own storage) on the console's address with ``token`` in the fragment."""
+def open_console(browser, port: int, token: str, blocked: list[str]):
+    """A fresh browser context (its own storage) on the console's address with ``token`` in the
+    fragment; what the Content-Security-Policy blocks on the page is added to ``blocked``."""
     context = browser.new_context()
     page = context.new_page()
+
+    def note(message) -> None:
+        if "Content Security Policy" in message.text:
+            blocked.append(message.text)
+
+    page.on("console", note)
     page.goto(f"http://127.0.0.1:{port}/#token={token}")
     return context, page
 
@@ -231,15 +238,16 @@ def test_two_agents_see_only_their_own_and_an_accept_click_is_counted(kafka_job:
     console = start_console(kafka_job, port, tmp_path / "console.log", topics, idp, teams)
     token_a, token_b = idp.token(agent_a), idp.token(agent_b)
     contexts = []
+    blocked: list[str] = []
 
     def logs() -> str:
         return ("\njob:\n" + (tmp_path / "job.log").read_text()[-3000:]
                 + "\nconsole:\n" + (tmp_path / "console.log").read_text()[-3000:])
 
     try:
-        context_a, page_a = open_console(browser, port, token_a)
-        context_b, page_b = open_console(browser, port, token_b)
-        context_s, page_s = open_console(browser, port, idp.token("sup-e2e", "supervisor"))
+        context_a, page_a = open_console(browser, port, token_a, blocked)
+        context_b, page_b = open_console(browser, port, token_b, blocked)
+        context_s, page_s = open_console(browser, port, idp.token("sup-e2e", "supervisor"), blocked)
         contexts += [context_a, context_b, context_s]
         for page, who in ((page_a, agent_a), (page_b, agent_b), (page_s, "sup-e2e")):
             page.wait_for_selector("#status[data-state=live]", timeout=30_000)
@@ -274,7 +282,7 @@ def test_two_agents_see_only_their_own_and_an_accept_click_is_counted(kafka_job:
                "expired": idp.token(agent_a, iat=now - 600, exp=now - 120),
                "wrong_audience": idp.token(agent_a, aud="another-app")}
         for reason, token in bad.items():
-            context, page = open_console(browser, port, token)
+            context, page = open_console(browser, port, token, blocked)
             contexts.append(context)
             page.wait_for_selector("#status[data-state=refused]", timeout=30_000)
             assert reason in page.text_content("#status") and page.locator(".conversation").count() == 0
@@ -355,6 +363,7 @@ def test_two_agents_see_only_their_own_and_an_accept_click_is_counted(kafka_job:
         console_log = (tmp_path / "console.log").read_text()
         assert "refused feedback" in console_log and "refused a token" in console_log
         assert agent_a not in console_log and agent_b not in console_log
+        assert blocked == []  # the strict CSP blocked nothing the page needs
     finally:
         for context in contexts:
             context.close()

@@ -282,7 +282,9 @@ def test_every_api_needs_a_good_bearer_token(tmp_path):
                     resp = await client.request(method, path, headers=headers, json={})
                     assert resp.status == 401, (method, path, reason)
                     assert (await resp.json())["reason"] == reason
-                    assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
+                    challenge = resp.headers["WWW-Authenticate"]
+                    assert challenge.startswith("Bearer ")
+                    assert ("error=" in challenge) == (reason != "missing_token")
             # The token is taken from the Authorization header only: not a query parameter or a cookie.
             for where in ({"params": {"token": good, "access_token": good, "agent": "a-1"}},
                           {"cookies": {"token": good}}):
