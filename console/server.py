@@ -320,8 +320,9 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def _public(path: str) -> bool:
-    """The page, its static files and the health check need no token; everything else does."""
-    return path in ("/", "/healthz") or path.startswith("/static/")
+    """The page, its static files, the browser's icon request and the health check need no
+    token; everything else does."""
+    return path in ("/", "/healthz", "/favicon.ico") or path.startswith("/static/")
 
 
 def _route(request: web.Request) -> str:
@@ -338,6 +339,10 @@ def _refusal(status: int, error: str, reason: str, message: str) -> web.Response
         headers["WWW-Authenticate"] = f'Bearer realm="coachflow-console"{code}'
     return web.json_response({"error": error, "reason": reason, "message": message},
                              status=status, headers=headers)
+
+
+async def _no_content(_request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 class Console:
@@ -565,6 +570,7 @@ def build_app(config: ConsoleConfig, verifier: Verifier | None = None,
     app.router.add_get("/", console.index)
     app.router.add_get("/static/{name}", console.static)
     app.router.add_get("/healthz", console.health)
+    app.router.add_get("/favicon.ico", _no_content)
     app.router.add_get("/api/config", console.config_json)
     app.router.add_get("/events", console.events)
     app.router.add_post("/api/feedback", console.feedback)

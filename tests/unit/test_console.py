@@ -293,6 +293,7 @@ def test_every_api_needs_a_good_bearer_token(tmp_path):
         # The page, its files and the health check are public (they hold nothing personal).
         for path in ("/", "/static/console.js", "/static/console.css"):
             assert (await client.get(path)).status == 200
+        assert (await client.get("/favicon.ico")).status == 204  # no icon, and no refusal logged
         health = await client.get("/healthz")
         assert health.status == 503 and await health.json() == {"ready": False}  # no Kafka reader here
 
