@@ -599,22 +599,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     keys = p.add_argument_group(
         "tokens", "where the keys that sign callers' tokens come from; with none of them the console runs "
         "in development mode on the development key of `coach console token`")
-    keys.add_argument("--jwks", default=env("COACH_CONSOLE_JWKS"),
-                      help="a JWKS document (file) of the issuer's signing keys (COACH_CONSOLE_JWKS)")
-    keys.add_argument("--jwt-public-key", default=env("COACH_CONSOLE_JWT_PUBLIC_KEY"),
-                      help="a PEM public key or certificate (COACH_CONSOLE_JWT_PUBLIC_KEY)")
-    keys.add_argument("--jwt-secret-file", default=env("COACH_CONSOLE_JWT_SECRET_FILE"),
-                      help="a shared HMAC secret, at least 32 bytes, mode 0600 "
-                           "(COACH_CONSOLE_JWT_SECRET_FILE)")
-    keys.add_argument("--jwt-algorithm", default=env("COACH_CONSOLE_JWT_ALGORITHM"),
-                      help="the one algorithm the key verifies (default: RS256, the curve's ES*, EdDSA or "
-                           "HS256 by key type)")
-    keys.add_argument("--issuer", default=env("COACH_CONSOLE_ISSUER"),
-                      help="required iss (COACH_CONSOLE_ISSUER)")
-    keys.add_argument("--audience", default=env("COACH_CONSOLE_AUDIENCE"),
-                      help="required aud (COACH_CONSOLE_AUDIENCE)")
-    keys.add_argument("--teams", default=env("COACH_CONSOLE_TEAMS"),
-                      help="YAML/JSON file: supervisor id -> agent ids of their team (COACH_CONSOLE_TEAMS)")
+    for option, variable, meaning in (
+        ("--jwks", "JWKS", "a JWKS document (file) of the issuer's signing keys"),
+        ("--jwt-public-key", "JWT_PUBLIC_KEY", "a PEM public key or certificate"),
+        ("--jwt-secret-file", "JWT_SECRET_FILE", "a shared HMAC secret, at least 32 bytes, mode 0600"),
+        ("--jwt-algorithm", "JWT_ALGORITHM",
+         "the one algorithm the key verifies (default: RS256, the curve's ES*, EdDSA or HS256 by key type)"),
+        ("--issuer", "ISSUER", "required iss"),
+        ("--audience", "AUDIENCE", "required aud"),
+        ("--teams", "TEAMS", "YAML/JSON file: supervisor id -> agent ids of their team"),
+    ):
+        keys.add_argument(option, default=env(f"COACH_CONSOLE_{variable}"),
+                          help=f"{meaning} (COACH_CONSOLE_{variable})")
     keys.add_argument("--dev-key", default=None,
                       help="development mode: the development key "
                            f"(default: COACH_CONSOLE_DEV_KEY or {dev_key_path()})")
