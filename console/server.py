@@ -590,6 +590,8 @@ def parser() -> argparse.ArgumentParser:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
     p.add_argument("--brokers", default=None, help="Kafka bootstrap servers (default: COACH_BROKERS)")
+    # Gone: the token says who the caller is. Kept only to say so to those who still give it.
+    p.add_argument("--agent", dest="server_agent", default=None, help=argparse.SUPPRESS)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
     p.add_argument("--since-s", type=float, default=900.0,
@@ -648,6 +650,9 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for `python -m console` (and `coach console`)."""
     if getattr(args, "console_action", None) == "token":
         return mint_token(args)
+    if getattr(args, "server_agent", None):
+        raise SystemExit("console: --agent is gone, the caller's token says who they are: run the console "
+                         "without it and open the address `coach console token --agent ID` prints")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = config_from(args)
     try:

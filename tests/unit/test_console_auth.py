@@ -285,3 +285,8 @@ def test_durations_and_pseudonyms():
     assert caller_ref("agent-1") == caller_ref("agent-1") != caller_ref("agent-2")
     assert "agent-1" not in caller_ref("agent-1")
 
+
+
+def test_the_console_no_longer_takes_an_agent_on_its_command_line():
+    with pytest.raises(SystemExit, match="--agent is gone"):
+        cli.main(["console", "--brokers", "127.0.0.1:1", "--agent", "agent-1"])
