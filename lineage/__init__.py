@@ -50,20 +50,23 @@ from openlineage.client.uuid import generate_new_uuid
 log = logging.getLogger("coachflow.lineage")
 
 PRODUCER = "https://coachflow.dev/lineage"
-FACET_SCHEMAS = Path(__file__).parent / "facets"
 
 
 @attr.define
 class CoachflowRunFacet(RunFacet):
-    """The model, policy and data-quality suites a run used."""
+    """The model, policy and data-quality suites a run used (schema: ``facets/CoachflowRunFacet.json``)."""
 
     model: dict
     policy: dict
     qualitySuites: list[str]  # noqa: N815
 
+    def __attrs_post_init__(self) -> None:
+        self._producer = self._producer or PRODUCER  # coachflow's facet, not the client's
+        super().__attrs_post_init__()
+
     @staticmethod
     def _get_schema() -> str:
-        return "https://coachflow.dev/lineage/facets/CoachflowRunFacet.json"
+        return "https://coachflow.dev/lineage/facets/CoachflowRunFacet.json#/$defs/CoachflowRunFacet"
 
 
 @dataclass(frozen=True)
@@ -226,16 +229,18 @@ class Lineage:
 
     def _input(self, spec: DatasetSpec) -> InputDataset:
         facets = {"schema": schema_facet(spec.contract)} if spec.contract else {}
-        input_facets = {}
+        input_facets: dict = {}
         summary = self.quality.get(spec.suite) if spec.suite else None
         if summary is not None:
-            facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-                assertions=[
-                    data_quality_assertions_dataset.Assertion(
-                        assertion=r["id"], success=r["success"], column=r["column"], severity=r["severity"]
-                    )
-                    for r in summary["results"]
-                ]
+            assertions = [
+                data_quality_assertions_dataset.Assertion(
+                    assertion=r["id"], success=r["success"], column=r["column"], severity=r["severity"],
+                    description=r.get("description"),
+                )
+                for r in summary["results"]
+            ]
+            input_facets["dataQualityAssertions"] = (
+                data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=assertions)
             )
             input_facets["dataQualityMetrics"] = (
                 data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(

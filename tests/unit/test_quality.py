@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from bytewax.testing import run_main
 
 from coachflow import replay
@@ -15,10 +14,8 @@ from operators.envelope import Envelope, Origin
 from operators.quality import (
     CONTEXT_SUITE,
     EVENTS_SUITE,
-    SUITES_DIR,
     Gate,
     QualityMonitor,
-    _gx_init,
     gx_validate,
     load_suites,
     quality_row,
@@ -75,11 +72,6 @@ def corpus() -> tuple[list[dict], list[dict]]:
         {**c, "customer_id": None},
     ]
     return events, contexts
-
-
-@pytest.fixture(scope="module")
-def gx_ready():
-    _gx_init(str(SUITES_DIR))
 
 
 def test_the_gate_and_gx_agree_row_by_row(gx_ready):
