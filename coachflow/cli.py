@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from models import star
+from schemas.topics import topic
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -191,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSONL here (the embedded mode's input)")
     target.add_argument("--brokers", help="produce to this Kafka cluster instead")
-    replay.add_argument("--topic-events", default="conversation.events")
-    replay.add_argument("--topic-context", default="customer.context")
+    replay.add_argument("--topic-events", default=topic("events").default)
+    replay.add_argument("--topic-context", default=topic("context").default)
     replay.add_argument("--partitions", type=int, default=4, help="partitions of input topics it creates")
     replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
                         help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--lineage", type=Path, default=Path("out/lineage.jsonl"),
                      help="the lineage file, to add the run's START event (if present)")
     why.add_argument("--brokers", help="read the decisions topic instead")
-    why.add_argument("--topic", default="coaching.decisions")
+    why.add_argument("--topic", default=topic("decisions").default)
     why.set_defaults(func=_explain)
     check = lineage_cmds.add_parser(
         "validate", help="check lineage events against the OpenLineage spec and facet schemas (local files only)"

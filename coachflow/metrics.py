@@ -46,7 +46,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 
 from operators.experiment import assign
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision
 from schemas.outputs import DeadLetterReason
 
 log = logging.getLogger("coachflow.metrics")
@@ -68,8 +68,7 @@ _STAGE_BOUNDS_MS = tuple(round(bound * 1000, 6) for bound in STAGE_BUCKETS)  # t
 OUTCOMES = ("shown", "suppressed", "recorded")
 REASONS = (*get_args(DeadLetterReason), "other")
 #: Output kind of each published record type besides decisions (counted with outcome "published").
-PUBLISHED = {Suggestion: "suggestions", Alert: "alerts", DeadLetter: "dlq", ConversationSummary: "summaries",
-             Acceptance: "acceptance"}
+PUBLISHED = {record: kind for record, kind in OUTPUT_KIND.items() if record is not Decision}
 RECORD_LABELS = (*(("decisions", o) for o in OUTCOMES), *((k, "published") for k in PUBLISHED.values()))
 #: Rule ids come from the policy in force; more distinct ids than this are counted as "other".
 MAX_RULE_IDS = 100

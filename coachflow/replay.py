@@ -19,6 +19,7 @@ from typing import Any
 
 from models import star
 from operators.keys import key_field
+from schemas.topics import topic
 
 
 @dataclass
@@ -111,8 +112,8 @@ def to_kafka(
     items: Iterable[tuple[datetime, dict]],
     brokers: str,
     *,
-    topic_events: str = "conversation.events",
-    topic_context: str = "customer.context",
+    topic_events: str = topic("events").default,
+    topic_context: str = topic("context").default,
     speed: float = 0.0,
     config: dict[str, str] | None = None,
     key_by: str = "conversation",

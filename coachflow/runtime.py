@@ -73,7 +73,7 @@ def start_metrics(settings: Settings, experiment: tuple[str, float] | None = Non
 def banner(settings: Settings, scorer, policy, lineage: Lineage) -> None:
     where = (
         f"Kafka {settings.brokers}" if settings.kafka_mode
-        else f"{settings.input} -> {settings.output_dir}/{{suggestions,alerts,decisions,acceptance,dlq,summaries}}.jsonl"
+        else f"{settings.input} -> {settings.output_dir}/{{{','.join(settings.outputs())}}}.jsonl"
     )
     print(
         f"coachflow: {where}; model {scorer.version}, policy {policy.name} {policy.version}, "

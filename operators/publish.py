@@ -5,20 +5,12 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
-
-_KIND = {
-    Suggestion: "suggestions",
-    Alert: "alerts",
-    Decision: "decisions",
-    DeadLetter: "dlq",
-    ConversationSummary: "summaries",
-    Acceptance: "acceptance",
-}
+from schemas import OUTPUT_KIND, DeadLetter, Suggestion
 
 
 def kind_of(record: object) -> str:
-    return _KIND[type(record)]
+    """The output kind (``schemas.topics``) a published record goes to."""
+    return OUTPUT_KIND[type(record)]
 
 
 def key_of(record: object) -> bytes | None:
