@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from coachflow.kafka_log import client_config
 from schemas import Alert, Suggestion
 from schemas import topics as catalog
 from schemas.feedback import Acceptance, Feedback
@@ -183,13 +184,13 @@ class KafkaReader(threading.Thread):
     def run(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({
+        consumer = Consumer(client_config({
             "bootstrap.servers": self.config.brokers,
             "group.id": f"coach-console-{os.getpid()}-{time.time_ns()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             **self.config.kafka_config,
-        })
+        }))
         assigned: set[str] = set()
         warned: set[str] = set()
         next_check = 0.0
@@ -254,8 +255,9 @@ class Console:
         from confluent_kafka import Producer
 
         loop = asyncio.get_running_loop()
-        self.producer = Producer({"bootstrap.servers": self.config.brokers, "enable.idempotence": True,
-                                  "linger.ms": 0, **self.config.kafka_config})
+        self.producer = Producer(client_config({"bootstrap.servers": self.config.brokers,
+                                                "enable.idempotence": True, "linger.ms": 0,
+                                                **self.config.kafka_config}))
 
         def deliver(kind: str, record: Any) -> None:
             loop.call_soon_threadsafe(self.board.add, kind, record)

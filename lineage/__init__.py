@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -83,6 +83,8 @@ class LineageConfig:
     job: str = "coaching"
     interval_s: float = 60.0
     run_id: str | None = None
+    kafka_config: dict = field(default_factory=dict)
+    """More producer settings for the kafka transport (security, the log's route)."""
 
 
 def make_client(config: LineageConfig) -> OpenLineageClient | None:
@@ -106,7 +108,8 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
         if not config.brokers:
             raise ValueError("the kafka lineage transport needs brokers (COACH_BROKERS)")
         return OpenLineageClient(transport=KafkaTransport(KafkaConfig(
-            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage"},
+            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage",
+                    **config.kafka_config},
             topic=config.topic, flush=True,
         )))
     raise ValueError(f"unknown lineage transport {config.transport!r}")
