@@ -47,6 +47,8 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.uuid import generate_new_uuid
 
+from operators.records import SHAPED
+
 log = logging.getLogger("coachflow.lineage")
 
 PRODUCER = "https://coachflow.dev/lineage"
@@ -206,9 +208,11 @@ class Lineage:
             "coachflow": self.run_facet,
         }
         if error is not None:
+            # An exception's text may quote a record: shaped personal data is masked, as in dead letters.
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=f"{type(error).__name__}: {error}"[:2000], programmingLanguage="python",
-                stackTrace="".join(traceback.format_exception(error))[-8000:],
+                message=SHAPED.redact(f"{type(error).__name__}: {error}")[0][:2000],
+                programmingLanguage="python",
+                stackTrace=SHAPED.redact("".join(traceback.format_exception(error)))[0][-8000:],
             )
         job = Job(
             namespace=self.config.namespace,

@@ -48,7 +48,7 @@ def emitted(lineage: Lineage, state: RunState, error: BaseException | None = Non
 
 def crash() -> BaseException:
     try:
-        raise RuntimeError("the broker went away")
+        raise RuntimeError("the broker went away while sending jane.doe@example.com's 4111 1111 1111 1111")
     except RuntimeError as exc:
         return exc
 
@@ -72,6 +72,9 @@ def test_every_event_of_a_run_conforms(settings, gx_results):
     assert SPEC.problems(failed) == []
     # What was checked: every facet kind the job emits.
     assert set(failed["run"]["facets"]) >= {"coachflow", "processing_engine", "errorMessage"}
+    error = failed["run"]["facets"]["errorMessage"]
+    for said in (error["message"], error["stackTrace"]):
+        assert "the broker went away" in said and "jane.doe" not in said and "4111" not in said
     assert set(failed["job"]["facets"]) == {"jobType", "documentation"}
     events_input = failed["inputs"][0]
     assert set(events_input["inputFacets"]) == {"dataQualityAssertions", "dataQualityMetrics"}
