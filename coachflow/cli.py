@@ -205,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="0: as fast as possible (default); 1: real time; 10: ten times faster")
     replay.add_argument("--time-scale", type=float, default=1.0,
                         help="shrink each dialogue's own timeline (0.1: ten times shorter pauses)")
-    replay.add_argument("--start-time", help="event time of the first record (ISO-8601; default now)")
+    times = replay.add_mutually_exclusive_group()
+    times.add_argument("--start-time", help="event time of the first record (ISO-8601; default: now when paced)")
+    times.add_argument("--end-time", help="event time of the last record (ISO-8601; default: now when not paced, "
+                       "so that the job accepts the replay whenever it runs)")
     replay.add_argument("--voice-share", type=float, default=0.4, help="share of conversations on voice")
     replay.set_defaults(func=_replay)
 

@@ -8,6 +8,7 @@ which a test keeps in step with this class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -17,9 +18,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from coachflow.kafka_log import client_config
 from lineage import LineageConfig
 from operators.acceptance import AcceptanceConfig
+from operators.boundary import Boundary
 from operators.conversation import ConversationConfig
 from operators.experiment import ExperimentConfig
+from operators.guardrails import GuardConfig
 from operators.join import JoinConfig
+from operators.limits import JsonLimits
 from operators.parse import ParseLimits
 from operators.policy import DEFAULT_POLICY, PolicyStore
 from operators.quality import SUITES_DIR
@@ -95,6 +99,20 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     # Input limits
     max_payload_bytes: int = Field(default=65_536, ge=256, description="Bigger records are dead-lettered.")
     max_text_chars: int = Field(default=4_000, ge=1, le=16_000, description="Longer turns are dead-lettered.")
+    max_json_depth: int = Field(
+        default=32, ge=4, le=256, description="Records whose objects and arrays nest deeper are dead-lettered."
+    )
+    max_json_keys: int = Field(default=1_024, ge=64, description="Records with more object keys in all are dead-lettered.")
+    max_json_items: int = Field(default=4_096, ge=64, description="Records with more array items in all are dead-lettered.")
+    max_json_string_chars: int = Field(
+        default=32_768, ge=1_000,
+        description="Records with a longer string (as written, escapes included) are dead-lettered.",
+    )
+    max_failures_in_a_row: int = Field(
+        default=100, ge=1,
+        description="A step failing on this many records in a row stops the job (a systemic failure); "
+        "fewer: each is dead-lettered internal_error.",
+    )
 
     # Join
     context_wait_ms: int = Field(default=2_000, ge=0, description="How long a turn waits for its context.")
@@ -223,6 +241,18 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
         """Input kind -> topic name, in catalog order."""
         return {spec.kind: getattr(self, spec.setting) for spec in INPUTS}
 
+    def boundary(self, step: str, owns: Callable[[object], bool] | None = None) -> Boundary:
+        """The error boundary of step ``step`` (``operators.boundary``)."""
+        if owns is None:
+            return Boundary(step, self.max_payload_bytes, self.max_failures_in_a_row)
+        return Boundary(step, self.max_payload_bytes, self.max_failures_in_a_row, owns)
+
+    def guard_config(self, run_id: str | None = None) -> GuardConfig:
+        return GuardConfig(
+            idle_s=self.session_gap_s, run_id=run_id, passthrough=True, untemplated=self.suggest_untemplated,
+            payload_limit=self.max_payload_bytes,
+        )
+
     def acceptance_config(self) -> AcceptanceConfig:
         return AcceptanceConfig(
             ttl_s=self.feedback_ttl_s,
@@ -236,6 +266,7 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
         return ParseLimits(
             max_payload_bytes=self.max_payload_bytes,
             max_text_chars=self.max_text_chars,
+            json=JsonLimits(self.max_json_depth, self.max_json_keys, self.max_json_items, self.max_json_string_chars),
             check_keys=self.kafka_mode,
             key_by=self.input_key,
         )

@@ -449,8 +449,7 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
         )
         op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, dict(settings.kafka_config)))
         return
-    directory = Path(settings.output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = Path(settings.output_dir)  # made by the job's resources (``JobResources.open``)
     lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))
     sink = DirSink(
         directory,

@@ -46,6 +46,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 
 from coachflow.kafka_log import client_config
+from operators.boundary import FAILURES
 from operators.experiment import assign
 from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision
 from schemas.outputs import DeadLetterReason
@@ -255,6 +256,16 @@ class _Collector(Collector):
         yield arm_alerts
         yield arm_latency
 
+        failures = CounterMetricFamily(
+            "coachflow_internal_errors",
+            "Records a step failed on (an exception while it handled them), by step; each such input "
+            "is dead-lettered internal_error by the step that accounts for it.",
+            labels=["step"],
+        )
+        for step, count in sorted(FAILURES.items()):
+            failures.add_metric([step], count)
+        yield failures
+
 
 REGISTRY.register(_Collector())
 
@@ -273,7 +284,14 @@ class JobMetrics:
 
     def observe(self, _step_id: str, record: object) -> None:
         """``op.inspect`` callback for every published record: plain int and float
-        updates of this thread's tally, no lock (about 3 µs a decision)."""
+        updates of this thread's tally, no lock. Never raises: a record the metrics
+        cannot count is logged, and the stream goes on."""
+        try:
+            self._observe(record)
+        except Exception:  # noqa: BLE001 - metrics must never stop the stream
+            log.exception("metrics could not count a %s", type(record).__name__)
+
+    def _observe(self, record: object) -> None:
         tally = _tallies.get(get_ident()) or _tally()
         kind = type(record)
         if kind is Decision:
