@@ -4,9 +4,11 @@
     coach train                                          train the ONNX model on STAR, register it
     coach eval --dialogues PATH                          evaluate the serving model, print JSON
     coach lineage explain SUGGESTION_ID                  why an agent saw a suggestion
+    coach lineage validate [FILE] [--spec DIR]           lineage events against the OpenLineage spec
     coach bench [--rate N --duration S ...]              throughput and latency on a real broker
     coach report [DIR] [--brokers HOST:PORT] [--json]    acceptance, alert, suppression rates; PNG chart
-    coach console --brokers HOST:PORT --agent ID         the reference agent console (http://127.0.0.1:8765/)
+    coach console --brokers HOST:PORT                    the reference agent console (http://127.0.0.1:8765/)
+    coach console token --agent ID                       a development token: the console's address with it
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
@@ -23,6 +25,7 @@ import sys
 from pathlib import Path
 
 from models import star
+from schemas.topics import topic
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -143,6 +146,19 @@ def _explain(args: argparse.Namespace) -> int:
     return main_explain(args)
 
 
+def _validate_lineage(args: argparse.Namespace) -> int:
+    from lineage.validate import DEFAULT_SPEC_DIR, SpecValidator, validate_file
+
+    spec = args.spec or DEFAULT_SPEC_DIR
+    problems = validate_file(args.file, SpecValidator(spec))
+    for problem in problems:
+        print(problem)
+    events = sum(1 for line in args.file.read_text().splitlines() if line.strip())
+    verdict = f"{len(problems)} problems" if problems else "every one conforms"
+    print(f"{args.file}: {events} events, {verdict} (spec: {spec})", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     import schemas
 
@@ -178,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSONL here (the embedded mode's input)")
     target.add_argument("--brokers", help="produce to this Kafka cluster instead")
-    replay.add_argument("--topic-events", default="conversation.events")
-    replay.add_argument("--topic-context", default="customer.context")
+    replay.add_argument("--topic-events", default=topic("events").default)
+    replay.add_argument("--topic-context", default=topic("context").default)
     replay.add_argument("--partitions", type=int, default=4, help="partitions of input topics it creates")
     replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
                         help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
@@ -191,7 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="0: as fast as possible (default); 1: real time; 10: ten times faster")
     replay.add_argument("--time-scale", type=float, default=1.0,
                         help="shrink each dialogue's own timeline (0.1: ten times shorter pauses)")
-    replay.add_argument("--start-time", help="event time of the first record (ISO-8601; default now)")
+    times = replay.add_mutually_exclusive_group()
+    times.add_argument("--start-time", help="event time of the first record (ISO-8601; default: now when paced)")
+    times.add_argument("--end-time", help="event time of the last record (ISO-8601; default: now when not paced, "
+                       "so that the job accepts the replay whenever it runs)")
     replay.add_argument("--voice-share", type=float, default=0.4, help="share of conversations on voice")
     replay.set_defaults(func=_replay)
 
@@ -234,8 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--lineage", type=Path, default=Path("out/lineage.jsonl"),
                      help="the lineage file, to add the run's START event (if present)")
     why.add_argument("--brokers", help="read the decisions topic instead")
-    why.add_argument("--topic", default="coaching.decisions")
+    why.add_argument("--topic", default=topic("decisions").default)
     why.set_defaults(func=_explain)
+    check = lineage_cmds.add_parser(
+        "validate", help="check lineage events against the OpenLineage spec and facet schemas (local files only)"
+    )
+    check.add_argument("file", nargs="?", type=Path, default=Path("out/lineage.jsonl"),
+                       help="a JSON-lines file of OpenLineage events (default out/lineage.jsonl)")
+    check.add_argument("--spec", type=Path,
+                       help="the spec: OpenLineage.json and facets/ (default ../shared/data/openlineage-spec)")
+    check.set_defaults(func=_validate_lineage)
 
     from coachflow.report import add_arguments as report_arguments
 
@@ -252,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench", help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
-        description="Starts the project's broker on 127.0.0.1:9092 unless --brokers is given, preloads STAR "
+        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, preloads STAR "
                     "conversations for a full-speed throughput run of the job and of the reference loop, then "
                     "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
                     "then of the reference loop. "

@@ -8,20 +8,22 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from coachflow.config import Settings
+from coachflow.kafka_log import client_config
+from schemas.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic -> its config. Customer context is compacted: the latest record per key wins."""
-    specs = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"},
-             settings.topic_feedback: {}}
-    for topic in settings.outputs().values():
-        specs[topic] = {}
+    """Topic -> its config, for every catalog topic the settings name (``schemas.topics``);
+    compacted topics keep the latest record per key."""
+    specs: dict[str, dict[str, str]] = {}
+    for spec in TOPICS:
+        name = settings.topic(spec.kind)
+        if name:
+            specs[name] = {"cleanup.policy": "compact"} if spec.compacted else {}
     if settings.lineage == "kafka":
         specs[settings.lineage_topic] = {}
-    if settings.policy_topic:
-        specs[settings.policy_topic] = {"cleanup.policy": "compact"}
     return specs
 
 
@@ -37,7 +39,7 @@ def ensure_topics(
     ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times);
     ``specs`` (topic -> config) names another job's topics instead of ``topic_specs(settings)``.
     """
-    admin = AdminClient({"bootstrap.servers": settings.brokers, **settings.kafka_config})
+    admin = AdminClient(client_config({"bootstrap.servers": settings.brokers, **settings.kafka_config}))
     existing = set(admin.list_topics(timeout=timeout).topics)
     extra_config = extra_config or {}
     wanted = [

@@ -5,26 +5,20 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
-from bytewax.testing import run_main
-
 from coachflow import replay
 from coachflow.config import Settings
-from flows.coaching import get_flow
 from operators.envelope import Envelope, Origin
 from operators.quality import (
     CONTEXT_SUITE,
     EVENTS_SUITE,
-    SUITES_DIR,
     Gate,
     QualityMonitor,
-    _gx_init,
     gx_validate,
     load_suites,
     quality_row,
 )
 from schemas import INPUT_ADAPTER
-from tests.helpers import STAR_DIALOGUES, context, event
+from tests.helpers import STAR_DIALOGUES, context, event, run_job
 
 SUITES = load_suites()
 GATE = Gate(SUITES)
@@ -77,11 +71,6 @@ def corpus() -> tuple[list[dict], list[dict]]:
     return events, contexts
 
 
-@pytest.fixture(scope="module")
-def gx_ready():
-    _gx_init(str(SUITES_DIR))
-
-
 def test_the_gate_and_gx_agree_row_by_row(gx_ready):
     events, contexts = corpus()
     for suite, rows in [(EVENTS_SUITE, events), (CONTEXT_SUITE, contexts)]:
@@ -119,8 +108,8 @@ def test_critical_failures_are_dead_lettered_naming_the_expectation_and_warnings
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out"
-    run_main(get_flow(Settings(input=source, output_dir=out, print_suggestions=False,
-                               quality_monitor=False, lineage="none", context_wait_ms=10)))
+    run_job(Settings(input=source, output_dir=out, print_suggestions=False,
+                               quality_monitor=False, lineage="none", context_wait_ms=10))
     dead = [json.loads(line) for line in (out / "dlq.jsonl").read_text().splitlines()]
     assert sorted((d["reason"], d["detail"].split(" (")[0]) for d in dead) == [
         ("quality_check_failed", "failed context.open_cases.range"),
