@@ -18,25 +18,39 @@ the new KB version in the next lineage event.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from coachflow.config import Settings
 from coachflow.knowledge_config import KnowledgeSettings
-from lineage import CoachflowRunFacet, DatasetSpec, Lineage, file_namespace, kafka_namespace
+from coachflow.metrics import JobMetrics
+from coachflow.runtime import configure_logging, start_metrics
+from coachflow.topics import ensure_topics
+from lineage import (
+    CoachflowRunFacet,
+    DatasetSpec,
+    Lineage,
+    RunState,
+    ending_error,
+    file_namespace,
+    install_exit_hooks,
+    kafka_namespace,
+)
 from models.knowledge import articles as kb
 from models.knowledge.index import IndexIntegrityError, KnowledgeIndex, read_manifest
 from models.knowledge.ranker import Reranker, Retriever, load_reranker
 from operators.cards import KnowledgePolicy, parse_knowledge_policy
 from operators.policy import PolicyStore
-from schemas import Article
+from operators.quality import Gate, load_suites
+from operators.shedding import LoadShedder
+from schemas import KNOWLEDGE_TOPICS, Article, topic
 
 log = logging.getLogger("coachflow.knowledge")
 
@@ -235,14 +249,16 @@ def publish_articles(articles: list[Article], brokers: str, topic: str, partitio
 
 
 def topic_specs(ks: KnowledgeSettings, settings: Settings) -> dict[str, dict[str, str]]:
-    """The knowledge job's topics and their config: its outputs, the card feedback, the articles (compacted)."""
-    specs: dict[str, dict[str, str]] = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"}}
-    for topic in (*ks.outputs().values(), ks.topic_feedback):
-        specs[topic] = {}
-    if ks.articles_topic:
-        specs[ks.articles_topic] = {"cleanup.policy": "compact"}
-    if ks.policy_topic:
-        specs[ks.policy_topic] = {"cleanup.policy": "compact"}
+    """The knowledge job's topics and their config (``schemas.topics``): the inputs it shares with the
+    coaching job, and each of its catalog topics its settings name (compacted where the catalog says)."""
+    compact = {"cleanup.policy": "compact"}
+    specs: dict[str, dict[str, str]] = {
+        settings.topic(kind): compact if topic(kind).compacted else {} for kind in ("events", "context")
+    }
+    for spec in KNOWLEDGE_TOPICS:
+        name = getattr(ks, spec.setting)
+        if name:
+            specs[name] = compact if spec.compacted else {}
     return specs
 
 
@@ -253,19 +269,6 @@ def lower_priority(nice: int) -> None:
             os.nice(nice)
         except OSError as exc:  # not permitted: run at the priority we have
             log.warning("could not lower the CPU priority by %d: %s", nice, exc)
-
-
-@dataclass
-class KnowledgeResources:
-    """Everything the knowledge dataflow uses, opened once per process."""
-
-    settings: Settings
-    ks: KnowledgeSettings
-    reranker: Reranker
-    store: IndexStore
-    policies: PolicyStore
-    lineage: Lineage
-    kb_dataset: str
 
 
 def kb_dataset(ks: KnowledgeSettings, settings: Settings) -> tuple[str, str]:
@@ -307,20 +310,91 @@ def knowledge_lineage(ks: KnowledgeSettings, settings: Settings, reranker: Reran
     return lineage, kb_name
 
 
-def open_knowledge(ks: KnowledgeSettings, settings: Settings, suites: list[str]) -> KnowledgeResources:
-    """Load the re-ranker, the knowledge base and the policy; start lineage; follow the KB for new versions."""
-    from lineage import install_exit_hooks
+class KnowledgeResources:
+    """What one knowledge-job process opens for its dataflow, and closes at its end.
 
-    reranker = load_reranker(ks.ranker)
-    store = IndexStore(ks, settings, reranker)
-    policies = PolicyStore(
-        ks.policy, reload_s=settings.policy_reload_s, brokers=settings.brokers if settings.kafka_mode else None,
-        topic=ks.policy_topic, kafka_config=dict(settings.kafka_config), parser=parse_knowledge_policy,
-    )
-    lineage, name = knowledge_lineage(ks, settings, reranker, policies.current(), suites)
-    lineage.versions[name] = store.index.kb_version
-    store.on_swap.append(lambda index: lineage.versions.__setitem__(name, index.kb_version))
-    lineage.start()
-    install_exit_hooks()
-    store.start()
-    return KnowledgeResources(settings, ks, reranker, store, policies, lineage, name)
+    ``open`` lowers the process's CPU priority, loads the re-ranker, the knowledge
+    base (and follows it for new versions), the knowledge policy, the coaching
+    policy (its PII rule masks input text, as in the coaching job) and the
+    data-quality suites, creates missing topics (in embedded mode, the output
+    directory), starts lineage and metrics; ``close`` emits COMPLETE, FAIL or ABORT
+    and stops what it started. Attributes are set by ``open``.
+
+        with KnowledgeResources(ks, settings) as job:
+            run_main(flows.knowledge.get_flow(ks, settings, job))
+    """
+
+    reranker: Reranker
+    store: IndexStore
+    policies: PolicyStore
+    masking: PolicyStore
+    gate: Gate
+    lineage: Lineage
+    metrics: JobMetrics | None
+    shedder: LoadShedder
+
+    def __init__(self, ks: KnowledgeSettings, settings: Settings) -> None:
+        self.ks, self.settings = ks, settings
+        self.opened = self.closed = False
+
+    def open(self) -> KnowledgeResources:
+        if self.opened:
+            return self
+        ks, settings = self.ks, self.settings
+        configure_logging(settings.log_level)
+        lower_priority(ks.nice)
+        self.masking = settings.policy_store()
+        suites = load_suites(settings.quality_suites)
+        self.gate = Gate(suites)
+        if settings.kafka_mode and settings.create_topics and ks.create_topics:
+            ensure_topics(settings, specs=topic_specs(ks, settings))
+        if not settings.kafka_mode:
+            Path(ks.output_dir).mkdir(parents=True, exist_ok=True)
+        self.reranker = load_reranker(ks.ranker)
+        self.store = IndexStore(ks, settings, self.reranker)
+        self.policies = PolicyStore(
+            ks.policy, reload_s=settings.policy_reload_s, brokers=settings.brokers if settings.kafka_mode else None,
+            topic=ks.policy_topic, kafka_config=dict(settings.kafka_config), parser=parse_knowledge_policy,
+        )
+        self.lineage, name = knowledge_lineage(ks, settings, self.reranker, self.policies.current(),
+                                               [suite.label for suite in suites.values()])
+        self.lineage.versions[name] = self.store.index.kb_version
+        self.store.on_swap.append(lambda index: self.lineage.versions.__setitem__(name, index.kb_version))
+        self.lineage.start()
+        self.store.start()
+        self.metrics = start_metrics(settings)
+        self.shedder = LoadShedder(ks.shed_config(), arrived_s=lambda ask: ask.arrived_s)
+        self.opened = True
+        return self
+
+    def close(self, error: BaseException | None = None) -> None:
+        if not self.opened or self.closed:
+            return
+        self.closed = True
+        self.store.close()
+        self.policies.close()
+        self.masking.close()
+        if self.metrics is not None and self.metrics.lag is not None:
+            self.metrics.lag.stop()
+        if isinstance(error, KeyboardInterrupt):
+            self.lineage.finish(RunState.ABORT)
+        elif error is not None:
+            self.lineage.finish(RunState.FAIL, error)
+        else:
+            self.lineage.finish(RunState.COMPLETE)
+
+    def close_at_exit(self) -> None:
+        """Close when the process ends (the lineage exit hooks say how it ended)."""
+        install_exit_hooks()
+        atexit.register(lambda: self.close(ending_error()))
+
+    def __enter__(self) -> KnowledgeResources:
+        return self.open()
+
+    def __exit__(self, kind, error, tb) -> None:
+        self.close(error)
+
+    @property
+    def redactor(self):
+        """The coaching policy's PII redactor (read per batch: a new policy takes over at once)."""
+        return self.masking.current().redactor

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from coachflow.config import ROOT, Settings, _default
 from operators.knowledge import KnowledgeConfig
 from operators.shedding import ShedConfig
+from schemas.topics import KNOWLEDGE_OUTPUTS, OUTPUT_KIND, topic
 
 SAMPLE_DIR = ROOT / "data" / "knowledge"
 SAMPLE_ARTICLES = SAMPLE_DIR / "articles.jsonl"
@@ -26,6 +27,11 @@ DEFAULT_RANKER = ROOT / "models" / "knowledge" / "ranker.onnx"
 DEFAULT_KNOWLEDGE_POLICY = ROOT / "policies" / "knowledge.yaml"
 #: The knowledge job's Prometheus port in Kafka mode (the coaching job's is 9464).
 DEFAULT_METRICS_PORT = 9474
+
+
+def _topic(kind: str):
+    spec = topic(kind)
+    return Field(default=spec.default, description=spec.description)
 
 
 class KnowledgeSettings(BaseSettings):
@@ -43,20 +49,18 @@ class KnowledgeSettings(BaseSettings):
         description="Articles to index at start: article JSONL, a Markdown folder, doc2dial documents or ABCD guidelines.",
     )
     index: Path | None = Field(default=None, description="A built index directory (coach knowledge index); wins over ARTICLES.")
-    articles_topic: str | None = Field(
-        default=None, description="Kafka mode: index the articles of this compacted topic instead (latest per key wins)."
-    )
+    articles_topic: str | None = Field(default=None, description=topic("articles").description)
     reload_s: float = Field(default=5.0, gt=0, description="How often the index, articles file or articles topic are checked for a new version.")
     max_words: int = Field(default=100, ge=10, le=1000, description="Passage length limit when indexing.")
     ranker: Path = Field(default=DEFAULT_RANKER, description="The re-ranker (checked against models/registry.json).")
     policy: Path = Field(default=DEFAULT_KNOWLEDGE_POLICY, description="The knowledge cards' guardrail policy (re-read when it changes).")
-    policy_topic: str | None = Field(default=None, description="Kafka mode: also take knowledge policies from this topic.")
+    policy_topic: str | None = Field(default=None, description=topic("knowledge_policies").description)
 
-    # Topics
-    topic_cards: str = Field(default="coaching.knowledge", description="Output: knowledge cards, keyed by conversation id.")
-    topic_decisions: str = Field(default="coaching.knowledge.decisions", description="Output: one knowledge decision per input.")
-    topic_dlq: str = Field(default="coaching.knowledge.dlq", description="Output: inputs the knowledge job refused.")
-    topic_feedback: str = Field(default="coaching.knowledge.feedback", description="Agent UIs' feedback on cards (read by coach report).")
+    # Topics (defaults and meanings from the catalog, schemas.topics)
+    topic_cards: str = _topic("knowledge")
+    topic_decisions: str = _topic("knowledge_decisions")
+    topic_dlq: str = _topic("knowledge_dlq")
+    topic_feedback: str = _topic("knowledge_feedback")
 
     # Asks
     history_turns: int = Field(default=16, ge=1, le=64, description="Final turns kept per conversation for the query.")
@@ -93,8 +97,8 @@ class KnowledgeSettings(BaseSettings):
         })
 
     def outputs(self) -> dict[str, str]:
-        """Output kind -> topic name."""
-        return {"knowledge": self.topic_cards, "knowledge_decisions": self.topic_decisions, "dlq": self.topic_dlq}
+        """Output kind (the sinks' kinds: ``dlq`` for dead letters, as in the coaching job) -> topic name."""
+        return {OUTPUT_KIND[spec.records[0]]: getattr(self, spec.setting) for spec in KNOWLEDGE_OUTPUTS}
 
     def knowledge_config(self, idle_s: float) -> KnowledgeConfig:
         return KnowledgeConfig(history_turns=self.history_turns, turn_chars=self.turn_chars,

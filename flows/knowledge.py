@@ -15,8 +15,10 @@ and one knowledge decision for every input.
 
 It is a separate job with its own process, consumer offsets and (by
 default) a lower CPU priority, so the coaching job's suggestions never wait
-for it. ``flow`` is built from the environment when first looked up;
-``get_flow(ks, settings)`` builds one for given settings (tests, variants).
+for it. ``flow``, looked up by ``bytewax.run``, opens the resources for the
+environment and closes them when the process ends;
+``get_flow(ks, settings, job)`` only wires steps around an opened
+``coachflow.knowledge.KnowledgeResources``.
 """
 
 from __future__ import annotations
@@ -26,64 +28,65 @@ from bytewax.dataflow import Dataflow
 
 from coachflow.config import Settings
 from coachflow.connectors import read_inputs, write_outputs
-from coachflow.knowledge import lower_priority, open_knowledge, topic_specs
+from coachflow.knowledge import KnowledgeResources
 from coachflow.knowledge_config import KnowledgeSettings
-from coachflow.runtime import configure_logging, start_metrics
-from coachflow.topics import ensure_topics
 from models.heap import settle_heap
 from operators.cards import guard_cards
 from operators.join import join_context
-from operators.knowledge import passthrough, retrieve, track_asks
+from operators.knowledge import AskBoundary, passthrough, retrieve, track_asks
 from operators.parse import parse_records
-from operators.publish import serialize
-from operators.quality import Gate, load_suites, quality_gate
-from operators.shedding import LoadShedder
+from operators.publish import accounts_for_input, serialize_batch
+from operators.quality import quality_gate
 from schemas import Feedback
 
 
-def get_flow(ks: KnowledgeSettings | None = None, settings: Settings | None = None) -> Dataflow:
-    """The knowledge dataflow (default: both settings from the environment)."""
-    ks = ks or KnowledgeSettings()
-    settings = ks.job_settings(settings)
-    configure_logging(settings.log_level)
-    lower_priority(ks.nice)
-    masking = settings.policy_store()  # the coaching policy's PII rule masks input text, as in the coaching job
-    suites = load_suites(settings.quality_suites)
-    if settings.kafka_mode and settings.create_topics and ks.create_topics:
-        ensure_topics(settings, specs=topic_specs(ks, settings))
-    resources = open_knowledge(ks, settings, [suite.label for suite in suites.values()])
-    metrics = start_metrics(settings)
-    shedder: LoadShedder = LoadShedder(ks.shed_config(), arrived_s=lambda ask: ask.arrived_s)
-
+def get_flow(ks: KnowledgeSettings, settings: Settings, job: KnowledgeResources) -> Dataflow:
+    """The knowledge dataflow for ``ks`` and the job's ``settings`` (``ks.job_settings()``), around ``job``."""
     flow = Dataflow("knowledge")
-    raw = read_inputs(flow, settings, metrics, streams={settings.topic_events: "events",
-                                                         settings.topic_context: "context"})
-    parsed = parse_records("parse", raw, settings.parse_limits(), lambda: masking.current().redactor)
+    inputs = {settings.topic(kind): kind for kind in ("events", "context")}
+    raw = read_inputs(flow, settings, job.metrics, streams=inputs)
+    parsed = parse_records("parse", raw, settings.parse_limits(), lambda: job.redactor, settings.boundary("parse"))
     # UI feedback only comes in the embedded mode's mixed file: recorded, like context.
     split = op.branch("split_feedback", parsed.oks, lambda envelope: isinstance(envelope.record, Feedback))
     feedback, records, refused = split.trues, split.falses, [parsed.errs]
     if settings.quality_gate:
-        gated = quality_gate("quality_gate", records, Gate(suites), settings.max_payload_bytes)
+        gated = quality_gate("quality_gate", records, job.gate, settings.max_payload_bytes, None,
+                             settings.boundary("quality_gate"))
         records, refused = gated.oks, [*refused, gated.errs]
-    joined = join_context("join_context", records, settings.join_config())
-    asks = track_asks("asks", joined.events, ks.knowledge_config(settings.session_gap_s))
-    retrieved = retrieve("retrieve", asks, resources.store.retriever, shedder, ks.top_k)
+    joined = join_context("join_context", records, settings.join_config(), boundary=settings.boundary("join_context"))
+    asks = track_asks("asks", joined.events, ks.knowledge_config(settings.session_gap_s),
+                      boundary=settings.boundary("asks"))
+    retrieved = retrieve("retrieve", asks, job.store.retriever, job.shedder, ks.top_k,
+                         boundary=_ask_boundary(settings, "retrieve"))
     recorded = op.map("recorded", op.merge("not_events", joined.contexts, feedback), passthrough)
     decided = guard_cards(
-        "guard_cards", op.merge("to_decide", retrieved, recorded), resources.policies, settings.session_gap_s,
-        run_id=resources.lineage.run_id, ranker_version=resources.reranker.version,
+        "guard_cards", op.merge("to_decide", retrieved, recorded), job.policies, settings.session_gap_s,
+        run_id=job.lineage.run_id, ranker_version=job.reranker.version,
+        boundary=_ask_boundary(settings, "guard_cards"),
     )
     published = op.merge("published", decided, joined.errs, *refused)
-    if metrics is not None:
-        op.inspect("metrics", published, metrics.observe)
-    write_outputs(op.map("serialize", published, serialize), settings, outputs=ks.outputs())
+    if job.metrics is not None:
+        op.inspect("metrics", published, job.metrics.observe)
+    serialized = op.flat_map_batch(
+        "serialize", published, serialize_batch(settings.boundary("serialize", owns=accounts_for_input))
+    )
+    write_outputs(serialized, settings, outputs=ks.outputs())
     return flow
 
 
+def _ask_boundary(settings: Settings, step: str) -> AskBoundary:
+    base = settings.boundary(step)
+    return AskBoundary(base.step, base.payload_limit, base.in_a_row)
+
+
 def __getattr__(name: str) -> Dataflow:
-    # `python -m bytewax.run flows.knowledge:flow` looks up `flow`: build it then.
+    # `python -m bytewax.run flows.knowledge:flow` looks up `flow`: the job's resources open then.
     if name == "flow":
-        flow = get_flow()
-        settle_heap()
+        ks = KnowledgeSettings()
+        settings = ks.job_settings()
+        job = KnowledgeResources(ks, settings).open()
+        job.close_at_exit()
+        flow = get_flow(ks, settings, job)
+        settle_heap()  # a job process: what it loaded stays for its whole run
         return flow
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

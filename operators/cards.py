@@ -34,8 +34,9 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 from pydantic import ValidationError
 
+from operators.boundary import Boundary, keyed_step
 from operators.envelope import now_ns
-from operators.knowledge import Ask, PassageHit
+from operators.knowledge import Ask, AskBoundary, PassageHit
 from operators.pii import Redactor
 from operators.policy import PolicyError
 from operators.records import stable_id, utc_from_ns
@@ -345,6 +346,14 @@ class CardGuardLogic(StatefulLogic[Ask, object, bytes]):
         self.idle_s = idle_s
         self._now = now_getter
 
+    @property
+    def state(self) -> CardState:
+        return self.guard.state
+
+    @state.setter
+    def state(self, value: CardState) -> None:  # the error boundary puts a state back
+        self.guard.state = value
+
     def on_item(self, value: Ask) -> tuple[Iterable[object], bool]:
         self.guard.state.last_seen = self._now()
         out = self.guard.decide(value, self.policies.current())
@@ -372,7 +381,7 @@ def card_key(ask: Ask) -> str:
 @operator
 def guard_cards(step_id: str, up: Stream[Ask], policies, idle_s: float = 900.0,
                 now_getter: Callable[[], float] = time.time, run_id: str | None = None,
-                ranker_version: str = "unknown") -> Stream[object]:
+                ranker_version: str = "unknown", boundary: Boundary | None = None) -> Stream[object]:
     """Decide on every input: the card (if shown) and the knowledge decision.
 
     :arg step_id: Unique ID.
@@ -382,11 +391,13 @@ def guard_cards(step_id: str, up: Stream[Ask], policies, idle_s: float = 900.0,
     :arg now_getter: Wall clock in seconds (injected by tests).
     :arg run_id: The OpenLineage run id, stamped on cards and decisions.
     :arg ranker_version: The re-ranker's version, in every decision id.
-    :returns: ``KnowledgeCard`` and ``KnowledgeDecision`` records.
+    :arg boundary: How a failure on one ask becomes its input's dead letter (an ``AskBoundary``).
+    :returns: ``KnowledgeCard`` and ``KnowledgeDecision`` records (and dead letters).
     """
     keyed = op.key_on("key_conversation", up, card_key)
+    boundary = boundary or AskBoundary(step_id)
 
     def build(resume: CardState | bytes | None) -> CardGuardLogic:
         return CardGuardLogic(policies, idle_s, resume, now_getter, run_id, ranker_version)
 
-    return op.key_rm("unkey", op.stateful("decide", keyed, build))
+    return op.key_rm("unkey", keyed_step("decide", keyed, build, boundary))

@@ -26,6 +26,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
 
+from operators.boundary import Boundary, keyed_step
 from operators.envelope import Envelope, now_ns
 from operators.shedding import LoadShedder
 from operators.state import freeze, thaw
@@ -183,23 +184,30 @@ def ask_key(envelope: Envelope) -> str:
     return record.conversation_id
 
 
+@dataclass(frozen=True)
+class AskBoundary(Boundary):
+    """A step's error boundary for ``Ask`` items: a failure dead-letters the ask's input."""
+
+    def failed(self, item: object, error: Exception) -> list:
+        return super().failed(item.envelope if isinstance(item, Ask) else item, error)
+
+
 @operator
 def track_asks(step_id: str, up: Stream[Envelope], config: KnowledgeConfig,
-               now_getter: Callable[[], float] = time.time) -> Stream[Ask]:
+               now_getter: Callable[[], float] = time.time, boundary: Boundary | None = None) -> Stream[Ask]:
     """Every conversation event as an ``Ask``; final customer turns that seek knowledge carry the conversation.
 
     :arg step_id: Unique ID.
     :arg up: Joined conversation events (``operators.join``).
     :arg config: History bounds and the idle time.
     :arg now_getter: Wall clock in seconds (injected by tests).
-    :returns: One ``Ask`` per input.
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
+    :returns: One ``Ask`` per input (or its ``internal_error`` dead letter).
     """
     keyed = op.key_on("key_conversation", up, ask_key)
-
-    def build(resume: AskState | bytes | None) -> AskTracker:
-        return AskTracker(config, resume, now_getter)
-
-    return op.key_rm("unkey", op.stateful("track", keyed, build))
+    boundary = boundary or Boundary(step_id)
+    return op.key_rm("unkey", keyed_step("track", keyed, lambda resume: AskTracker(config, resume, now_getter),
+                                         boundary))
 
 
 def passthrough(envelope: Envelope) -> Ask:
@@ -219,33 +227,58 @@ class Retrieval(Protocol):
         ...
 
 
-def retrieve_batch(batch: list[Ask], retrieval: Retrieval, shedder: LoadShedder, k: int,
-                   clock: Callable[[], int] = now_ns) -> list[Ask]:
-    """Shed what the policy sheds, retrieve for the rest (one call for the batch); every ask goes on."""
-    asks = [ask for ask in batch if ask.outcome == "ask"]
+def retrieve_batch(batch: list, retrieval: Retrieval, shedder: LoadShedder, k: int,
+                   boundary: Boundary | None = None, clock: Callable[[], int] = now_ns) -> list:
+    """Shed what the policy sheds, retrieve for the rest (one call for the batch); every ask goes on.
+
+    If the batch's retrieval fails, each ask is retrieved alone, so that only
+    the asks that fail become dead letters (``internal_error``).
+    """
+    asks = [item for item in batch if isinstance(item, Ask) and item.outcome == "ask"]
     if not asks:
         return batch
     admitted, shed = shedder.admit(asks)
     for ask, reason in shed:
         ask.shed = reason
-    if admitted:
-        kb_version, hits, millis = retrieval.passages_batch([ask.turns for ask in admitted], k)
-        done = clock()
-        for ask, found, ms in zip(admitted, hits, millis, strict=True):
-            ask.hits, ask.kb_version, ask.retrieve_ms, ask.retrieved_ns = found, kb_version, ms, done
-        shedder.observe(millis)
+    if not admitted:
+        return batch
+    try:
+        _retrieve(admitted, retrieval, shedder, k, clock)
+    except Exception:  # noqa: BLE001 - the boundary: find the asks it is about, one by one
+        if boundary is None:
+            raise
+        failed: dict[int, list] = {}
+        for ask in admitted:
+            out = boundary.guard(lambda one: _retrieve([one], retrieval, shedder, k, clock), ask)
+            if isinstance(out, list):
+                failed[id(ask)] = out
+        return [letter for item in batch for letter in failed.get(id(item), [item])]
+    if boundary is not None:
+        boundary.passed()
     return batch
 
 
+def _retrieve(asks: list[Ask], retrieval: Retrieval, shedder: LoadShedder, k: int, clock: Callable[[], int]) -> None:
+    kb_version, hits, millis = retrieval.passages_batch([ask.turns for ask in asks], k)
+    done = clock()
+    for ask, found, ms in zip(asks, hits, millis, strict=True):
+        ask.hits, ask.kb_version, ask.retrieve_ms, ask.retrieved_ns = found, kb_version, ms, done
+    shedder.observe(millis)
+
+
 @operator
-def retrieve(step_id: str, up: Stream[Ask], retrieval: Retrieval, shedder: LoadShedder, k: int = 10) -> Stream[Ask]:
+def retrieve(step_id: str, up: Stream[Ask], retrieval: Retrieval, shedder: LoadShedder, k: int = 10,
+             boundary: Boundary | None = None) -> Stream:
     """Rank passages for the asks of each batch, shedding by ``shedder``'s policy; other inputs pass.
 
     :arg step_id: Unique ID.
     :arg up: Asks from ``track_asks``.
     :arg retrieval: The index and re-ranker, loaded once per process.
-    :arg shedder: The bounded queue and circuit breaker of this worker.
+    :arg shedder: The bounded queue and circuit breaker of this process.
     :arg k: Passages per ask.
-    :returns: The same asks, retrieved ones with ``hits``, shed ones with ``shed``.
+    :arg boundary: How a failure on one ask becomes its input's dead letter (an ``AskBoundary``).
+    :returns: The same asks, retrieved ones with ``hits``, shed ones with ``shed`` (and dead letters).
     """
-    return op.flat_map_batch("retrieve_batch", up, lambda batch: retrieve_batch(batch, retrieval, shedder, k))
+    boundary = boundary or AskBoundary(step_id)
+    return op.flat_map_batch("retrieve_batch", up,
+                             lambda batch: retrieve_batch(batch, retrieval, shedder, k, boundary))

@@ -10,6 +10,7 @@ import pytest
 from bytewax.testing import run_main
 
 from coachflow.config import Settings
+from coachflow.knowledge import KnowledgeResources
 from coachflow.knowledge_config import SAMPLE_ARTICLES, KnowledgeSettings
 from flows.knowledge import get_flow
 from models.knowledge import articles as kb
@@ -56,7 +57,9 @@ def run_job(tmp: Path, **overrides) -> dict[str, list]:
     kb.write_jsonl(knowledge_base(), tmp / "kb.jsonl")
     ks = KnowledgeSettings(input=tmp / "in.jsonl", output_dir=tmp / "out", articles=tmp / "kb.jsonl", nice=0,
                            **overrides)
-    run_main(get_flow(ks, Settings(quality_monitor=False, metrics_port=0)))
+    settings = ks.job_settings(Settings(quality_monitor=False, metrics_port=0))
+    with KnowledgeResources(ks, settings) as job:
+        run_main(get_flow(ks, settings, job))
     out = {}
     for kind, model in (("knowledge", KnowledgeCard), ("knowledge_decisions", KnowledgeDecision), ("dlq", DeadLetter)):
         path = tmp / "out" / f"{kind}.jsonl"
