@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,19 +93,49 @@ def _search(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from models.knowledge import doc2dial
-    from models.knowledge.evaluate import evaluate
+    from models.knowledge.evaluate import PlainBM25, evaluate
     from models.knowledge.index import KnowledgeIndex
     from models.knowledge.ranker import Retriever, load_reranker
 
-    reranker = load_reranker(args.ranker)
     index = KnowledgeIndex.build(_load_articles([args.documents]), args.max_words)
-    result = evaluate(Retriever(index, reranker), doc2dial.read_turns(args.turns, args.split, args.limit))
+    if args.engine == "bm25":
+        retriever, ranker = PlainBM25(index), "none (plain BM25)"
+    else:
+        reranker = load_reranker(args.ranker)
+        retriever, ranker = Retriever(index, reranker), reranker.version
+    if args.record and (args.engine != "ranker" or args.split != "dev" or args.limit is not None):
+        raise SystemExit("coach knowledge eval --record: needs the ranker, --split dev and no --limit")
+    result, cpu = evaluate(retriever, doc2dial.read_turns(args.turns, args.split, args.limit))
+    if args.record:
+        _record(reranker, args, {**result, **cpu})
     if args.compact:
         print(json.dumps(result, separators=(",", ":")))
     else:
-        print(json.dumps({"ranker": reranker.version, "kb_version": index.kb_version, "turns": str(args.turns),
-                          "split": args.split, **result}, indent=2))
+        print(json.dumps({"ranker": ranker, "kb_version": index.kb_version, "passages": len(index),
+                          "turns": str(args.turns), "split": args.split, **result, **cpu,
+                          "load_average": [round(x, 2) for x in os.getloadavg()]}, indent=2))
     return 0
+
+
+def _record(reranker, args: argparse.Namespace, dev: dict) -> None:
+    """Store this run's dev figures in the re-ranker's registry entry and rewrite its model card."""
+    from datetime import datetime, timezone
+
+    from models import registry
+    from models.dataset import file_sha256
+    from models.knowledge.card import write_card
+
+    entry = reranker.registry_entry
+    if file_sha256(args.turns) != entry["training_data"]["turns"]["sha256"]:
+        raise SystemExit("coach knowledge eval --record: --turns is not the file this re-ranker was trained on")
+    entry = {**entry, "metrics": {**entry["metrics"], "dev": dev}, "metrics_measured": {
+        "by": "coach knowledge eval --split dev --record",
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }}
+    registry.register(entry)
+    write_card(entry, Path(args.ranker).parent / "MODEL_CARD.md")
+    print(f"recorded dev figures for {entry['name']} {entry['version']}", file=sys.stderr)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -186,8 +217,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="which turns (default all; dev: our held-out dialogues of shared/data/doc2dial)")
     ev.add_argument("--limit", type=int)
     ev.add_argument("--ranker", type=Path, default=DEFAULT_RANKER)
-    ev.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS)
+    ev.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="passage length limit")
+    ev.add_argument("--engine", choices=("ranker", "bm25"), default="ranker",
+                    help="ranker: candidates and the learned re-ranker (default); bm25: the plain BM25 baseline")
     ev.add_argument("--compact", action="store_true", help="one JSON object on one line")
+    ev.add_argument("--record", action="store_true",
+                    help="store the dev figures in the re-ranker's registry entry and model card")
     ev.set_defaults(func=_eval)
 
     fit = actions.add_parser("train", help="train the re-ranker on doc2dial's train split and register it")

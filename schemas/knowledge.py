@@ -64,7 +64,8 @@ class Article(Contract):
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     source: Label = Field(description="Where it comes from (doc2dial_va, abcd_guidelines ...): policies rule per source.")
     version: Version = Field(description="The article's own version; a citation names it.")
-    source_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    source_url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="Where the article is published (an http or https address).")
     updated_at: UtcDatetime | None = None
 
     @model_validator(mode="after")

@@ -48,14 +48,15 @@ document and holds the gold answer's first character.
   features; the score is their mean probability.
 
 ## Metrics (dev split, through the serving path: `coach knowledge eval --split dev`)
-| n | recall@1 | recall@3 | recall@5 | recall@10 | MRR | p50 | p99 |
+| n | recall@1 | recall@3 | recall@5 | recall@10 | MRR | p50 / p99 (wall) | p50 / p99 (CPU) |
 | --- | --- | --- | --- | --- | --- | --- | --- |
-| {dev['n']} | {dev['recall_at_1']} | {dev['recall_at_3']} | {dev['recall_at_5']} | {dev['recall_at_10']} | {dev['mrr']} | {dev['p50_ms']} ms | {dev['p99_ms']} ms |
+| {dev['n']} | {dev['recall_at_1']} | {dev['recall_at_3']} | {dev['recall_at_5']} | {dev['recall_at_10']} | {dev['mrr']} | {dev['p50_ms']} / {dev['p99_ms']} ms | {dev.get('cpu_p50_ms', '-')} / {dev.get('cpu_p99_ms', '-')} ms |
 
 Measured by `{recorded.get('by', 'coach knowledge train')}` on {recorded.get('at', entry['created_at'])[:10]}
-on a shared 2-core VM; latency is per query (features and the model call),
-wall clock, and moves with the machine's load. `docs/knowledge.md` has the
-commands and the figures with their spread.
+on a shared 2-core VM (load average then: {recorded.get('load_average', 'not noted')}); latency is per
+query (features and the model call): wall clock moves with what else the
+machine runs, CPU time much less. `docs/knowledge.md` has the commands and
+the figures with their spread.
 
 ## Limits
 - English only; lexical matching (BM25) under the features: a question that

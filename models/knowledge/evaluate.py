@@ -16,7 +16,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from models.knowledge.doc2dial import GroundedTurn
-from models.knowledge.ranker import Retriever
+from models.knowledge.index import KnowledgeIndex
+from models.knowledge.ranker import Hit, Retriever
+from models.knowledge.text import tokens
 
 KS = (1, 3, 5, 10)
 
@@ -31,21 +33,39 @@ def rank_of_answer(retriever_index, hits, turn: GroundedTurn) -> int | None:
     return None
 
 
-def evaluate(retriever: Retriever, turns: Iterable[GroundedTurn], warmup: int = 20) -> dict:
-    """The figures over ``turns`` (the first ``warmup`` are run once first and not timed twice)."""
+class PlainBM25:
+    """The baseline: passages by BM25 for all the customer's turns so far, no re-ranker (``--engine bm25``)."""
+
+    def __init__(self, index: KnowledgeIndex) -> None:
+        self.index = index
+
+    def search_batch(self, queries, k: int = 10):
+        index, out = self.index, []
+        for turns in queries:
+            scores = index.scores("passages", tokens(" ".join(text for speaker, text in turns if speaker == "customer")))
+            order = np.argsort(-scores, kind="stable")[:k]
+            out.append([Hit(int(i), float(scores[i])) for i in order if scores[i] > 0])
+        return index, out, [0.0] * len(out)
+
+
+def evaluate(retriever: Retriever | PlainBM25, turns: Iterable[GroundedTurn], warmup: int = 20) -> tuple[dict, dict]:
+    """The figures over ``turns`` (the first ``warmup`` are run once first and not timed twice), and
+    their CPU time (``cpu_figures``): wall-clock latency moves with what else the machine runs."""
     turns = list(turns)
     for turn in turns[:warmup]:  # first calls build caches (onnxruntime, numpy); a running job is past them
         retriever.search_batch([turn.turns])
     ranks: list[int | None] = []
     millis: list[float] = []
+    cpu_millis: list[float] = []
     gc.collect()
     frozen = gc.isenabled()
     gc.freeze()  # what a job process does after loading (models.heap.settle_heap)
     try:
         for turn in turns:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             index, (hits,), _ = retriever.search_batch([turn.turns], k=max(KS))
             millis.append(1000 * (time.perf_counter() - start))
+            cpu_millis.append(1000 * (time.thread_time() - cpu))
             ranks.append(rank_of_answer(index, hits, turn))
     finally:
         gc.unfreeze()
@@ -60,4 +80,11 @@ def evaluate(retriever: Retriever, turns: Iterable[GroundedTurn], warmup: int = 
     times = np.array(millis) if millis else np.zeros(1)
     result["p50_ms"] = round(float(np.percentile(times, 50)), 2)
     result["p99_ms"] = round(float(np.percentile(times, 99)), 2)
-    return result
+    return result, cpu_figures(cpu_millis)
+
+
+def cpu_figures(millis: list[float]) -> dict:
+    """The same queries' CPU time (this thread's): what wall-clock latency is on an idle machine."""
+    times = np.array(millis) if millis else np.zeros(1)
+    return {"cpu_p50_ms": round(float(np.percentile(times, 50)), 2),
+            "cpu_p99_ms": round(float(np.percentile(times, 99)), 2)}

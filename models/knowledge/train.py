@@ -119,7 +119,8 @@ def train(documents: Path, turns_path: Path, config: RankerConfig, out: Path = O
         },
     }
     # The exported file, through the serving path.
-    dev = evaluate(Retriever(index, Reranker(path)), doc2dial.read_turns(turns_path, split="dev"))
+    dev, cpu = evaluate(Retriever(index, Reranker(path)), doc2dial.read_turns(turns_path, split="dev"))
+    dev = {**dev, **cpu}
     log(f"dev: {json.dumps(dev)}")
     entry["metrics"] = {"dev": dev}
     entry["metrics_measured"] = {"by": "coach knowledge train", "at": entry["created_at"]}

@@ -159,3 +159,13 @@ def test_metrics_count_knowledge_decisions_by_outcome_and_reason(run):
     assert value("coachflow_records_total", kind="knowledge", outcome="published") - cards_before == len(run["knowledge"])
     retrieved = sum(1 for d in run["knowledge_decisions"] if d.outcome in ("shown", "suppressed"))
     assert value("coachflow_knowledge_retrieval_seconds_count") - retrievals_before == retrieved
+
+
+def test_the_docs_configuration_table_is_current():
+    from coachflow.knowledge_config import reference_table
+    from tests.helpers import ROOT
+
+    doc = (ROOT / "docs" / "knowledge.md").read_text()
+    start = doc.index("<!-- knowledge-config:start -->\n") + len("<!-- knowledge-config:start -->\n")
+    assert doc[start:doc.index("<!-- knowledge-config:end -->")] == reference_table(), (
+        "docs/knowledge.md's configuration table is stale: .venv/bin/python scripts/update_knowledge_docs.py")
