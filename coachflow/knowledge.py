@@ -31,13 +31,12 @@ from pydantic import ValidationError
 from coachflow.config import Settings
 from coachflow.knowledge_config import KnowledgeSettings
 from coachflow.metrics import JobMetrics
-from coachflow.runtime import configure_logging, start_metrics
+from coachflow.runtime import configure_logging, end_run, start_metrics
 from coachflow.topics import ensure_topics
 from lineage import (
     CoachflowRunFacet,
     DatasetSpec,
     Lineage,
-    RunState,
     ending_error,
     file_namespace,
     install_exit_hooks,
@@ -376,12 +375,7 @@ class KnowledgeResources:
         self.masking.close()
         if self.metrics is not None and self.metrics.lag is not None:
             self.metrics.lag.stop()
-        if isinstance(error, KeyboardInterrupt):
-            self.lineage.finish(RunState.ABORT)
-        elif error is not None:
-            self.lineage.finish(RunState.FAIL, error)
-        else:
-            self.lineage.finish(RunState.COMPLETE)
+        end_run(self.lineage, error)
 
     def close_at_exit(self) -> None:
         """Close when the process ends (the lineage exit hooks say how it ended)."""

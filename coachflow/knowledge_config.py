@@ -15,7 +15,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coachflow.config import ROOT, Settings, _default
+from coachflow.config import ROOT, Settings
+from coachflow.config import reference_table as settings_table
 from operators.knowledge import KnowledgeConfig
 from operators.shedding import ShedConfig
 from schemas.topics import KNOWLEDGE_OUTPUTS, OUTPUT_KIND, topic
@@ -112,8 +113,4 @@ class KnowledgeSettings(BaseSettings):
 
 def reference_table() -> str:
     """docs/knowledge.md's configuration reference: one row per ``COACH_KNOWLEDGE_*`` variable."""
-    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for name, field in KnowledgeSettings.model_fields.items():
-        meaning = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `COACH_KNOWLEDGE_{name.upper()}` | {_default(field)} | {meaning} |")
-    return "\n".join(rows) + "\n"
+    return settings_table(KnowledgeSettings)

@@ -20,8 +20,6 @@ Every input gets one ``KnowledgeDecision``: ``shown`` (with its card),
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,16 +27,14 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 import bytewax.operators as op
-import yaml
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import StatefulLogic
-from pydantic import ValidationError
 
 from operators.boundary import Boundary, keyed_step
 from operators.envelope import now_ns
 from operators.knowledge import Ask, AskBoundary, PassageHit
 from operators.pii import Redactor
-from operators.policy import PolicyError
+from operators.policy import document_hash, read_document
 from operators.records import stable_id, utc_from_ns
 from operators.state import freeze, thaw
 from schemas import ConversationEnd, CustomerContext, DecisionInput, Turn
@@ -82,25 +78,10 @@ class KnowledgePolicy:
 
 def parse_knowledge_policy(text: str | bytes) -> KnowledgePolicy:
     """A ``KnowledgePolicy`` from YAML or JSON; raises ``PolicyError`` saying what is wrong."""
-    try:
-        body = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"not valid YAML: {exc}") from None
-    if not isinstance(body, dict):
-        raise PolicyError("a knowledge policy is a mapping with schema_version, name, version and rules")
-    try:
-        document = KnowledgePolicyDocument.model_validate(body)
-    except ValidationError as exc:
-        raise PolicyError("; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)[:10]
-        )) from None
-    canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    document = read_document(text, KnowledgePolicyDocument, "a knowledge policy")
     pii = document.rules.pii
-    return KnowledgePolicy(
-        document=document, hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
-        redactor=Redactor(frozenset(pii.kinds), pii.min_digits),
-    )
+    return KnowledgePolicy(document=document, hash=document_hash(document),
+                           redactor=Redactor(frozenset(pii.kinds), pii.min_digits))
 
 
 @dataclass

@@ -22,14 +22,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from operators.pii import Redactor
 from schemas.policy import PolicyDocument, RequiredStepRule
 
 log = logging.getLogger("coachflow.policy")
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policies" / "coaching.yaml"
 
@@ -69,34 +71,43 @@ class Policy:
 
     @classmethod
     def from_document(cls, document: PolicyDocument) -> Policy:
-        canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         rules = document.rules
         return cls(
             document=document,
-            hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+            hash=document_hash(document),
             redactor=Redactor(frozenset(rules.pii.kinds), rules.pii.min_digits),
             conduct=_phrases(rules.conduct.phrases),
             steps=tuple((step, _phrases(step.agent_phrases)) for step in rules.required_steps),
         )
 
 
-def parse_policy(text: str | bytes) -> Policy:
-    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
+def document_hash(document) -> str:
+    """``sha256:`` and the hex SHA-256 of a policy document's canonical JSON."""
+    canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def read_document(text: str | bytes, model: type[M], what: str = "a policy") -> M:
+    """A policy document of contract ``model`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
     try:
         body = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"not valid YAML: {exc}") from None
     if not isinstance(body, dict):
-        raise PolicyError("a policy is a mapping with schema_version, name, version and rules")
+        raise PolicyError(f"{what} is a mapping with schema_version, name, version and rules")
     try:
-        document = PolicyDocument.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)[:10]
         )
         raise PolicyError(problems) from None
-    return Policy.from_document(document)
+
+
+def parse_policy(text: str | bytes) -> Policy:
+    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
+    return Policy.from_document(read_document(text, PolicyDocument))
 
 
 def load_policy(path: Path | str, parser=parse_policy) -> Policy:
