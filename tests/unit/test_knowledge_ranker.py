@@ -119,3 +119,19 @@ def test_search_prints_citations(capsys):
     assert len(result["hits"]) == 3 and result["kb_version"].startswith("kb-")
     hit = result["hits"][0]
     assert {"article_id", "article_version", "start", "end", "passage", "score"} <= set(hit)
+
+
+def test_import_index_and_search_commands(tmp_path, capsys):
+    kb_file, index_dir = tmp_path / "kb.jsonl", tmp_path / "index"
+    assert main(["knowledge", "import", str(DOC2DIAL / "documents.jsonl.gz"), str(ROOT.parent / "shared" / "data"
+                 / "abcd" / "guidelines.json"), "--out", str(kb_file)]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    assert imported["articles"] == 273 + 55
+    assert main(["knowledge", "index", "--articles", str(kb_file), "--out", str(index_dir)]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["kb_version"] == imported["kb_version"] and built["articles"] == 328
+    history = json.dumps([["customer", "I lost my job"], ["agent", "You may be eligible for unemployment."]])
+    assert main(["knowledge", "search", "how do I return a shirt that does not fit", "--index", str(index_dir),
+                 "--history", history, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["kb_version"] == built["kb_version"] and found["hits"]
