@@ -146,8 +146,8 @@ def _train(args: argparse.Namespace) -> int:
     from models.knowledge.train import OUT_DIR, RankerConfig, train
 
     config = RankerConfig()
-    overrides = {k: v for k, v in {"version": args.version, "members": args.members, "limit": args.limit}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"version": args.version, "members": args.members, "limit": args.limit,
+                                   "max_words": args.max_words}.items() if v is not None}
     config = replace(config, **overrides)
     out = args.out or OUT_DIR
     entry = train(args.data / "documents.jsonl.gz", args.data / "turns.jsonl.gz", config, out,
@@ -231,6 +231,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--version")
     fit.add_argument("--members", type=int)
     fit.add_argument("--limit", type=int, help="train on at most this many turns (smoke tests)")
+    fit.add_argument("--max-words", type=int, help="passage length limit (default 100)")
     fit.set_defaults(func=_train)
 
     pub = actions.add_parser("publish", help="publish articles to the compacted articles topic, keyed by id")

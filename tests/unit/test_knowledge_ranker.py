@@ -135,3 +135,15 @@ def test_import_index_and_search_commands(tmp_path, capsys):
                  "--history", history, "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["kb_version"] == built["kb_version"] and found["hits"]
+
+
+def test_train_writes_an_onnx_ranker_and_its_entry(tmp_path, capsys):
+    out = tmp_path / "ranker"
+    assert main(["knowledge", "train", "--limit", "150", "--members", "1", "--out", str(out)]) == 0
+    entry = json.loads((out / "entry.json").read_text())
+    assert entry["kind"] == "onnx-knowledge-ranker" and entry["training_data"]["turns_used"] == 150
+    assert entry["features"] == list(FEATURES) and (out / "ranker.onnx").stat().st_size > 1000
+    dev = entry["metrics"]["dev"]
+    assert dev["n"] == 743 and 0 < dev["recall_at_1"] <= dev["recall_at_10"] <= 1
+    ranker = Reranker(out / "ranker.onnx")
+    assert ranker.version == entry["version"]
