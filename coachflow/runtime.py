@@ -9,11 +9,13 @@ from coachflow import metrics
 from coachflow.config import Settings
 from lineage import Lineage, install_exit_hooks
 from lineage.job import job_lineage
+from operators.privacy import MaskingFilter
 from operators.quality import QualityMonitor, Suite
 
 
 def configure_logging(level: str) -> None:
-    """``coachflow.*`` log lines to stderr (unless the host application configured logging)."""
+    """``coachflow.*`` log lines to stderr (unless the host application configured logging), personal
+    data masked (``MaskingFilter`` on every handler of the ``coachflow`` logger)."""
     root = logging.getLogger("coachflow")
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -21,6 +23,9 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
         root.setLevel(level.upper())
         root.propagate = False
+    for handler in root.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
 
 
 def start_lineage(settings: Settings, scorer, policy, suites: dict[str, Suite]) -> Lineage:

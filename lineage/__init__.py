@@ -47,6 +47,8 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.uuid import generate_new_uuid
 
+from operators.privacy import scrub_text
+
 log = logging.getLogger("coachflow.lineage")
 
 PRODUCER = "https://coachflow.dev/lineage"
@@ -201,8 +203,8 @@ class Lineage:
         }
         if error is not None:
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=f"{type(error).__name__}: {error}"[:2000], programmingLanguage="python",
-                stackTrace="".join(traceback.format_exception(error))[-8000:],
+                message=scrub_text(f"{type(error).__name__}: {error}")[:2000], programmingLanguage="python",
+                stackTrace=scrub_text("".join(traceback.format_exception(error)))[-8000:],
             )
         job = Job(
             namespace=self.config.namespace,

@@ -18,8 +18,8 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from operators.envelope import Envelope, RawRecord, now_ns
 from operators.keys import key_field
-from operators.pii import Redactor
-from operators.records import STRICT, dead_letter
+from operators.pii import FAST, Redactor
+from operators.records import dead_letter
 from schemas import (
     CONTEXT_ADAPTER,
     EVENT_ADAPTER,
@@ -142,7 +142,7 @@ def mask_record(record, redactor: Redactor):
 
 
 def parse_record(
-    raw: RawRecord, limits: ParseLimits, received_ns: int, redactor: Redactor = STRICT
+    raw: RawRecord, limits: ParseLimits, received_ns: int, redactor: Redactor = FAST
 ) -> Envelope | DeadLetter:
     """Parse one raw input into an ``Envelope`` (PII masked), or refuse it as a ``DeadLetter``."""
     payload = raw.value or b""
@@ -211,7 +211,7 @@ def parse_records(
     step_id: str,
     up: Stream[RawRecord],
     limits: ParseLimits,
-    redactor_getter: Callable[[], Redactor] = lambda: STRICT,
+    redactor_getter: Callable[[], Redactor] = lambda: FAST,
     now_getter: Callable[[], int] = now_ns,
 ) -> ParseOut:
     """Parse raw inputs against the topic contracts.

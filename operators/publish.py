@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from operators.privacy import scrub
 from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
 
 _KIND = {
@@ -32,12 +33,14 @@ def key_of(record: object) -> bytes | None:
 
 
 def serialize(record) -> tuple[str, bytes | None, bytes]:
-    """``(output kind, key, JSON bytes)`` of a published record."""
+    """``(output kind, key, JSON bytes)`` of a published record, personal data masked (``scrub``)."""
+    record = scrub(record)
     return kind_of(record), key_of(record), record.__pydantic_serializer__.to_json(record)
 
 
 def show(suggestion: Suggestion, out: TextIO = sys.stdout) -> None:
     """One readable line per suggestion, for people watching the embedded run."""
+    suggestion = scrub(suggestion)
     alternatives = ", ".join(c.action for c in suggestion.alternatives)
     print(
         f"{suggestion.conversation_id:<12} {suggestion.channel:<5} after {suggestion.event_id}: "
