@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 from coachflow import replay
 from tests import adversarial
-from tests.helpers import ROOT, STAR_DIALOGUES
+from tests.helpers import STAR_DIALOGUES, run_embedded
 
 MARKERS = ("[PERSON]", "[ADDRESS]", "[CREDENTIAL]", "[EMAIL]", "[DATE_OF_BIRTH]", "[IBAN]", "[PHONE]",
            "[CARD_NUMBER]", "[SSN]", "[PIN]", "[ACCOUNT_NUMBER]")
@@ -61,18 +58,8 @@ def test_no_planted_value_leaves_the_job_in_clear(tmp_path):
     source.write_bytes(b"\n".join(lines) + b"\n")
     assert len(set(adversarial.leaks([source.read_text()]))) >= len(adversarial.PLANTED), "the input has it"
 
-    out = tmp_path / "out"
-    env = {**os.environ, "COACH_INPUT": str(source), "COACH_OUTPUT_DIR": str(out),
-           "COACH_PRINT_SUGGESTIONS": "true", "COACH_CONTEXT_WAIT_MS": "50", "COACH_LOG_LEVEL": "DEBUG"}
-    env.pop("COACH_BROKERS", None)
-    done = subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    outputs = {f.name: f.read_text().splitlines() for f in out.glob("*.jsonl")}
+    outputs, everything = run_embedded(source, tmp_path / "out", COACH_LOG_LEVEL="DEBUG")
     assert outputs["lineage.jsonl"], "lineage events are checked too"
-    everything = [line for rows in outputs.values() for line in rows] + done.stdout.splitlines() \
-        + done.stderr.splitlines()
     assert adversarial.leaks(everything) == []
 
     decisions = [json.loads(line) for line in outputs["decisions.jsonl"]]
