@@ -8,20 +8,21 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from coachflow.config import Settings
+from schemas.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic -> its config. Customer context is compacted: the latest record per key wins."""
-    specs = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"},
-             settings.topic_feedback: {}}
-    for topic in settings.outputs().values():
-        specs[topic] = {}
+    """Topic -> its config, for every catalog topic the settings name (``schemas.topics``);
+    compacted topics keep the latest record per key."""
+    specs: dict[str, dict[str, str]] = {}
+    for spec in TOPICS:
+        name = settings.topic(spec.kind)
+        if name:
+            specs[name] = {"cleanup.policy": "compact"} if spec.compacted else {}
     if settings.lineage == "kafka":
         specs[settings.lineage_topic] = {}
-    if settings.policy_topic:
-        specs[settings.policy_topic] = {"cleanup.policy": "compact"}
     return specs
 
 

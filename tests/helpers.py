@@ -35,6 +35,17 @@ def run_embedded(source: Path, out: Path, **env: str) -> tuple[dict[str, list[st
     return outputs, written + done.stdout.splitlines() + done.stderr.splitlines()
 
 
+def run_job(settings) -> None:
+    """Run the coaching dataflow in this process, as a job does: its resources opened, then closed."""
+    from bytewax.testing import run_main
+
+    from coachflow.runtime import JobResources
+    from flows.coaching import get_flow
+
+    with JobResources(settings) as job:
+        run_main(get_flow(settings, job))
+
+
 def at(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 

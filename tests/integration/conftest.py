@@ -24,17 +24,11 @@ from confluent_kafka.admin import AdminClient
 from coachflow.bench import prefixed_settings, topic_env
 from coachflow.config import Settings
 from coachflow.topics import ensure_topics
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas.topics import OUTPUTS
 from tests.helpers import ROOT
 
-OUTPUT_MODELS = {
-    "suggestions": Suggestion,
-    "alerts": Alert,
-    "decisions": Decision,
-    "dlq": DeadLetter,
-    "summaries": ConversationSummary,
-    "acceptance": Acceptance,
-}
+#: Output kind -> its contract's model (``schemas.topics``).
+OUTPUT_MODELS = {spec.kind: spec.schema for spec in OUTPUTS}
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +79,7 @@ class KafkaJob:
 
     def produce(self, items: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:
         """Produce (stream, key, value) in order; return each record's (topic, partition, offset)."""
-        topics = {"events": self.settings.topic_events, "context": self.settings.topic_context,
-                  "feedback": self.settings.topic_feedback}
+        topics = self.settings.inputs()
         producer = Producer({"bootstrap.servers": self.brokers, "enable.idempotence": True, "linger.ms": 5})
         positions: list[tuple[str, int, int] | None] = [None] * len(items)
         errors: list[str] = []
