@@ -59,14 +59,14 @@ def texts(dialogues: Path) -> dict[str, list[str]]:
             if record.get("type") == "turn":
                 (customer if record["speaker"] == "customer" else agent).append(record["text"])
             elif record.get("type") == "kb_result" and record.get("item"):
-                items.append((record.get("task"), record["item"]))
+                items.append((record.get("api"), record["item"]))  # STAR's API names are its task names
     book = TemplateBook.from_star(Path(dialogues).parent / "tasks")
     templates = sorted({t for replies in book.by_task.values() for t in replies.values()})
     filled = set()
     for task, item in items:
         for template in book.by_task.get(task or "", {}).values():
-            if "{" in template:
-                filled.add(fill(template, item))
+            if "{" in template and (text := fill(template, item)) != fill(template, {}):
+                filled.add(text)
     return {"customer": customer, "agent": agent, "templates": templates, "filled": sorted(filled)}
 
 

@@ -8,9 +8,9 @@ too), at three places:
 - ``scrub(record)``: every published record, in ``operators.publish.serialize``.
   Only the fields that can quote a customer, an agent or a knowledge-base
   value are read: suggestion texts (template slots filled from a KB item), alert
-  messages and evidence (the conduct rule quotes the agent), dead letters' error
-  locations (a refused record's field names). Dead-letter payloads, details and
-  keys are masked when the dead letter is built (``operators.records``).
+  messages and evidence (the conduct rule quotes the agent), dead letters' details and
+  error locations (they may quote a refused record's values and field names). Dead-letter
+  payloads and keys are masked when the dead letter is built (``operators.records``).
 - ``MaskingFilter``: a ``logging`` filter on the ``coachflow`` loggers' handlers.
 - ``scrub_text``: lineage's error message and stack trace.
 
@@ -63,11 +63,12 @@ def scrub(record):
         evidence = {k: scrub_text(v) if isinstance(v, str) else v for k, v in record.evidence.items()}
         if message != record.message or evidence != record.evidence:
             return record.model_copy(update={"message": message, "evidence": evidence})
-    elif kind is DeadLetter and record.errors:
+    elif kind is DeadLetter:
+        detail = scrub_text(record.detail)
         errors = [FieldError.trusted(loc=scrub_text(e.loc), type=e.type, msg=scrub_text(e.msg))
                   for e in record.errors]
-        if errors != record.errors:
-            return record.model_copy(update={"errors": errors})
+        if detail != record.detail or errors != record.errors:
+            return record.model_copy(update={"detail": detail, "errors": errors})
     return record
 
 
