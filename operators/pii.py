@@ -140,7 +140,7 @@ _SPOKEN_HINT = re.compile(
     rf"\b(?:{'|'.join(sorted(_SPOKEN_WORDS - {'o', 'oh'}, key=len, reverse=True))})\b"
 )
 _AT_DOMAIN = re.compile(r"\bat\b[^\n]{0,64}?(?:\bdot\b|\.[^\W\d_]{2})")
-_WORDY_KINDS = frozenset(("credential", "date_of_birth", "address", "person"))
+_WORDY_KINDS = frozenset(("credential", "address", "person"))
 _SPOKEN_TOKEN = re.compile(_TOKEN, re.IGNORECASE)
 _WORD_DIGIT = re.compile(r"[a-z]", re.IGNORECASE)
 
@@ -172,10 +172,9 @@ _DATE = re.compile(
     re.IGNORECASE,
 )
 _NUMERIC_DATE = re.compile(r"\d[/.\-]\d")
-_DATE_WORDS = _wordset(
-    "jan january feb february march mar april apr may june jun july jul aug august sept september sep oct"
-    " october nov november dec december born birth dob birthday"
-)
+# Substrings that a date of birth needs near it (cheap to look for: ``in`` on the lower-cased text).
+_DOB_HINTS = ("born", "birth", "dob", "d.o.b")
+_MONTH_HINTS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DOB_CONTEXT = re.compile(r"\b(?:born|birth|dob|d\.o\.b|birthday|b-day)\b", re.IGNORECASE)
 _YEAR_DIGITS = re.compile(r"\d{4}|(?<=')\d{2}")
 _THIS_YEAR = date.today().year
@@ -447,7 +446,9 @@ class Redactor:
             has_digit and _SPOKEN_HINT.search(low) is not None
         )
         if "date_of_birth" in kinds and (
-            spoken or not words.isdisjoint(_DATE_WORDS) or has_digit and _NUMERIC_DATE.search(text)
+            spoken or any(hint in low for hint in _DOB_HINTS) or has_digit and (
+                _NUMERIC_DATE.search(text) is not None or any(month in low for month in _MONTH_HINTS)
+            )
         ):
             text = _DATE.sub(lambda m: self._date(m, text, found), text)
         if "address" in kinds and (has_digit or not words.isdisjoint(_ADDRESS_WORDS)):
