@@ -30,6 +30,7 @@ from pathlib import Path
 
 from coachflow import replay
 from coachflow.config import Settings
+from coachflow.kafka_log import client_config
 from coachflow.topics import ensure_topics
 from models import star
 from schemas.topics import TOPICS
@@ -100,7 +101,7 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
     if not names:
         return []
     deleted = []
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient(client_config({"bootstrap.servers": brokers}))
     for name, future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).items():
         try:
             future.result(timeout)
@@ -136,8 +137,9 @@ class Collector:
     def start(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.settings.brokers, "group.id": f"bench-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        consumer = Consumer(client_config({"bootstrap.servers": self.settings.brokers,
+                                           "group.id": f"bench-{uuid.uuid4().hex}",
+                                           "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
         dlq = self.settings.topic_dlq
         parts = [TopicPartition(topic, p, 0) for topic in (self.topics or (self.settings.topic_decisions, dlq))
                  for p in range(self.settings.topic_partitions)]
@@ -207,8 +209,8 @@ class Publisher:
         # record in a request of its own (``linger.ms`` 0) took twice the broker's CPU (0.33
         # against 0.17 of a core publishing 2,000 records/s) and a third more of the producer's,
         # CPU the job shares on a two-core machine.
-        self._producer = Producer({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
-                                   "enable.idempotence": True})
+        self._producer = Producer(client_config({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
+                                                 "enable.idempotence": True}))
 
     def _delivered(self, err, msg) -> None:
         if err is not None:
@@ -641,10 +643,28 @@ def bench_records(dialogues: int, concurrency: int, split: str = "dev") -> list[
 
 
 def broker_up(brokers: str, timeout: float = 3.0) -> bool:
+    """Whether a broker answers within ``timeout``.
+
+    Its port is probed with plain TCP until it opens, so a broker that is absent
+    or still starting costs no librdkafka client and none of its reconnect lines.
+    """
+    import socket
+
     from confluent_kafka.admin import AdminClient
 
+    host, _, port = brokers.split(",")[0].strip().rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=max(0.1, deadline - time.monotonic())).close()
+            break
+        except OSError:
+            if time.monotonic() + 0.2 >= deadline:
+                return False
+            time.sleep(0.2)
     try:
-        AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=timeout)
+        admin = AdminClient(client_config({"bootstrap.servers": brokers}))
+        admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
@@ -681,8 +701,8 @@ def main_bench(args) -> int:
               file=sys.stderr)
         return 2
     brokers, started = args.brokers, False
-    if brokers is None:
-        brokers = "127.0.0.1:9092"
+    if brokers is None:  # the broker scripts/kafka.sh runs (KAFKA_PORT chooses its port)
+        brokers = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
         if not broker_up(brokers):
             subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
             started = True

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coachflow.kafka_log import client_config
 from lineage import LineageConfig
 from operators.acceptance import AcceptanceConfig
 from operators.boundary import Boundary
@@ -303,6 +304,7 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             job=self.lineage_job,
             interval_s=self.lineage_interval_s,
             run_id=self.lineage_run_id,
+            kafka_config=client_config(dict(self.kafka_config)),
         )
 
     def policy_store(self) -> PolicyStore:
@@ -311,7 +313,7 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             reload_s=self.policy_reload_s,
             brokers=self.brokers if self.kafka_mode else None,
             topic=self.policy_topic,
-            kafka_config=dict(self.kafka_config),
+            kafka_config=client_config(dict(self.kafka_config)),
         )
 
 

@@ -45,6 +45,7 @@ from prometheus_client import REGISTRY, Gauge, start_http_server
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from coachflow.kafka_log import client_config
 from operators.boundary import FAILURES
 from operators.experiment import assign
 from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision
@@ -357,12 +358,12 @@ class ConsumerLag:
                  timeout_s: float = 5.0) -> None:
         self.positions: dict[tuple[str, int], int] = {}
         self.interval_s = interval_s
-        self._config = {
+        self._config = client_config({
             "bootstrap.servers": brokers,
             "group.id": "coachflow-metrics-lag",  # never joins: it only asks for watermarks
             "enable.auto.commit": False,
             **kafka_config,
-        }
+        })
         self._timeout_s = timeout_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -8,6 +8,7 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from coachflow.config import Settings
+from coachflow.kafka_log import client_config
 from schemas.topics import TOPICS
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def ensure_topics(
 
     ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
     """
-    admin = AdminClient({"bootstrap.servers": settings.brokers, **settings.kafka_config})
+    admin = AdminClient(client_config({"bootstrap.servers": settings.brokers, **settings.kafka_config}))
     existing = set(admin.list_topics(timeout=timeout).topics)
     extra_config = extra_config or {}
     wanted = [

@@ -12,7 +12,7 @@ too), at three places:
   error locations (they may quote a refused record's values and field names). Dead-letter
   payloads and keys are masked when the dead letter is built (``operators.records``).
 - ``MaskingFilter``: a ``logging`` filter on the ``coachflow`` loggers' handlers.
-- ``scrub_text``: lineage's error message and stack trace.
+- lineage's error message and stack trace (``lineage/__init__.py``, with ``SHAPED``).
 
 These texts carry numbers that are not personal data (prices, booking ids,
 times, seconds, ports), so they are masked with ``SHAPED``: every kind, but a
