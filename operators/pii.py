@@ -135,10 +135,7 @@ _TOKEN = (
 )
 _SPOKEN_RUN = re.compile(rf"\b{_TOKEN}(?:[\s,.\-]+{_TOKEN})*\b", re.IGNORECASE)
 _SPOKEN_WORDS = frozenset((*_UNIT, *_TEEN, *_TENS, "double", "triple"))
-# Applied to the lower-cased text (case-insensitive matching costs several times more).
-_SPOKEN_HINT = re.compile(
-    rf"\b(?:{'|'.join(sorted(_SPOKEN_WORDS - {'o', 'oh'}, key=len, reverse=True))})\b"
-)
+_AT_BRACKET = re.compile(r"[\[({]at[\])}]")
 _AT_DOMAIN = re.compile(r"\bat\b[^\n]{0,64}?(?:\bdot\b|\.[^\W\d_]{2})")
 _WORDY_KINDS = frozenset(("credential", "address", "person"))
 _SPOKEN_TOKEN = re.compile(_TOKEN, re.IGNORECASE)
@@ -172,9 +169,9 @@ _DATE = re.compile(
     re.IGNORECASE,
 )
 _NUMERIC_DATE = re.compile(r"\d[/.\-]\d")
-# Substrings that a date of birth needs near it (cheap to look for: ``in`` on the lower-cased text).
-_DOB_HINTS = ("born", "birth", "dob", "d.o.b")
-_MONTH_HINTS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# What a date of birth needs near it, looked for in the lower-cased text (cheap: no IGNORECASE).
+_DOB_HINT = re.compile(r"born|birth|dob|d\.o\.b")
+_MONTH_HINT = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
 _DOB_CONTEXT = re.compile(r"\b(?:born|birth|dob|d\.o\.b|birthday|b-day)\b", re.IGNORECASE)
 _YEAR_DIGITS = re.compile(r"\d{4}|(?<=')\d{2}")
 _THIS_YEAR = date.today().year
@@ -251,6 +248,11 @@ _SPELLED = re.compile(
     r"(?P<name>(?:[a-z][\s.,\-]+){2,}[a-z])\b",
     re.IGNORECASE,
 )
+# What any person rule needs, looked for in the lower-cased text before the rules run.
+_PERSON_HINT = re.compile(
+    r"name|call|mist|miss|mr|ms\b|mx|i'm|i’m|i\s+am|\bim\b|this\s+is|it's|it’s|it\s+is|speaking|talking"
+    r"|spel|that's|that\s+is"
+)
 _PERSON_WORDS = _wordset(
     "name names call mister missus mr mrs ms miss mx i im am this speaking talking calling spelled spelt"
     " spell spelling hi hello hey surname that it"
@@ -313,6 +315,11 @@ _ADDRESS_CUE = re.compile(
     re.IGNORECASE,
 )
 _ADDRESS_WORDS = frozenset(("address", "live", "moved", "it", *_UNIT))
+# Each address pattern's cheap precondition, looked for in the lower-cased text first.
+_ADDRESS_CUE_HINT = re.compile(r"address|live at|moved to|it to")
+_SUFFIX_HINT = re.compile(rf"\b{_SUFFIX}\b")
+_POSTCODE_HINT = re.compile(r"[a-z]\d[a-z\d]?\s*\d[a-z]")
+_ZIP_HINT = re.compile(r"\d{5}")
 
 _WORDS = re.compile(r"[a-z]+")
 
@@ -428,8 +435,7 @@ class Redactor:
         words = set(_WORDS.findall(low)) if not kinds.isdisjoint(_WORDY_KINDS) else frozenset()
         tokens = low.split()
         if "email" in kinds and (
-            "@" in text or "[at]" in low or "(at)" in low or "{at}" in low
-            or "at" in tokens and _AT_DOMAIN.search(low)
+            "@" in text or "at" in tokens and _AT_DOMAIN.search(low) or "at" in low and _AT_BRACKET.search(low)
         ):
             text, n = _SPOKEN_EMAIL.subn("[EMAIL]", text)
             found += ["email"] * n
@@ -440,27 +446,25 @@ class Redactor:
         has_digit = _ANY_DIGIT.search(text) is not None
         if "iban" in kinds and has_digit and _IBAN_GATE.search(text):
             text = _IBAN.sub(lambda m: self._iban(m, found), text)
-        # Whitespace tokens find a spoken run (it has several words) at C speed; the regex is for
-        # "4 1 1 one." whose only word ends in punctuation.
+        # Whitespace tokens find a spoken run (it has several words) at C speed; with digits, a
+        # mixed run's one word may end in punctuation ("4 1 1 one.").
         spoken = not _SPOKEN_WORDS.isdisjoint(tokens) or (
-            has_digit and _SPOKEN_HINT.search(low) is not None
+            has_digit and any(token.strip(".,;:!?") in _SPOKEN_WORDS for token in tokens)
         )
         if "date_of_birth" in kinds and (
-            spoken or any(hint in low for hint in _DOB_HINTS) or has_digit and (
-                _NUMERIC_DATE.search(text) is not None or any(month in low for month in _MONTH_HINTS)
-            )
+            spoken or _DOB_HINT.search(low) or has_digit and (_NUMERIC_DATE.search(text) or _MONTH_HINT.search(low))
         ):
             text = _DATE.sub(lambda m: self._date(m, text, found), text)
         if "address" in kinds and (has_digit or not words.isdisjoint(_ADDRESS_WORDS)):
             text = self._addresses(text, found)
         if spoken and any(k in kinds for k in _CLASSIFIED):
             text = _SPOKEN_RUN.sub(lambda m: self._spoken(m, text, found), text)
-        if _ANY_DIGIT.search(text):
+        if (has_digit or spoken) and _ANY_DIGIT.search(text):
             if "phone" in kinds:
                 text, n = _PAREN_PHONE.subn("[PHONE]", text)
                 found += ["phone"] * n
             text = _DIGIT_RUN.sub(lambda m: self._number(m, text, found), text)
-        if "person" in kinds and not words.isdisjoint(_PERSON_WORDS):
+        if "person" in kinds and not words.isdisjoint(_PERSON_WORDS) and _PERSON_HINT.search(low):
             text = self._people(text, found)
         return text, found
 
@@ -522,10 +526,16 @@ class Redactor:
             found.append("address")
             return "[ADDRESS]"
 
-        text = _ADDRESS_CUE.sub(cued, text)
-        text = _STREET.sub(street, text)
-        text = _UK_POSTCODE.sub(coded, text)
-        return _US_ZIP.sub(coded, text)
+        low = text.lower()
+        if _ADDRESS_CUE_HINT.search(low):
+            text = _ADDRESS_CUE.sub(cued, text)
+        if _SUFFIX_HINT.search(low):
+            text = _STREET.sub(street, text)
+        if _POSTCODE_HINT.search(low):
+            text = _UK_POSTCODE.sub(coded, text)
+        if _ZIP_HINT.search(text):
+            text = _US_ZIP.sub(coded, text)
+        return text
 
     def _spoken(self, match: re.Match, text: str, found: list[str]) -> str:
         run = match.group(0)
