@@ -435,7 +435,8 @@ class Redactor:
         words = set(_WORDS.findall(low)) if not kinds.isdisjoint(_WORDY_KINDS) else frozenset()
         tokens = low.split()
         if "email" in kinds and (
-            "@" in text or "at" in tokens and _AT_DOMAIN.search(low) or "at" in low and _AT_BRACKET.search(low)
+            "@" in text or "at" in tokens and _AT_DOMAIN.search(low)
+            or "at" in low and _AT_BRACKET.search(low)
         ):
             text, n = _SPOKEN_EMAIL.subn("[EMAIL]", text)
             found += ["email"] * n
@@ -452,7 +453,8 @@ class Redactor:
             has_digit and any(token.strip(".,;:!?") in _SPOKEN_WORDS for token in tokens)
         )
         if "date_of_birth" in kinds and (
-            spoken or _DOB_HINT.search(low) or has_digit and (_NUMERIC_DATE.search(text) or _MONTH_HINT.search(low))
+            spoken or _DOB_HINT.search(low)
+            or has_digit and (_NUMERIC_DATE.search(text) or _MONTH_HINT.search(low))
         ):
             text = _DATE.sub(lambda m: self._date(m, text, found), text)
         if "address" in kinds and (has_digit or not words.isdisjoint(_ADDRESS_WORDS)):
