@@ -190,7 +190,8 @@ _CRED_KEY = (
     r"|security\s+(?:answer|word|question\s+answer)|answer\s+to\s+(?:my|the)\s+security\s+question"
     r"|memorable\s+(?:word|name|place|information)|secret\s+(?:word|answer|question\s+answer)"
     r"|(?:mother|mum|mom)'?s\s+maiden\s+name|maiden\s+name|(?:first\s+|childhood\s+)?pet'?s\s+name"
-    r"|name\s+of\s+(?:my|the)\s+(?:first\s+|childhood\s+)?pet|(?:first|childhood)\s+pet|passcode|pass\s*code)\b"
+    r"|name\s+of\s+(?:my|the)\s+(?:first\s+|childhood\s+)?pet|(?:first|childhood)\s+pet(?!['’]|s\b)|passcode"
+    r"|pass\s*code)\b"
 )
 _CREDENTIAL = re.compile(
     rf"\b(?P<key>{_CRED_KEY})(?P<link>(?:\s+(?:for|on)\s+(?:my|the|your)\s+\w+)?"
@@ -216,7 +217,7 @@ calling speaking looking trying going wanting needing hoping asking phoning ring
 what which who whom whose when where why how can could would should will shall may might must do does
 did done have has had get got need needs want wants like would've wrong incorrect invalid expired locked
 blocked forgotten forgot reset changed change correct right required needed missing same new old
-working work lost stolen different empty blank unknown sent set same one
+working work lost stolen different empty blank unknown sent set same one name names
 mr mrs ms miss mx sir madam dr doctor
 """)
 
