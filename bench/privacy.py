@@ -181,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
         base = baseline_redactor(args.baseline, policy.redactor.kinds, policy.redactor.min_digits)
         redactors["baseline_policy"] = base.redact
     cost = per_text_us(redactors, customer)
-    turns_share = len(customer) / max(1, len(customer) + len(corpus["agent"]))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
@@ -214,8 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     result["strict_ms_per_64kib_hostile"] = hostile()
     if args.job_dialogues:
         job = job_cost(args.dialogues, args.job_dialogues)
-        if args.baseline:
-            job["parse_added_us_per_input"] = round(result["parse_added_us_per_turn"] * turns_share, 2)
         result["job"] = job
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False))

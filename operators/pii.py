@@ -183,6 +183,8 @@ _SPOKEN_CENTURY = re.compile(r"\b(nineteen|twenty|two\s+thousand)\b(.*)$", re.IG
 # -- IBAN ------------------------------------------------------------------------------------------
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 _IBAN_GATE = re.compile(r"[A-Za-z]{2}\s*\d{2}")
+_IBAN_CHARS = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")  # 15 to 34 characters
+_IBAN_LETTERS = {ord(c): str(ord(c) - 55) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}  # A=10 ... Z=35
 
 # -- credentials -----------------------------------------------------------------------------------
 _CRED_KEY = (
@@ -495,7 +497,8 @@ class Redactor:
         # The match may run on into the next words: try it whole, then a group shorter at a time.
         groups = re.split(r"([ \-])", match.group(0))
         for end in range(len(groups), 0, -2):
-            if _iban.is_valid("".join(groups[:end:2]).upper()):
+            compact = "".join(groups[:end:2]).upper()
+            if _mod97(compact) and _iban.is_valid(compact):
                 found.append("iban")
                 return "[IBAN]" + "".join(groups[end:])
         return match.group(0)
@@ -553,10 +556,12 @@ class Redactor:
 
     def _number(self, match: re.Match, text: str, found: list[str]) -> str:
         run = match.group(0)
+        digits = run if run.isdigit() else _NON_DIGIT.sub("", run)
+        if len(digits) < _PIN_DIGITS.start:
+            return run  # too short to be any kind
         start = match.start()
         if "date_of_birth" in self.kinds and _DATE_PART.match(_token_at(text, start, match.end())):
             return run  # part of a date the date pass kept: not personal data, not an account number
-        digits = run if run.isdigit() else _NON_DIGIT.sub("", run)
         kind = self._classify(digits, run, text[max(0, start - _CONTEXT_CHARS):start])
         if kind is None:
             return run
@@ -626,6 +631,14 @@ class Redactor:
             out.append(clean)
             found += kinds
         return out, found
+
+
+def _mod97(compact: str) -> bool:
+    """The IBAN check (ISO 7064 mod 97-10) alone: cheap, so python-stdnum (which also checks each
+    country's length and format) sees only the candidates that pass it."""
+    if not _IBAN_CHARS.fullmatch(compact):
+        return False
+    return int((compact[4:] + compact[:4]).translate(_IBAN_LETTERS)) % 97 == 1
 
 
 def _token_at(text: str, start: int, end: int) -> str:
