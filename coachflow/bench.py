@@ -91,9 +91,7 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
     """Delete the topics this process created; return those deleted.
 
     A run's topics are of no use once its figures are out, and a broker that
-    keeps every run's answers more slowly run after run: a default ``coach
-    bench`` makes 57 topics of 4 partitions and writes 330,000 inputs and
-    the outputs of the job and the reference loop to them.
+    keeps every run's topics, inputs and outputs grows and slows run after run.
     """
     from confluent_kafka.admin import AdminClient
 
@@ -205,10 +203,9 @@ class Publisher:
         from confluent_kafka import Producer
 
         # Batched as a gateway producer would (librdkafka's default linger, 5 ms). Latency is
-        # counted from the broker's append, so lingering does not shorten it; producing each
-        # record in a request of its own (``linger.ms`` 0) took twice the broker's CPU (0.33
-        # against 0.17 of a core publishing 2,000 records/s) and a third more of the producer's,
-        # CPU the job shares on a two-core machine.
+        # counted from the broker's append, so lingering does not shorten it; a request per
+        # record (``linger.ms`` 0) would spend the broker's and the producer's CPU, which the
+        # job shares on a two-core machine.
         self._producer = Producer(client_config({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
                                                  "enable.idempotence": True}))
 

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
                         help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
     replay.add_argument("--split", choices=("all", "train", "dev"), default="all",
-                        help="which dialogues (see README: the dev split)")
+                        help="which dialogues (see docs/architecture.md: the dev split)")
     replay.add_argument("--limit", type=int, help="at most this many dialogues")
     replay.add_argument("--concurrency", type=int, default=8, help="conversations in flight at once")
     replay.add_argument("--speed", type=float, default=0.0,

@@ -2,8 +2,9 @@
 
 ``COACH_BROKERS`` set means Kafka mode; unset means the embedded default
 (read ``COACH_INPUT``, write JSONL files into ``COACH_OUTPUT_DIR``). Every
-setting and its default is listed in the README's configuration reference,
-which a test keeps in step with this class.
+setting and its default is listed in the configuration reference of
+docs/operations.md, which ``scripts/update_config_reference.py`` regenerates
+from this class and a test keeps in step with it.
 """
 
 from __future__ import annotations
@@ -334,9 +335,26 @@ def _default(field) -> str:
 
 
 def reference_table() -> str:
-    """The README's configuration reference: one row per ``COACH_*`` variable."""
+    """The configuration reference of docs/operations.md: one row per ``COACH_*`` variable."""
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         meaning = (field.description or "").replace("|", "\\|")
         rows.append(f"| `COACH_{name.upper()}` | {_default(field)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+#: The page holding the configuration reference, between these two markers.
+REFERENCE_DOC = ROOT / "docs" / "operations.md"
+REFERENCE_START, REFERENCE_END = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+
+
+def with_reference_table(text: str) -> str:
+    """``text`` (the reference page) with ``reference_table()`` between its markers.
+
+    Raises ValueError when the page lacks either marker.
+    """
+    head, start, rest = text.partition(REFERENCE_START)
+    _, end, tail = rest.partition(REFERENCE_END)
+    if not start or not end:
+        raise ValueError(f"the page lacks {REFERENCE_START.strip()} ... {REFERENCE_END}")
+    return head + start + reference_table() + end + tail

@@ -11,8 +11,9 @@ and partition): never an id, a key or any text from a record.
   Kafka timestamp to this moment; embedded mode has no such timestamp).
   It only adds to plain ints and floats of its thread's tally, without a
   lock (prometheus_client's own Counter and Histogram take a lock per
-  increment: about 10 µs a decision instead of 3); a collector sums the
-  tallies when Prometheus scrapes.
+  increment, which the hot path would pay several times a record); a
+  collector sums the tallies when Prometheus scrapes. ``bench/metrics_hook.py``
+  measures the hook (docs/performance.md).
 - ``ConsumerLag`` is a background thread: ``read_inputs`` notes the next
   offset to read of each input partition this process reads
   (``JobMetrics.positions``, a dict write per record) and the thread fetches

@@ -51,7 +51,7 @@ def stable_id(kind: str, *parts: object) -> str:
     """A UUIDv5 over ``kind`` and ``parts``: same inputs, same id.
 
     Exactly ``str(uuid.uuid5(namespace, name))``, without building a ``UUID``
-    (half its cost; every decision and suggestion takes one).
+    (cheaper, and every decision and suggestion takes one).
     """
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join((kind, *map(str, parts))).encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
