@@ -29,12 +29,14 @@ from lineage.job import job_lineage
 from models.registry import load_scorer
 from operators.experiment import Arms
 from operators.policy import PolicyStore
+from operators.privacy import MaskingFilter
 from operators.quality import Gate, QualityMonitor, Suite, load_suites
 from operators.scoring import Scorer
 
 
 def configure_logging(level: str) -> None:
-    """``coachflow.*`` log lines to stderr (unless the host application configured logging)."""
+    """``coachflow.*`` log lines to stderr (unless the host application configured logging), personal
+    data masked (``MaskingFilter`` on every handler of the ``coachflow`` logger)."""
     root = logging.getLogger("coachflow")
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -42,6 +44,9 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
         root.setLevel(level.upper())
         root.propagate = False
+    for handler in root.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
 
 
 class JobResources:
