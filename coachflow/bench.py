@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from coachflow import replay, star
+from coachflow import replay
 from coachflow.config import Settings
 from coachflow.topics import ensure_topics
+from models import star
 
 ROOT = Path(__file__).resolve().parents[1]
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}

@@ -14,7 +14,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from coachflow import replay, star
+from coachflow import replay
+from models import star
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "sample" / "conversations.jsonl"

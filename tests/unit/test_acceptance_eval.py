@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 import pytest
 from bytewax.testing import run_main
 
-from coachflow import replay, star
+from coachflow import replay
 from coachflow.config import DEFAULT_MODEL, Settings
 from flows.coaching import get_flow
+from models import star
 from models.evaluate import evaluate_dialogues
 from models.registry import load_scorer
 from schemas import Acceptance

@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 
 from bytewax.testing import run_main
 
-from coachflow import replay, star
+from coachflow import replay
 from coachflow.config import Settings
 from flows import coaching
+from models import star
 from models.dataset import examples
 from models.registry import load_scorer
 from models.scorer import indices_of

@@ -6,8 +6,9 @@ import json
 from collections import Counter
 from datetime import datetime, timezone
 
-from coachflow import replay, star
+from coachflow import replay
 from coachflow.cli import main as coach
+from models import star
 from schemas import INPUT_ADAPTER
 from tests.helpers import STAR_DIALOGUES
 
