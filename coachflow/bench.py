@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from coachflow import replay
-from coachflow.config import Settings
+from coachflow.config import Settings, kafka_client_env
 from coachflow.topics import ensure_topics
 from models import star
 
@@ -99,7 +99,7 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
     if not names:
         return []
     deleted = []
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient(Settings(brokers=brokers).kafka_client())
     for name, future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).items():
         try:
             future.result(timeout)
@@ -110,7 +110,10 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
 
 
 def job_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    """A job's environment on ``settings``' topics: none of this process's ``COACH_*`` variables
+    but the Kafka client's (its credentials)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
+    env.update(kafka_client_env())
     env.update({
         "COACH_BROKERS": settings.brokers,
         **topic_env(settings),
@@ -135,8 +138,8 @@ class Collector:
     def start(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.settings.brokers, "group.id": f"bench-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        consumer = Consumer(self.settings.kafka_client(**{
+            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
         dlq = self.settings.topic_dlq
         parts = [TopicPartition(topic, p, 0) for topic in (self.topics or (self.settings.topic_decisions, dlq))
                  for p in range(self.settings.topic_partitions)]
@@ -206,8 +209,7 @@ class Publisher:
         # record in a request of its own (``linger.ms`` 0) took twice the broker's CPU (0.33
         # against 0.17 of a core publishing 2,000 records/s) and a third more of the producer's,
         # CPU the job shares on a two-core machine.
-        self._producer = Producer({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
-                                   "enable.idempotence": True})
+        self._producer = Producer(self.settings.kafka_client(**{"linger.ms": 5, "enable.idempotence": True}))
 
     def _delivered(self, err, msg) -> None:
         if err is not None:
@@ -643,7 +645,7 @@ def broker_up(brokers: str, timeout: float = 3.0) -> bool:
     from confluent_kafka.admin import AdminClient
 
     try:
-        AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=timeout)
+        AdminClient(Settings(brokers=brokers).kafka_client()).list_topics(timeout=timeout)
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False

@@ -4,16 +4,29 @@
 (read ``COACH_INPUT``, write JSONL files into ``COACH_OUTPUT_DIR``). Every
 setting and its default is listed in the README's configuration reference,
 which a test keeps in step with this class.
+
+Every Kafka client of the project (the job's source, sink, lag gauge, policy
+follower and lineage transport, and the replay, console, report, bench and
+admin tools) takes its librdkafka configuration from
+``Settings.kafka_client``: the brokers, the client's own defaults, then the
+properties of ``COACH_KAFKA_CONFIG_FILE`` and ``COACH_KAFKA_CONFIG`` and the
+password of ``COACH_KAFKA_PASSWORD_FILE`` (or ``COACH_KAFKA_PASSWORD``).
+See docs/security.md.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coachflow.private import read_properties, read_secret
 from lineage import LineageConfig
 from operators.acceptance import AcceptanceConfig
 from operators.conversation import ConversationConfig
@@ -23,17 +36,54 @@ from operators.parse import ParseLimits
 from operators.policy import DEFAULT_POLICY, PolicyStore
 from operators.quality import SUITES_DIR
 
+log = logging.getLogger("coachflow.config")
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
 DEFAULT_MODEL = ROOT / "models" / "coach" / "coach.onnx"
 #: The Prometheus endpoint's port in Kafka mode when COACH_METRICS_PORT is unset.
 DEFAULT_METRICS_PORT = 9464
+#: librdkafka properties that hold secrets: masked wherever a client configuration is shown.
+SECRET_PROPERTIES = frozenset({
+    "sasl.password", "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+    "ssl.key.password", "ssl.key.pem", "ssl.keystore.password",
+})
+#: The variables that carry a Kafka client's properties and credentials (passed on to child jobs).
+KAFKA_CLIENT_VARIABLES = ("COACH_KAFKA_CONFIG", "COACH_KAFKA_CONFIG_FILE", "COACH_KAFKA_PASSWORD",
+                          "COACH_KAFKA_PASSWORD_FILE")
+
+
+class KafkaClientConfig(dict[str, Any]):
+    """A librdkafka configuration whose ``repr`` masks the values of secret properties."""
+
+    def __repr__(self) -> str:
+        shown = {key: "***" if key in SECRET_PROPERTIES else value for key, value in self.items()}
+        return f"KafkaClientConfig({shown!r})"
+
+    __str__ = __repr__
+
+
+def kafka_client_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Kafka client variables set in ``environ`` (default: this process's), to pass on to a child job."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in KAFKA_CLIENT_VARIABLES if name in environ}
+
+
+def _credentials_file(path: Path) -> Path:
+    """``path``, checked to be a file; said at start when others than its owner may read it."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a readable file")
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # Still used (a Kubernetes secret volume is group-readable by default), but said.
+        log.warning("%s holds Kafka credentials and others than its owner may read it (chmod 600 it)", path)
+    return path
 
 
 class Settings(BaseSettings):
     """All settings; the environment variable is ``COACH_`` + the field name in capitals."""
 
-    model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused value (COACH_KAFKA_CONFIG may hold a password) never reaches a log.
+    model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     # Mode and I/O
     brokers: str | None = Field(
@@ -74,7 +124,18 @@ class Settings(BaseSettings):
     )
     kafka_batch_size: int = Field(default=1000, ge=1, description="Max messages per poll per partition (and read ahead per partition).")
     kafka_config: dict[str, str] = Field(
-        default_factory=dict, description="Extra librdkafka properties as JSON (security, tuning)."
+        default_factory=dict, repr=False,
+        description="Extra librdkafka properties as JSON (security, tuning); over KAFKA_CONFIG_FILE's.",
+    )
+    kafka_config_file: Path | None = Field(
+        default=None,
+        description="A librdkafka properties file (key=value lines; may hold sasl.password), read at start.",
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None, description="The SASL password (sasl.password); KAFKA_PASSWORD_FILE is safer."
+    )
+    kafka_password_file: Path | None = Field(
+        default=None, description="A file whose first line is the SASL password (sasl.password)."
     )
     input_key: Literal["conversation", "customer"] = Field(
         default="conversation",
@@ -188,6 +249,29 @@ class Settings(BaseSettings):
             )
         return self
 
+    _client_properties: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_kafka_credentials(self) -> Settings:
+        """The client properties of the file, the JSON and the password, read once, in that order."""
+        if self.kafka_password is not None and self.kafka_password_file is not None:
+            raise ValueError("set COACH_KAFKA_PASSWORD or COACH_KAFKA_PASSWORD_FILE, not both")
+        properties: dict[str, str] = {}
+        if self.kafka_config_file is not None:
+            properties.update(read_properties(_credentials_file(self.kafka_config_file)))
+        properties.update(self.kafka_config)
+        if self.kafka_password_file is not None:
+            properties["sasl.password"] = read_secret(_credentials_file(self.kafka_password_file))
+        elif self.kafka_password is not None:
+            properties["sasl.password"] = self.kafka_password.get_secret_value()
+        self._client_properties = properties
+        return self
+
+    def kafka_client(self, **defaults: Any) -> KafkaClientConfig:
+        """One Kafka client's librdkafka configuration: the brokers, the client's ``defaults``, then the
+        configured properties and credentials, which win."""
+        return KafkaClientConfig({"bootstrap.servers": self.brokers, **defaults, **self._client_properties})
+
     @property
     def kafka_mode(self) -> bool:
         return bool(self.brokers)
@@ -264,6 +348,7 @@ class Settings(BaseSettings):
             file=self.lineage_file or Path(self.output_dir) / "lineage.jsonl",
             url=self.lineage_url,
             brokers=self.brokers,
+            kafka_config=self.kafka_client(),
             topic=self.lineage_topic,
             namespace=self.lineage_namespace,
             job=self.lineage_job,
@@ -277,7 +362,7 @@ class Settings(BaseSettings):
             reload_s=self.policy_reload_s,
             brokers=self.brokers if self.kafka_mode else None,
             topic=self.policy_topic,
-            kafka_config=dict(self.kafka_config),
+            kafka_config=self.kafka_client(),
         )
 
 

@@ -167,13 +167,14 @@ def main_replay(args) -> int:
         from coachflow.config import Settings
         from coachflow.topics import ensure_topics
 
-        ensure_topics(Settings(
+        settings = Settings(
             brokers=args.brokers, topic_events=args.topic_events,
             topic_context=args.topic_context, topic_partitions=args.partitions,
-        ), only=(args.topic_events, args.topic_context))
+        )
+        ensure_topics(settings, only=(args.topic_events, args.topic_context))
         stats = to_kafka(
             items, args.brokers, topic_events=args.topic_events,
-            topic_context=args.topic_context, speed=args.speed, key_by=args.key,
+            topic_context=args.topic_context, speed=args.speed, config=settings.kafka_client(), key_by=args.key,
         )
     else:
         stats = to_file(items, args.out, speed=args.speed)

@@ -151,8 +151,10 @@ def _topic_values(brokers: str, topic: str, timeout: float = 10.0, idle_s: float
     """Every value of a topic up to its end as of now (as ``coachflow.explain`` reads it)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "coachflow-report",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    from coachflow.config import Settings
+
+    consumer = Consumer(Settings(brokers=brokers).kafka_client(**{
+        "group.id": "coachflow-report", "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
         if meta.error is not None:

@@ -65,7 +65,7 @@ def start_metrics(settings: Settings, experiment: tuple[str, float] | None = Non
         metrics.serve(settings.metrics_host, port)
     lag = None
     if settings.kafka_mode:
-        lag = metrics.ConsumerLag(settings.brokers, settings.kafka_config, settings.metrics_lag_interval_s)
+        lag = metrics.ConsumerLag(settings.kafka_client(), settings.metrics_lag_interval_s)
         lag.start()
     return metrics.JobMetrics(lag, experiment=experiment)
 

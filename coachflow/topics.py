@@ -8,14 +8,16 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from coachflow.config import Settings
+from coachflow.security import KafkaAccessError, metadata, refused
 
 log = logging.getLogger(__name__)
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic -> its config. Customer context is compacted: the latest record per key wins."""
-    specs = {settings.topic_events: {}, settings.topic_context: {"cleanup.policy": "compact"},
-             settings.topic_feedback: {}}
+    specs: dict[str, dict[str, str]] = {settings.topic_events: {},
+                                        settings.topic_context: {"cleanup.policy": "compact"},
+                                        settings.topic_feedback: {}}
     for topic in settings.outputs().values():
         specs[topic] = {}
     if settings.lineage == "kafka":
@@ -34,9 +36,10 @@ def ensure_topics(
     """Create whichever of the job's topics (or of ``only``) do not exist; return those created.
 
     ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
+    Credentials the broker refuses, or a topic this client may not create, raise ``KafkaAccessError``.
     """
-    admin = AdminClient({"bootstrap.servers": settings.brokers, **settings.kafka_config})
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    admin, listed = metadata(settings, timeout)
+    existing = set(listed.topics)
     extra_config = extra_config or {}
     wanted = [
         NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
@@ -53,8 +56,13 @@ def ensure_topics(
             created.append(name)
             log.info("created topic %s", name)
         except Exception as exc:  # another client may have created it meanwhile
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+            if "TOPIC_ALREADY_EXISTS" in str(exc):
+                continue
+            if exc.args and refused(exc.args[0]):
+                raise KafkaAccessError(
+                    f"topic {name} is missing and this client may not create it ({exc.args[0].str()}): "
+                    "create the topics with the admin's credentials (coach topics create)") from None
+            raise
     wait_visible(admin, [t.topic for t in wanted], timeout)
     return created
 

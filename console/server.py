@@ -55,7 +55,8 @@ class ConsoleConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     since_s: float = 900.0
-    kafka_config: dict[str, str] = field(default_factory=dict)
+    kafka_config: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The clients' librdkafka configuration (``Settings.kafka_client``: brokers and credentials)."""
 
 
 def _topic(settings: Any, name: str, default: str) -> str:
@@ -82,7 +83,7 @@ def config_from(args: argparse.Namespace) -> ConsoleConfig:
         host=args.host,
         port=args.port,
         since_s=args.since_s,
-        kafka_config=dict(settings.kafka_config),
+        kafka_config=settings.model_copy(update={"brokers": brokers}).kafka_client(),
     )
 
 

@@ -30,6 +30,7 @@ from coachflow.runtime import (
     start_lineage,
     start_metrics,
 )
+from coachflow.security import check_job_access
 from coachflow.topics import ensure_topics
 from models.heap import settle_heap
 from models.registry import load_scorer
@@ -50,6 +51,8 @@ def get_flow(settings: Settings | None = None) -> Dataflow:
     """The coaching dataflow for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    if settings.kafka_mode:
+        check_job_access(settings)  # credentials or rights Kafka refuses stop the job here, before it loads
     scorer = load_scorer(settings.model, threads=settings.onnx_threads)  # once per process
     policies = settings.policy_store()
     suites = load_suites(settings.quality_suites)

@@ -27,7 +27,8 @@ import socket
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class LineageConfig:
     file: Path = Path("out/lineage.jsonl")
     url: str | None = None
     brokers: str | None = None
+    kafka_config: Mapping[str, object] = field(default_factory=dict, repr=False)
+    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials too)."""
     topic: str = "openlineage.events"
     namespace: str = "coachflow"
     job: str = "coaching"
@@ -103,7 +106,7 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
         if not config.brokers:
             raise ValueError("the kafka lineage transport needs brokers (COACH_BROKERS)")
         return OpenLineageClient(transport=KafkaTransport(KafkaConfig(
-            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage"},
+            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage", **config.kafka_config},
             topic=config.topic, flush=True,
         )))
     raise ValueError(f"unknown lineage transport {config.transport!r}")

@@ -1,0 +1,50 @@
+"""The ACL table: least privilege, derived for the configured topic names."""
+
+from __future__ import annotations
+
+from coachflow import security
+from coachflow.bench import prefixed_settings
+from coachflow.config import Settings
+
+
+def rights(settings: Settings) -> dict[str, dict[str, set[str]]]:
+    table: dict[str, dict[str, set[str]]] = {}
+    for principal, kind, name, operation in security.grants(settings):
+        table.setdefault(principal, {}).setdefault(f"{kind} {operation}", set()).add(name)
+    return table
+
+
+def test_each_principal_reads_and_writes_only_its_own_topics():
+    s = Settings(brokers="b:1", policy_topic="coaching.policy")
+    table = rights(s)
+    inputs = {s.topic_events, s.topic_context, s.topic_feedback}
+    assert table["coaching"]["TOPIC READ"] == inputs | {"coaching.policy"}
+    assert table["coaching"]["TOPIC WRITE"] == {*s.outputs().values(), s.lineage_topic}
+    assert table["console"] == {"TOPIC READ": {s.topic_suggestions, s.topic_alerts, s.topic_acceptance},
+                                "TOPIC WRITE": {s.topic_feedback}, "GROUP READ": {"coach-console-*"}}
+    assert table["replay"] == {"TOPIC WRITE": {s.topic_events, s.topic_context}}
+    assert "TOPIC WRITE" not in table["report"]
+    writers = {name: {p for p, r in table.items() if name in r.get("TOPIC WRITE", set())}
+               for name in {n for r in table.values() for n in r.get("TOPIC WRITE", set())}}
+    assert all(len(who) == 1 for who in writers.values()), writers  # one writer per topic
+    assert security.principals()[0] == security.ADMIN and security.ADMIN not in table
+
+
+def test_acls_follow_renamed_topics_and_prefixes_and_skip_unset_ones():
+    plain = Settings(brokers="b:1")
+    assert not any(name == "None" or name is None for *_, name, _ in security.grants(plain))
+    assert not any("policy" in name for _, kind, name, _ in security.grants(plain) if kind == "TOPIC")
+    prefixed = prefixed_settings("b:1", "t1.")
+    topics = {name for _, kind, name, _ in security.grants(prefixed) if kind == "TOPIC"}
+    assert {name for name in topics if not name.startswith("t1.")} == {prefixed.lineage_topic}
+    bindings = security.bindings(prefixed)
+    assert len(bindings) == len(security.grants(prefixed))
+    groups = {(b.name, b.resource_pattern_type.name) for b in bindings if b.restype.name == "GROUP"}
+    assert ("coach-console-", "PREFIXED") in groups and ("BYTEWAX_IGNORED", "LITERAL") in groups
+    assert {b.principal for b in bindings} == {f"User:{p}" for p in security.ACCESS}
+    assert {b.permission_type.name for b in bindings} == {"ALLOW"}
+
+
+def test_the_table_lists_every_principal():
+    shown = security.table()
+    assert all(f"| `{principal}` |" in shown for principal in security.principals())
