@@ -170,7 +170,7 @@ def _topics(args: argparse.Namespace) -> int:
     from coachflow.config import Settings
     from coachflow.topics import ensure_topics
 
-    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions))
+    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions), align_retention=True)
     print("created: " + (", ".join(created) or "none (all exist)"))
     return 0
 

@@ -51,6 +51,7 @@ SECRET_PROPERTIES = frozenset({
 #: The variables that carry a Kafka client's properties and credentials (passed on to child jobs).
 KAFKA_CLIENT_VARIABLES = ("COACH_KAFKA_CONFIG", "COACH_KAFKA_CONFIG_FILE", "COACH_KAFKA_PASSWORD",
                           "COACH_KAFKA_PASSWORD_FILE")
+DAY_MS = 86_400_000
 
 
 class KafkaClientConfig(dict[str, Any]):
@@ -114,6 +115,12 @@ class Settings(BaseSettings):
     )
     create_topics: bool = Field(default=True, description="Create missing topics at start.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics it creates.")
+    retention_decisions_days: float = Field(
+        default=30, gt=0,
+        description="Days the decisions topic keeps records: set when created (`coach topics create`: always).",
+    )
+    retention_dlq_days: float = Field(default=7, gt=0, description="The same for the dead-letter topic.")
+    retention_feedback_days: float = Field(default=30, gt=0, description="The same for the feedback topic.")
 
     # Kafka client
     kafka_starting_offset: Literal["earliest", "latest"] = Field(
@@ -301,6 +308,14 @@ class Settings(BaseSettings):
             "dlq": self.topic_dlq,
             "summaries": self.topic_summaries,
             "acceptance": self.topic_acceptance,
+        }
+
+    def retention_ms(self) -> dict[str, int]:
+        """Topic -> ``retention.ms`` for the topics whose retention the job sets (docs/security.md)."""
+        return {
+            self.topic_decisions: round(self.retention_decisions_days * DAY_MS),
+            self.topic_dlq: round(self.retention_dlq_days * DAY_MS),
+            self.topic_feedback: round(self.retention_feedback_days * DAY_MS),
         }
 
     def acceptance_config(self) -> AcceptanceConfig:

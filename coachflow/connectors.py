@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, To
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from coachflow.config import Settings
+from coachflow.private import private_dir, private_file
 from coachflow.security import KafkaAccessError, refused
 from operators.envelope import Origin, RawRecord
 
@@ -452,8 +453,9 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
         )
         op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, settings.kafka_client()))
         return
-    directory = Path(settings.output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(settings.output_dir)
+    for kind in OUTPUT_KINDS:  # the sink appends to them: made owner-only first (they hold personal data)
+        private_file(directory / f"{kind}.jsonl")
     lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))
     sink = DirSink(
         directory,

@@ -92,7 +92,9 @@ def _count(stats: ReplayStats, record: dict[str, Any]) -> None:
 def to_file(items: Iterable[tuple[datetime, dict]], out: Path | str, speed: float = 0.0) -> ReplayStats:
     """Write records as JSONL (the embedded mode's input format)."""
     stats = ReplayStats()
-    with open(out, "w", encoding="utf-8") as sink:
+    from coachflow.private import private_file
+
+    with open(private_file(out), "w", encoding="utf-8") as sink:
         for _, record in _paced(items, speed):
             sink.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
             if speed > 0:

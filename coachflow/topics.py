@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from coachflow.config import Settings
 from coachflow.security import KafkaAccessError, metadata, refused
@@ -14,12 +14,15 @@ log = logging.getLogger(__name__)
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic -> its config. Customer context is compacted: the latest record per key wins."""
+    """Topic -> its config. Customer context is compacted: the latest record per key wins. Decisions,
+    dead letters and feedback are kept ``COACH_RETENTION_*_DAYS`` (docs/security.md)."""
     specs: dict[str, dict[str, str]] = {settings.topic_events: {},
                                         settings.topic_context: {"cleanup.policy": "compact"},
                                         settings.topic_feedback: {}}
     for topic in settings.outputs().values():
         specs[topic] = {}
+    for topic, retention_ms in settings.retention_ms().items():
+        specs[topic]["retention.ms"] = str(retention_ms)
     if settings.lineage == "kafka":
         specs[settings.lineage_topic] = {}
     if settings.policy_topic:
@@ -32,14 +35,18 @@ def ensure_topics(
     timeout: float = 30.0,
     only: tuple[str, ...] | None = None,
     extra_config: dict[str, dict[str, str]] | None = None,
+    align_retention: bool = False,
 ) -> list[str]:
     """Create whichever of the job's topics (or of ``only``) do not exist; return those created.
 
     ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
+    ``align_retention`` also sets the configured retention on those that exist (``coach topics create``).
     Credentials the broker refuses, or a topic this client may not create, raise ``KafkaAccessError``.
     """
     admin, listed = metadata(settings, timeout)
     existing = set(listed.topics)
+    if align_retention:
+        set_retention(admin, settings, existing, timeout)
     extra_config = extra_config or {}
     wanted = [
         NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
@@ -65,6 +72,26 @@ def ensure_topics(
             raise
     wait_visible(admin, [t.topic for t in wanted], timeout)
     return created
+
+
+def set_retention(admin: AdminClient, settings: Settings, existing: set[str],
+                  timeout: float = 30.0) -> list[str]:
+    """Give the existing topics of ``settings.retention_ms()`` that retention; return those changed."""
+    wanted = {topic: str(ms) for topic, ms in settings.retention_ms().items() if topic in existing}
+    if not wanted:
+        return []
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in wanted]
+    current = {resource.name: future.result(timeout)["retention.ms"].value
+               for resource, future in admin.describe_configs(resources, request_timeout=timeout).items()}
+    changes = [ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", ms, incremental_operation=AlterConfigOpType.SET)])
+        for topic, ms in wanted.items() if current[topic] != ms]
+    if changes:
+        for future in admin.incremental_alter_configs(changes, request_timeout=timeout).values():
+            future.result(timeout)
+        for change in changes:
+            log.info("topic %s: retention.ms set to %s", change.name, wanted[change.name])
+    return [change.name for change in changes]
 
 
 def wait_visible(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:

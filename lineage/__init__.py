@@ -48,6 +48,8 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.uuid import generate_new_uuid
 
+from coachflow.private import private_file
+
 log = logging.getLogger("coachflow.lineage")
 
 PRODUCER = "https://coachflow.dev/lineage"
@@ -92,7 +94,7 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
     if config.transport == "file":
         from openlineage.client.transport.file import FileConfig, FileTransport
 
-        config.file.parent.mkdir(parents=True, exist_ok=True)
+        private_file(config.file)  # the events name the job's datasets: owner only, as its outputs
         return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True)))
     if config.transport == "http":
         from openlineage.client.transport.http import HttpConfig, HttpTransport

@@ -116,7 +116,9 @@ start() {
   for port in "$PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
     if port_open "$port"; then say "port $port is taken by another process"; exit 1; fi
   done
+  # The topics' data are personal data: the broker's directories are its user's only.
   mkdir -p "$DATA" "$LOGS"
+  chmod 700 "$DATA" "$LOGS"
   (umask 077; mkdir -p "$SECRETS"; tls; users)
   sed -e "s#@PORT@#$PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" -e "s#@SASL_PORT@#$SASL_PORT#g" \
     -e "s#@DATA_DIR@#$DATA#g" -e "s#@SECRETS@#$SECRETS#g" "$HERE/server.properties.in" > "$CONFIG"

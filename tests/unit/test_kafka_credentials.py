@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from coachflow.config import KAFKA_CLIENT_VARIABLES, KafkaClientConfig, Settings, kafka_client_env
 from coachflow.private import read_properties
+from coachflow.topics import topic_specs
 
 PASSWORD = "s3cret-Pa55word-0f-the-job"
 
@@ -97,3 +98,15 @@ def test_child_jobs_get_the_client_variables_only(clean_env):
     env = {"COACH_KAFKA_CONFIG_FILE": "/x", "COACH_KAFKA_PASSWORD_FILE": "/y", "COACH_TOPIC_EVENTS": "t",
            "PATH": "/bin"}
     assert kafka_client_env(env) == {"COACH_KAFKA_CONFIG_FILE": "/x", "COACH_KAFKA_PASSWORD_FILE": "/y"}
+
+
+def test_retention_of_decisions_dead_letters_and_feedback_is_set_and_configurable(clean_env):
+    specs = topic_specs(Settings(brokers="b:1"))
+    day = 86_400_000
+    assert specs["coaching.decisions"]["retention.ms"] == str(30 * day)
+    assert specs["coaching.dlq"]["retention.ms"] == str(7 * day)
+    assert specs["coaching.feedback"]["retention.ms"] == str(30 * day)
+    assert "retention.ms" not in specs["coaching.suggestions"]
+    assert "retention.ms" not in specs["customer.context"]
+    clean_env.setenv("COACH_RETENTION_DLQ_DAYS", "0.5")
+    assert topic_specs(Settings(brokers="b:1"))["coaching.dlq"]["retention.ms"] == str(day // 2)
