@@ -21,12 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bytewax.testing import run_main  # noqa: E402
 
 from coachflow.config import Settings  # noqa: E402
 from coachflow.metrics import JobMetrics  # noqa: E402
-from flows.coaching import get_flow  # noqa: E402
 from schemas import Alert, ConversationSummary, DeadLetter, Decision, SourceRef, Suggestion  # noqa: E402
+from tests.helpers import run_job  # noqa: E402
 
 MODELS = {"decisions": Decision, "suggestions": Suggestion, "alerts": Alert, "dlq": DeadLetter,
           "summaries": ConversationSummary}
@@ -34,8 +33,8 @@ MODELS = {"decisions": Decision, "suggestions": Suggestion, "alerts": Alert, "dl
 
 def outputs() -> dict[str, list]:
     with tempfile.TemporaryDirectory() as tmp:
-        run_main(get_flow(Settings(output_dir=Path(tmp), print_suggestions=False, lineage="none",
-                                   quality_monitor=False)))
+        run_job(Settings(output_dir=Path(tmp), print_suggestions=False, lineage="none",
+                                   quality_monitor=False))
         return {kind: [model.model_validate_json(line)
                        for line in (Path(tmp) / f"{kind}.jsonl").read_text().splitlines()]
                 for kind, model in MODELS.items()}

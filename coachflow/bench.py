@@ -32,6 +32,7 @@ from coachflow import replay
 from coachflow.config import Settings, kafka_client_env
 from coachflow.topics import ensure_topics
 from models import star
+from schemas.topics import TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -67,8 +68,8 @@ def topic_env(settings: Settings) -> dict[str, str]:
 
 
 def _topic_fields(settings: Settings) -> list[str]:
-    return [name for name in type(settings).model_fields
-            if name.startswith("topic_") and isinstance(getattr(settings, name), str)]
+    """The settings of the catalog's topics that are always used (``schemas.topics``)."""
+    return [spec.setting for spec in TOPICS if not spec.optional]
 
 
 def bench_settings(brokers: str, prefix: str, partitions: int) -> Settings:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from models import star
+from schemas.topics import topic
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -184,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSONL here (the embedded mode's input)")
     target.add_argument("--brokers", help="produce to this Kafka cluster instead")
-    replay.add_argument("--topic-events", default="conversation.events")
-    replay.add_argument("--topic-context", default="customer.context")
+    replay.add_argument("--topic-events", default=topic("events").default)
+    replay.add_argument("--topic-context", default=topic("context").default)
     replay.add_argument("--partitions", type=int, default=4, help="partitions of input topics it creates")
     replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
                         help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
@@ -197,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="0: as fast as possible (default); 1: real time; 10: ten times faster")
     replay.add_argument("--time-scale", type=float, default=1.0,
                         help="shrink each dialogue's own timeline (0.1: ten times shorter pauses)")
-    replay.add_argument("--start-time", help="event time of the first record (ISO-8601; default now)")
+    times = replay.add_mutually_exclusive_group()
+    times.add_argument("--start-time", help="event time of the first record (ISO-8601; default: now when paced)")
+    times.add_argument("--end-time", help="event time of the last record (ISO-8601; default: now when not paced, "
+                       "so that the job accepts the replay whenever it runs)")
     replay.add_argument("--voice-share", type=float, default=0.4, help="share of conversations on voice")
     replay.set_defaults(func=_replay)
 
@@ -240,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--lineage", type=Path, default=Path("out/lineage.jsonl"),
                      help="the lineage file, to add the run's START event (if present)")
     why.add_argument("--brokers", help="read the decisions topic instead")
-    why.add_argument("--topic", default="coaching.decisions")
+    why.add_argument("--topic", default=topic("decisions").default)
     why.set_defaults(func=_explain)
 
     from coachflow.report import add_arguments as report_arguments

@@ -19,22 +19,26 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coachflow.private import read_properties, read_secret
 from lineage import LineageConfig
 from operators.acceptance import AcceptanceConfig
+from operators.boundary import Boundary
 from operators.conversation import ConversationConfig
 from operators.experiment import ExperimentConfig
+from operators.guardrails import GuardConfig
 from operators.join import JoinConfig
+from operators.limits import JsonLimits
 from operators.parse import ParseLimits
 from operators.policy import DEFAULT_POLICY, PolicyStore
 from operators.quality import SUITES_DIR
+from schemas.topics import INPUTS, OUTPUTS, TOPICS, TopicSpec, topic
 
 log = logging.getLogger("coachflow.config")
 
@@ -80,11 +84,28 @@ def _credentials_file(path: Path) -> Path:
     return path
 
 
-class Settings(BaseSettings):
-    """All settings; the environment variable is ``COACH_`` + the field name in capitals."""
-
+class _Base(BaseSettings):
     # hide_input_in_errors: a refused value (COACH_KAFKA_CONFIG may hold a password) never reaches a log.
     model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore", hide_input_in_errors=True)
+
+
+def _topic_field(spec: TopicSpec) -> tuple[object, object]:
+    if spec.optional:
+        return (str | None, Field(default=None, description=spec.description))
+    return (str, Field(default=spec.default, description=spec.description))
+
+
+#: One setting per topic of the catalog (``schemas.topics``): ``COACH_TOPIC_EVENTS`` ... ``COACH_POLICY_TOPIC``.
+_Topics = create_model(  # type: ignore[call-overload]
+    "_Topics", __base__=_Base, **{spec.setting: _topic_field(spec) for spec in TOPICS}
+)
+
+
+class Settings(_Topics):  # type: ignore[misc, valid-type]
+    """All settings; the environment variable is ``COACH_`` + the field name in capitals.
+
+    The topic settings come from the catalog (``schemas.topics``); ``topic(kind)`` reads one.
+    """
 
     # Mode and I/O
     brokers: str | None = Field(
@@ -99,20 +120,7 @@ class Settings(BaseSettings):
         default=None, description="Print a line per suggestion; default: on in embedded mode only."
     )
 
-    # Topics
-    topic_events: str = Field(default="conversation.events", description="Input: conversation events, keyed by conversation id (customer id: INPUT_KEY).")
-    topic_context: str = Field(default="customer.context", description="Input: customer context, keyed by customer id (compacted).")
-    topic_suggestions: str = Field(default="coaching.suggestions", description="Output: suggestions for agent UIs.")
-    topic_alerts: str = Field(default="coaching.alerts", description="Output: alerts for agents and supervisors.")
-    topic_decisions: str = Field(default="coaching.decisions", description="Output: one audit record per accepted input.")
-    topic_dlq: str = Field(default="coaching.dlq", description="Output: refused inputs with their bytes and reason.")
-    topic_summaries: str = Field(default="coaching.summaries", description="Output: one summary per finished conversation.")
-    topic_feedback: str = Field(
-        default="coaching.feedback", description="Input: agent UIs' feedback on suggestions, keyed by conversation id (customer id: INPUT_KEY)."
-    )
-    topic_acceptance: str = Field(
-        default="coaching.acceptance", description="Output: one acceptance verdict per judged suggestion and mode."
-    )
+    # Topics (and the topic settings above)
     create_topics: bool = Field(default=True, description="Create missing topics at start.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics it creates.")
     retention_decisions_days: float = Field(
@@ -157,6 +165,20 @@ class Settings(BaseSettings):
     # Input limits
     max_payload_bytes: int = Field(default=65_536, ge=256, description="Bigger records are dead-lettered.")
     max_text_chars: int = Field(default=4_000, ge=1, le=16_000, description="Longer turns are dead-lettered.")
+    max_json_depth: int = Field(
+        default=32, ge=4, le=256, description="Records whose objects and arrays nest deeper are dead-lettered."
+    )
+    max_json_keys: int = Field(default=1_024, ge=64, description="Records with more object keys in all are dead-lettered.")
+    max_json_items: int = Field(default=4_096, ge=64, description="Records with more array items in all are dead-lettered.")
+    max_json_string_chars: int = Field(
+        default=32_768, ge=1_000,
+        description="Records with a longer string (as written, escapes included) are dead-lettered.",
+    )
+    max_failures_in_a_row: int = Field(
+        default=100, ge=1,
+        description="A step failing on this many records in a row stops the job (a systemic failure); "
+        "fewer: each is dead-lettered internal_error.",
+    )
 
     # Join
     context_wait_ms: int = Field(default=2_000, ge=0, description="How long a turn waits for its context.")
@@ -177,9 +199,6 @@ class Settings(BaseSettings):
     model: Path = Field(default=DEFAULT_MODEL, description="The model artifact (checked against models/registry.json).")
     onnx_threads: int = Field(default=1, ge=1, le=16, description="onnxruntime threads per worker process.")
     policy: Path = Field(default=DEFAULT_POLICY, description="The guardrail policy file (re-read when it changes).")
-    policy_topic: str | None = Field(
-        default=None, description="Kafka mode: also take policy documents from this topic (latest wins)."
-    )
     policy_reload_s: float = Field(default=2.0, gt=0, description="How often the policy file is checked.")
 
     # Acceptance and experiments
@@ -299,24 +318,35 @@ class Settings(BaseSettings):
     def should_print(self) -> bool:
         return (not self.kafka_mode) if self.print_suggestions is None else self.print_suggestions
 
+    def topic(self, kind: str) -> str | None:
+        """The topic name of catalog entry ``kind`` (None: an optional topic that is not set)."""
+        return getattr(self, topic(kind).setting)
+
     def outputs(self) -> dict[str, str]:
-        """Output kind -> topic name."""
-        return {
-            "suggestions": self.topic_suggestions,
-            "alerts": self.topic_alerts,
-            "decisions": self.topic_decisions,
-            "dlq": self.topic_dlq,
-            "summaries": self.topic_summaries,
-            "acceptance": self.topic_acceptance,
-        }
+        """Output kind -> topic name, in catalog order."""
+        return {spec.kind: getattr(self, spec.setting) for spec in OUTPUTS}
+
+    def inputs(self) -> dict[str, str]:
+        """Input kind -> topic name, in catalog order."""
+        return {spec.kind: getattr(self, spec.setting) for spec in INPUTS}
+
+    def boundary(self, step: str, owns: Callable[[object], bool] | None = None) -> Boundary:
+        """The error boundary of step ``step`` (``operators.boundary``)."""
+        if owns is None:
+            return Boundary(step, self.max_payload_bytes, self.max_failures_in_a_row)
+        return Boundary(step, self.max_payload_bytes, self.max_failures_in_a_row, owns)
+
+    def guard_config(self, run_id: str | None = None) -> GuardConfig:
+        return GuardConfig(
+            idle_s=self.session_gap_s, run_id=run_id, passthrough=True, untemplated=self.suggest_untemplated,
+            payload_limit=self.max_payload_bytes,
+        )
 
     def retention_ms(self) -> dict[str, int]:
         """Topic -> ``retention.ms`` for the topics whose retention the job sets (docs/security.md)."""
-        return {
-            self.topic_decisions: round(self.retention_decisions_days * DAY_MS),
-            self.topic_dlq: round(self.retention_dlq_days * DAY_MS),
-            self.topic_feedback: round(self.retention_feedback_days * DAY_MS),
-        }
+        days = {"decisions": self.retention_decisions_days, "dlq": self.retention_dlq_days,
+                "feedback": self.retention_feedback_days}
+        return {getattr(self, topic(kind).setting): round(value * DAY_MS) for kind, value in days.items()}
 
     def acceptance_config(self) -> AcceptanceConfig:
         return AcceptanceConfig(
@@ -331,6 +361,7 @@ class Settings(BaseSettings):
         return ParseLimits(
             max_payload_bytes=self.max_payload_bytes,
             max_text_chars=self.max_text_chars,
+            json=JsonLimits(self.max_json_depth, self.max_json_keys, self.max_json_items, self.max_json_string_chars),
             check_keys=self.kafka_mode,
             key_by=self.input_key,
         )

@@ -24,18 +24,18 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, To
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from coachflow.config import Settings
-from coachflow.private import private_dir, private_file
 from coachflow.security import KafkaAccessError, refused
 from operators.envelope import Origin, RawRecord
+from schemas.topics import OUTPUTS
 
 if TYPE_CHECKING:
     from coachflow.metrics import JobMetrics
 
 log = logging.getLogger("coachflow.kafka")
 
-#: Output kinds. Sorted: Bytewax orders a sink's partitions by name, and
+#: Output kinds (``schemas.topics``). Sorted: Bytewax orders a sink's partitions by name, and
 #: ``assign_file`` returns an index into that order.
-OUTPUT_KINDS = tuple(sorted(("suggestions", "alerts", "decisions", "dlq", "summaries", "acceptance")))
+OUTPUT_KINDS = tuple(sorted(spec.kind for spec in OUTPUTS))
 
 
 class _JsonlPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
@@ -322,8 +322,7 @@ def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None =
         source = JsonlSource(settings.input, line_limit=settings.max_payload_bytes)
         return op.input("read_jsonl", flow, source)
 
-    streams = {settings.topic_events: "events", settings.topic_context: "context",
-               settings.topic_feedback: "feedback"}
+    streams = {name: kind for kind, name in settings.inputs().items()}
     source = RawKafkaSource(
         settings.broker_list,
         streams,
@@ -453,9 +452,7 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
         )
         op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, settings.kafka_client()))
         return
-    directory = private_dir(settings.output_dir)
-    for kind in OUTPUT_KINDS:  # the sink appends to them: made owner-only first (they hold personal data)
-        private_file(directory / f"{kind}.jsonl")
+    directory = Path(settings.output_dir)  # made by the job's resources (``JobResources.open``)
     lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))
     sink = DirSink(
         directory,

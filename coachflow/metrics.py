@@ -45,8 +45,9 @@ from prometheus_client import REGISTRY, Gauge, start_http_server
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from operators.boundary import FAILURES
 from operators.experiment import assign
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision
 from schemas.outputs import DeadLetterReason
 
 log = logging.getLogger("coachflow.metrics")
@@ -68,8 +69,7 @@ _STAGE_BOUNDS_MS = tuple(round(bound * 1000, 6) for bound in STAGE_BUCKETS)  # t
 OUTCOMES = ("shown", "suppressed", "recorded")
 REASONS = (*get_args(DeadLetterReason), "other")
 #: Output kind of each published record type besides decisions (counted with outcome "published").
-PUBLISHED = {Suggestion: "suggestions", Alert: "alerts", DeadLetter: "dlq", ConversationSummary: "summaries",
-             Acceptance: "acceptance"}
+PUBLISHED = {record: kind for record, kind in OUTPUT_KIND.items() if record is not Decision}
 RECORD_LABELS = (*(("decisions", o) for o in OUTCOMES), *((k, "published") for k in PUBLISHED.values()))
 #: Rule ids come from the policy in force; more distinct ids than this are counted as "other".
 MAX_RULE_IDS = 100
@@ -255,6 +255,16 @@ class _Collector(Collector):
         yield arm_alerts
         yield arm_latency
 
+        failures = CounterMetricFamily(
+            "coachflow_internal_errors",
+            "Records a step failed on (an exception while it handled them), by step; each such input "
+            "is dead-lettered internal_error by the step that accounts for it.",
+            labels=["step"],
+        )
+        for step, count in sorted(FAILURES.items()):
+            failures.add_metric([step], count)
+        yield failures
+
 
 REGISTRY.register(_Collector())
 
@@ -273,7 +283,14 @@ class JobMetrics:
 
     def observe(self, _step_id: str, record: object) -> None:
         """``op.inspect`` callback for every published record: plain int and float
-        updates of this thread's tally, no lock (about 3 µs a decision)."""
+        updates of this thread's tally, no lock. Never raises: a record the metrics
+        cannot count is logged, and the stream goes on."""
+        try:
+            self._observe(record)
+        except Exception:  # noqa: BLE001 - metrics must never stop the stream
+            log.exception("metrics could not count a %s", type(record).__name__)
+
+    def _observe(self, record: object) -> None:
         tally = _tallies.get(get_ident()) or _tally()
         kind = type(record)
         if kind is Decision:

@@ -24,16 +24,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from coachflow.config import Settings
+from coachflow.runtime import JobResources
 from models.heap import settle_heap
-from models.registry import load_scorer
 from operators.acceptance import AcceptanceLogic, acceptance_key, wants
 from operators.conversation import ConversationLogic
 from operators.envelope import Envelope, Origin, RawRecord, now_ns
-from operators.guardrails import GuardLogic, guard_key
+from operators.guardrails import GuardConfig, GuardLogic, guard_key
 from operators.join import ContextJoinLogic
 from operators.parse import parse_record
 from operators.publish import serialize
-from operators.quality import Gate, load_suites, quality_row, suite_of
+from operators.quality import quality_row, suite_of
 from operators.records import refuse_quality
 from operators.scoring import score_envelopes
 from schemas import Feedback
@@ -85,17 +85,19 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.scorer = load_scorer(settings.model, threads=settings.onnx_threads)
-        self.policies = settings.policy_store()
-        self.gate = Gate(load_suites(settings.quality_suites))
+        # The job's own resources, without what the loop leaves out (lineage, metrics, the GX monitor).
+        self.job = JobResources(settings.model_copy(update={
+            "lineage": "none", "metrics_port": 0, "quality_monitor": False, "print_suggestions": False,
+        })).open()
+        self.scorer, self.policies, self.gate = self.job.scorer, self.job.policies, self.job.gate
         self.limits = settings.parse_limits()
         join, conversation = settings.join_config(), settings.conversation_config()
         templates, idle = self.scorer.templates, settings.session_gap_s
         self.join = Keyed(lambda: ContextJoinLogic(join, None, time.time))
         self.conversations = Keyed(lambda: ConversationLogic(conversation, None, time.time))
         # The guards pass each input through just before its decision, for the acceptance step.
-        self.guards = Keyed(lambda: GuardLogic(self.policies, templates, idle, None, time.time, None,
-                                               passthrough=True))
+        guard = GuardConfig(idle_s=idle, passthrough=True, payload_limit=settings.max_payload_bytes)
+        self.guards = Keyed(lambda: GuardLogic(self.policies, templates, guard))
         acceptance = settings.acceptance_config()
         self.acceptance = Keyed(lambda: AcceptanceLogic(acceptance, None, time.time))
         self._last_tick = 0.0

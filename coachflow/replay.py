@@ -4,6 +4,11 @@ Dialogues become contract events (``models.star``) with deterministic
 synthetic customer context, interleaved as ``concurrency`` agents working in
 parallel, and are written as fast as possible or paced (``speed`` 1 = real
 time, 10 = ten times faster).
+
+Event times: a paced replay starts now and keeps pace with the clock, as live
+traffic does. A replay written as fast as possible ends now: every event lies
+in the past, so the job accepts it whether it runs at once or a day later (its
+quality gate refuses events more than 300 s in its future).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from models import star
 from operators.keys import key_field
+from schemas.topics import topic
 
 
 @dataclass
@@ -50,15 +56,23 @@ def records(
     start: datetime | None = None,
     time_scale: float = 1.0,
     voice_share: float = 0.4,
+    end: datetime | None = None,
 ) -> Iterator[tuple[datetime, dict[str, Any]]]:
-    """Stamped contract records of the selected dialogues, in time order."""
-    mapped = (star.map_dialogue(d, voice_share=voice_share) for d in star.select(path, split=split, limit=limit))
-    return star.schedule(
-        mapped,
-        start=start or datetime.now(timezone.utc),
-        concurrency=concurrency,
-        time_scale=time_scale,
-    )
+    """Stamped contract records of the selected dialogues, in time order.
+
+    The first record is at ``start`` (default now); with ``end``, the times are shifted
+    so that the last record is at ``end`` instead (the dialogues are read twice).
+    """
+
+    def schedule(at: datetime) -> Iterator[tuple[datetime, dict[str, Any]]]:
+        mapped = (star.map_dialogue(d, voice_share=voice_share) for d in star.select(path, split=split, limit=limit))
+        return star.schedule(mapped, start=at, concurrency=concurrency, time_scale=time_scale)
+
+    if end is None:
+        return schedule(start or datetime.now(timezone.utc))
+    origin = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    last = max((moment for moment, _ in schedule(origin)), default=origin)
+    return schedule(end - (last - origin))
 
 
 def _paced(items: Iterable[tuple[datetime, dict]], speed: float) -> Iterator[tuple[datetime, dict]]:
@@ -113,8 +127,8 @@ def to_kafka(
     items: Iterable[tuple[datetime, dict]],
     brokers: str,
     *,
-    topic_events: str = "conversation.events",
-    topic_context: str = "customer.context",
+    topic_events: str = topic("events").default,
+    topic_context: str = topic("context").default,
     speed: float = 0.0,
     config: dict[str, str] | None = None,
     key_by: str = "conversation",
@@ -154,14 +168,21 @@ def to_kafka(
     return stats
 
 
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
 def main_replay(args) -> int:
-    start = datetime.fromisoformat(args.start_time.replace("Z", "+00:00")) if args.start_time else None
+    start, end = _moment(args.start_time), _moment(args.end_time)
+    if start is None and end is None and args.speed == 0:
+        end = datetime.now(timezone.utc)  # as fast as possible: every event in the past
     items = records(
         args.path,
         split=args.split,
         limit=args.limit,
         concurrency=args.concurrency,
         start=start,
+        end=end,
         time_scale=args.time_scale,
         voice_share=args.voice_share,
     )

@@ -34,6 +34,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from schemas.topics import topic
+
 if TYPE_CHECKING:
     import polars as pl
 else:
@@ -48,14 +50,8 @@ else:
 
     pl = _Polars()
 
-#: kind -> (embedded file, COACH_TOPIC_* variable, default topic)
-SOURCES = {
-    "decisions": ("decisions.jsonl", "COACH_TOPIC_DECISIONS", "coaching.decisions"),
-    "acceptance": ("acceptance.jsonl", "COACH_TOPIC_ACCEPTANCE", "coaching.acceptance"),
-    "alerts": ("alerts.jsonl", "COACH_TOPIC_ALERTS", "coaching.alerts"),
-    "suggestions": ("suggestions.jsonl", "COACH_TOPIC_SUGGESTIONS", "coaching.suggestions"),
-    "feedback": ("feedback.jsonl", "COACH_TOPIC_FEEDBACK", "coaching.feedback"),
-}
+#: The topic kinds the report reads (``schemas.topics``): ``<kind>.jsonl`` in a directory, or the topic.
+SOURCES = ("decisions", "acceptance", "alerts", "suggestions", "feedback")
 MODES = ("click", "inferred")
 GROUP = ["model_version", "policy_version", "arm"]
 PREDICTION = ("shown", "suppressed")
@@ -203,9 +199,11 @@ def read_sources(directory: Path | None = None, brokers: str | None = None) -> t
     """The five inputs as frames, and per input where it came from and what was found."""
     frames: dict[str, pl.DataFrame] = {}
     status: dict[str, dict] = {}
-    for kind, (name, variable, default) in SOURCES.items():
+    for kind in SOURCES:
+        spec = topic(kind)
+        name = f"{kind}.jsonl"
         if brokers:
-            where = os.environ.get(variable, default)
+            where = os.environ.get(f"COACH_{spec.setting.upper()}", spec.default)
             try:
                 frame, rules, bad = _load(kind, _topic_values(brokers, where))
                 state = "ok"

@@ -1,8 +1,9 @@
 """Who may use which Kafka topic: the principals of a secured broker, and their ACLs.
 
 ``ACCESS`` is the one table of it: per principal, the topics it reads and
-writes, named by their ``Settings`` field (so renamed or prefixed topics
-follow the configuration), and the consumer groups its clients use. Every
+writes, named by their kind in the topic catalog (``schemas.topics``; and
+``lineage``, the OpenLineage transport's topic), so renamed or prefixed
+topics follow the configuration, and the consumer groups its clients use. Every
 ACL is derived from it (``bindings``), for the topics of given settings, and
 nothing else is allowed: the broker runs with
 ``allow.everyone.if.no.acl.found=false``. The admin principal is a super
@@ -43,18 +44,21 @@ from confluent_kafka.admin import (
 )
 
 from coachflow.private import read_secret
+from schemas.topics import INPUTS, OUTPUTS, topic
 
 if TYPE_CHECKING:
     from coachflow.config import Settings
 
 #: The principal that creates topics and applies ACLs; a super user of the broker.
 ADMIN = "admin"
+#: The kind that stands for the OpenLineage kafka transport's topic (``COACH_LINEAGE_TOPIC``; not in the catalog).
+LINEAGE = "lineage"
 SCRAM_ITERATIONS = 8192
 
 
 @dataclass(frozen=True)
 class Access:
-    """What one principal may do: read and write topics (``Settings`` fields), use consumer groups."""
+    """What one principal may do: read and write topics (catalog kinds), use consumer groups."""
 
     purpose: str
     reads: tuple[str, ...] = ()
@@ -67,26 +71,25 @@ class Access:
 ACCESS: dict[str, Access] = {
     "coaching": Access(
         "the coaching dataflow (python -m bytewax.run flows.coaching:flow)",
-        reads=("topic_events", "topic_context", "topic_feedback", "policy_topic"),
-        writes=("topic_suggestions", "topic_alerts", "topic_decisions", "topic_dlq", "topic_summaries",
-                "topic_acceptance", "lineage_topic"),
+        reads=(*(spec.kind for spec in INPUTS), "policies"),
+        writes=(*(spec.kind for spec in OUTPUTS), LINEAGE),
         # The source's consumers assign partitions (offsets live in the recovery store) under a
         # placeholder group; the lag gauge asks for watermarks; each policy follower has its own group.
         groups=("BYTEWAX_IGNORED", "coachflow-metrics-lag", "coachflow-policy-*"),
     ),
     "console": Access(
         "the reference agent console (coach console)",
-        reads=("topic_suggestions", "topic_alerts", "topic_acceptance"),
-        writes=("topic_feedback",),
+        reads=("suggestions", "alerts", "acceptance"),
+        writes=("feedback",),
         groups=("coach-console-*",),
     ),
     "replay": Access(
         "coach replay --brokers: STAR dialogues as live traffic",
-        writes=("topic_events", "topic_context"),
+        writes=("events", "context"),
     ),
     "report": Access(
         "coach report --brokers and coach lineage explain --brokers (supervisors, governance)",
-        reads=("topic_decisions", "topic_suggestions", "topic_alerts", "topic_acceptance", "topic_feedback"),
+        reads=("decisions", "suggestions", "alerts", "acceptance", "feedback"),
         groups=("coachflow-report", "coachflow-explain"),
     ),
 }
@@ -153,21 +156,30 @@ def check_access(settings: Settings, topics: Iterable[str], timeout: float = 30.
     of ``topics`` (reading or writing a topic implies describing it); a missing topic is not checked."""
     admin, listed = metadata(settings, timeout)
     denied = []
-    for topic in dict.fromkeys(topics):
-        if topic in listed.topics:
+    for name in dict.fromkeys(topics):
+        if name in listed.topics:
             continue
-        found = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+        found = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
         if found is not None and refused(found.error):
-            denied.append(topic)
+            denied.append(name)
     if denied:
         raise KafkaAccessError(f"Kafka at {settings.brokers} does not let {_who(settings)} use "
                                f"{', '.join(denied)}: ask for its ACLs (coach acls show; docs/security.md)")
 
 
+def topic_name(settings: Settings, kind: str, *, default: bool = False) -> str | None:
+    """The name ``settings`` give the topic of ``kind``; an optional topic that is not set: None, or with
+    ``default`` its catalog name (``coaching.policies``)."""
+    if kind == LINEAGE:
+        return settings.lineage_topic
+    spec = topic(kind)
+    return getattr(settings, spec.setting) or (spec.default if default else None)
+
+
 def topics_of(principal: str, settings: Settings) -> list[str]:
     """The topics ``principal`` reads or writes under ``settings`` (the set ones)."""
     access = ACCESS[principal]
-    return [topic for topic in (getattr(settings, name) for name in (*access.reads, *access.writes)) if topic]
+    return [name for name in (topic_name(settings, kind) for kind in (*access.reads, *access.writes)) if name]
 
 
 def check_job_access(settings: Settings, principal: str = "coaching") -> None:
@@ -184,15 +196,14 @@ def principals() -> list[str]:
 def grants(settings: Settings) -> list[tuple[str, str, str, str]]:
     """``(principal, resource type, name, operation)`` per ACL of ``settings``' topics (a ``*`` name: prefix).
 
-    A topic setting that is unset (``COACH_POLICY_TOPIC``) grants nothing.
+    An optional topic that is unset (``COACH_POLICY_TOPIC``) is granted under its catalog name, so a job
+    given that topic later needs no new ACL.
     """
     rows = []
     for principal, access in ACCESS.items():
         for operation, fields in (("READ", access.reads), ("WRITE", access.writes)):
-            for name in fields:
-                topic = getattr(settings, name)
-                if topic:
-                    rows.append((principal, "TOPIC", topic, operation))
+            rows += [(principal, "TOPIC", str(topic_name(settings, kind, default=True)), operation)
+                     for kind in fields]
         rows += [(principal, "GROUP", group, "READ") for group in access.groups]
     return rows
 
@@ -265,8 +276,8 @@ def table() -> str:
             f"| `{ADMIN}` | (super user) | (super user) | (super user) "
             "| creating topics, applying these ACLs |"]
     for principal, access in ACCESS.items():
-        def names(fields: tuple[str, ...]) -> str:
-            return ", ".join(f"`{getattr(defaults, f) or 'COACH_' + f.upper()}`" for f in fields) or "-"
+        def names(kinds: tuple[str, ...]) -> str:
+            return ", ".join(f"`{topic_name(defaults, kind, default=True)}`" for kind in kinds) or "-"
         groups = ", ".join(f"`{group}`" for group in access.groups) or "-"
         rows.append(f"| `{principal}` | {names(access.reads)} | {names(access.writes)} | {groups} "
                     f"| {access.purpose} |")

@@ -9,24 +9,24 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from coachflow.config import Settings
 from coachflow.security import KafkaAccessError, metadata, refused
+from schemas.topics import TOPICS
 
 log = logging.getLogger(__name__)
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Topic -> its config. Customer context is compacted: the latest record per key wins. Decisions,
-    dead letters and feedback are kept ``COACH_RETENTION_*_DAYS`` (docs/security.md)."""
-    specs: dict[str, dict[str, str]] = {settings.topic_events: {},
-                                        settings.topic_context: {"cleanup.policy": "compact"},
-                                        settings.topic_feedback: {}}
-    for topic in settings.outputs().values():
-        specs[topic] = {}
-    for topic, retention_ms in settings.retention_ms().items():
-        specs[topic]["retention.ms"] = str(retention_ms)
+    """Topic -> its config, for every catalog topic the settings name (``schemas.topics``);
+    compacted topics keep the latest record per key. Decisions, dead letters and feedback are kept
+    ``COACH_RETENTION_*_DAYS`` (docs/security.md)."""
+    specs: dict[str, dict[str, str]] = {}
+    for spec in TOPICS:
+        name = settings.topic(spec.kind)
+        if name:
+            specs[name] = {"cleanup.policy": "compact"} if spec.compacted else {}
+    for name, retention_ms in settings.retention_ms().items():
+        specs[name]["retention.ms"] = str(retention_ms)
     if settings.lineage == "kafka":
         specs[settings.lineage_topic] = {}
-    if settings.policy_topic:
-        specs[settings.policy_topic] = {"cleanup.policy": "compact"}
     return specs
 
 

@@ -33,6 +33,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from schemas import Alert, Suggestion
+from schemas import topics as catalog
 from schemas.feedback import Acceptance, Feedback
 
 log = logging.getLogger("coachflow.console")
@@ -48,21 +49,15 @@ VERDICTS = ("accepted", "dismissed")
 class ConsoleConfig:
     brokers: str
     agent: str | None
-    topic_suggestions: str = "coaching.suggestions"
-    topic_alerts: str = "coaching.alerts"
-    topic_feedback: str = "coaching.feedback"
-    topic_acceptance: str = "coaching.acceptance"
+    topic_suggestions: str = catalog.topic("suggestions").default
+    topic_alerts: str = catalog.topic("alerts").default
+    topic_feedback: str = catalog.topic("feedback").default
+    topic_acceptance: str = catalog.topic("acceptance").default
     host: str = "127.0.0.1"
     port: int = 8765
     since_s: float = 900.0
     kafka_config: dict[str, Any] = field(default_factory=dict, repr=False)
     """The clients' librdkafka configuration (``Settings.kafka_client``: brokers and credentials)."""
-
-
-def _topic(settings: Any, name: str, default: str) -> str:
-    """The job's setting when it has one, else its ``COACH_*`` variable, else the default."""
-    value = getattr(settings, name, None)
-    return value or os.environ.get(f"COACH_{name.upper()}") or default
 
 
 def config_from(args: argparse.Namespace) -> ConsoleConfig:
@@ -78,8 +73,8 @@ def config_from(args: argparse.Namespace) -> ConsoleConfig:
         agent=args.agent,
         topic_suggestions=settings.topic_suggestions,
         topic_alerts=settings.topic_alerts,
-        topic_feedback=_topic(settings, "topic_feedback", "coaching.feedback"),
-        topic_acceptance=_topic(settings, "topic_acceptance", "coaching.acceptance"),
+        topic_feedback=settings.topic_feedback,
+        topic_acceptance=settings.topic_acceptance,
         host=args.host,
         port=args.port,
         since_s=args.since_s,

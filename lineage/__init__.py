@@ -294,6 +294,15 @@ _ACTIVE: list[Lineage] = []
 _ENDING: dict[str, BaseException | None] = {"error": None}
 
 
+def ending_error() -> BaseException | None:
+    """How this process is ending: the uncaught exception, a ``KeyboardInterrupt`` for Ctrl-C or
+    SIGTERM, or None for a normal exit (read in an exit hook, after ``install_exit_hooks``)."""
+    error = _ENDING["error"]
+    if _interrupted(error):
+        return KeyboardInterrupt()
+    return error
+
+
 def _excepthook(kind, value, tb) -> None:
     _ENDING["error"] = value
     _previous_excepthook(kind, value, tb)

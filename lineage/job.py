@@ -7,6 +7,11 @@ from pathlib import Path
 from openlineage.client.facet_v2 import column_lineage_dataset as cl
 
 from lineage import CoachflowRunFacet, DatasetSpec, Lineage, LineageConfig, file_namespace, kafka_namespace
+from operators.quality import CONTEXT_SUITE, EVENTS_SUITE
+from schemas.topics import INPUTS, OUTPUTS, topic
+
+#: Input kind -> the data-quality suite that judges it.
+SUITES = {"events": EVENTS_SUITE, "context": CONTEXT_SUITE}
 
 # Output contract -> field -> (input contract, input fields, transformation type, subtype, description)
 COLUMNS: dict[str, dict[str, list[tuple[str, list[str], str, str, str]]]] = {
@@ -64,29 +69,24 @@ def job_lineage(settings, config: LineageConfig, *, model: dict, policy: dict, s
     """The ``Lineage`` of one coaching job process, for ``settings``."""
     if settings.kafka_mode:
         namespace = kafka_namespace(settings.brokers)
-        events, context = (namespace, settings.topic_events), (namespace, settings.topic_context)
-        outputs = {kind: (namespace, topic) for kind, topic in settings.outputs().items()}
+        inputs = [DatasetSpec(namespace, settings.topic(spec.kind), spec.contract, SUITES.get(spec.kind))
+                  for spec in INPUTS]
+        outputs = [DatasetSpec(namespace, settings.topic(spec.kind), spec.contract) for spec in OUTPUTS]
+        names = {spec.kind: (namespace, settings.topic(spec.kind)) for spec in INPUTS}
     else:
+        # Embedded mode: one file interleaves events and context (and feedback, when it holds any).
         namespace = file_namespace()
         source = str(Path(settings.input).resolve())
-        events = context = (namespace, source)
+        events = topic("events")
+        inputs = [DatasetSpec(namespace, source, events.contract, SUITES["events"])]
         out = Path(settings.output_dir).resolve()
-        outputs = {kind: (namespace, str(out / f"{kind}.jsonl")) for kind in settings.outputs()}
-    contracts = {
-        "suggestions": "suggestion.v1", "alerts": "alert.v1", "decisions": "decision.v1",
-        "dlq": "dead_letter.v1", "summaries": "conversation_summary.v1", "acceptance": "acceptance.v1",
-    }
-    inputs = [DatasetSpec(*events, "conversation_event.v1", "conversation_events")]
-    if context != events:
-        inputs.append(DatasetSpec(*context, "customer_context.v1", "customer_context"))
-    if settings.kafka_mode:
-        inputs.append(DatasetSpec(namespace, settings.topic_feedback, "feedback.v1"))
-    output_specs = [DatasetSpec(*outputs[kind], contracts[kind]) for kind in settings.outputs()]
+        outputs = [DatasetSpec(namespace, str(out / f"{spec.kind}.jsonl"), spec.contract) for spec in OUTPUTS]
+        names = {spec.kind: (namespace, source) for spec in INPUTS}
     return Lineage(
         config,
         inputs,
-        output_specs,
+        outputs,
         CoachflowRunFacet(model=model, policy=policy, qualitySuites=suites),
-        _column_lineage({"events": events, "context": context}),
+        _column_lineage(names),
         description="Real-time agent coaching: suggestions, alerts and an audit log from conversation turns.",
     )

@@ -36,17 +36,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
-from bytewax.operators import StatefulLogic
 from cydifflib import SequenceMatcher  # difflib's, compiled: the same ratios
 
+from operators.boundary import Boundary, keyed_step
 from operators.envelope import Envelope
-from operators.records import refuse, stable_id, utc_from_ns
-from operators.state import freeze, thaw
+from operators.records import mask_text, refuse, stable_id, utc_from_ns
+from operators.state import KeyedLogic
 from schemas import (
     Acceptance,
     ConversationEnd,
@@ -82,9 +82,9 @@ class AcceptanceConfig:
     payload_limit: int = 65_536
 
 
-@dataclass
+@dataclass(frozen=True)
 class Shown:
-    """A shown suggestion, with what its verdicts are counted by."""
+    """A shown suggestion, with what its verdicts are counted by (replaced, never changed, when it is judged)."""
 
     suggestion_id: str
     decision_id: str
@@ -107,7 +107,7 @@ class Shown:
     arm: str | None = None
     experiment: str | None = None
     clicked: bool = False
-    feedback_ids: list[str] = field(default_factory=list)
+    feedback_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -137,8 +137,10 @@ def similarity(reply: str, suggestion: str) -> float:
     return SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-class AcceptanceLogic(StatefulLogic[object, object, bytes]):
+class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
     """Bytewax logic for one conversation; see the module docstring."""
+
+    state_type = AcceptanceState
 
     def __init__(
         self,
@@ -146,10 +148,12 @@ class AcceptanceLogic(StatefulLogic[object, object, bytes]):
         state: AcceptanceState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(state)
         self.config = config
-        state = thaw(state)
-        self.state = state if state is not None else AcceptanceState()
         self._now = now_getter
+
+    def held(self) -> list[Envelope]:
+        return [envelope for _, envelope in self.state.waiting]
 
     # -- the stream ----------------------------------------------------------
     def on_item(self, value: object) -> tuple[Iterable[object], bool]:
@@ -163,9 +167,11 @@ class AcceptanceLogic(StatefulLogic[object, object, bytes]):
         elif isinstance(value, Decision):
             shown = state.shown.get(value.suggestion_id or "")
             if shown is not None:
-                shown.policy_name, shown.policy_hash = value.policy_name, value.policy_hash
-                shown.rules = sorted({r.rule_id for r in value.rules if r.outcome in ("block", "rewrite")})
-                shown.arm, shown.experiment = value.arm, value.experiment
+                state.shown[shown.suggestion_id] = replace(
+                    shown, policy_name=value.policy_name, policy_hash=value.policy_hash,
+                    rules=sorted({r.rule_id for r in value.rules if r.outcome in ("block", "rewrite")}),
+                    arm=value.arm, experiment=value.experiment,
+                )
         elif isinstance(value, Envelope):
             if isinstance(value.record, Feedback):
                 out += self._feedback(value, now)
@@ -190,9 +196,6 @@ class AcceptanceLogic(StatefulLogic[object, object, bytes]):
         due += [s.seen_wall + self.config.ttl_s for s in state.shown.values()]
         due.append(state.last_seen + self.config.ttl_s)  # an idle conversation's state goes
         return datetime.fromtimestamp(min(due), tz=timezone.utc)
-
-    def snapshot(self) -> bytes:
-        return freeze(self.state)
 
     def _alive(self) -> bool:
         state = self.state
@@ -282,7 +285,7 @@ class AcceptanceLogic(StatefulLogic[object, object, bytes]):
             e.record.feedback_id == feedback.feedback_id for _, e in state.waiting
         )
         if seen:
-            return [self._dead(envelope, "duplicate_event", f"feedback {feedback.feedback_id} seen before")]
+            return [self._dead(envelope, "duplicate_event", f"feedback {mask_text(feedback.feedback_id)} seen before")]
         shown = state.shown.get(feedback.suggestion_id)
         if shown is None:
             state.waiting.append((now + self.config.wait_s, envelope))
@@ -301,12 +304,15 @@ class AcceptanceLogic(StatefulLogic[object, object, bytes]):
 
     def _judge(self, shown: Shown, envelope: Envelope) -> object:
         feedback: Feedback = envelope.record
-        shown.feedback_ids.append(feedback.feedback_id)
+        shown = self.state.shown[shown.suggestion_id]  # as an earlier verdict of this batch left it
+        clicked = shown.clicked or feedback.event != "shown"
+        self.state.shown[shown.suggestion_id] = replace(
+            shown, feedback_ids=(*shown.feedback_ids, feedback.feedback_id), clicked=clicked
+        )
         if feedback.event == "shown":
             return self._recorded(shown, envelope, "feedback_shown")
         if shown.clicked:
             return self._recorded(shown, envelope, "feedback_superseded")
-        shown.clicked = True
         latency = round(max(0.0, feedback.at.timestamp() - shown.created_at), 3)
         return self._acceptance(
             shown, "click", "click", feedback.event, VERDICTS[feedback.event], at=feedback.at,
@@ -386,9 +392,15 @@ class AcceptanceLogic(StatefulLogic[object, object, bytes]):
         feedback: Feedback = envelope.record
         return self._dead(
             envelope, "unknown_suggestion",
-            f"suggestion {feedback.suggestion_id} was not shown in conversation {feedback.conversation_id} "
+            f"suggestion {mask_text(feedback.suggestion_id)} was not shown in conversation "
+            f"{mask_text(feedback.conversation_id)} "
             f"within {self.config.wait_s:g}s (or is older than the feedback TTL)",
         )
+
+
+def is_feedback(item: object) -> bool:
+    """The inputs the acceptance step decides: feedback (the rest were decided by the guardrails)."""
+    return isinstance(item, Envelope) and isinstance(item.record, Feedback)
 
 
 def acceptance_key(item: object) -> str:
@@ -413,6 +425,7 @@ def track_acceptance(
     up: Stream[object],
     config: AcceptanceConfig,
     now_getter: Callable[[], float] = time.time,
+    boundary: Boundary | None = None,
 ) -> Stream[object]:
     """Acceptance per shown suggestion, by click and inferred; see the module docstring.
 
@@ -421,12 +434,15 @@ def track_acceptance(
         passed-through conversation envelopes.
     :arg config: TTL, wait, similarity threshold and channels.
     :arg now_getter: Wall clock in seconds (injected by tests).
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step;
+        it accounts for feedback only: the other items' inputs were decided by the guardrails).
     :returns: ``Acceptance`` records, ``recorded`` feedback ``Decision``s and dead letters.
     """
     # One step keeps what the step wants, keyed by conversation.
     keyed = op.filter_map("key_wanted", up, lambda item: (acceptance_key(item), item) if wants(item) else None)
+    boundary = boundary or Boundary(step_id, config.payload_limit, owns=is_feedback)
 
     def build(resume: AcceptanceState | bytes | None) -> AcceptanceLogic:
         return AcceptanceLogic(config, resume, now_getter)
 
-    return op.key_rm("unkey", op.stateful("judge", keyed, build))
+    return op.key_rm("unkey", keyed_step("judge", keyed, build, boundary))

@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
-from bytewax.operators import StatefulLogic
 
+from operators.boundary import Boundary, keyed_step
 from operators.envelope import Envelope, now_ns
 from operators.features import (
     FREE_TEXT_ACTION,
@@ -33,8 +33,8 @@ from operators.features import (
     is_complaint,
     word_count,
 )
-from operators.records import refuse, stable_id, utc_from_ns
-from operators.state import freeze, thaw
+from operators.records import mask_text, refuse, stable_id, utc_from_ns
+from operators.state import KeyedLogic
 from schemas import (
     Alert,
     ConversationEnd,
@@ -170,7 +170,7 @@ class ConversationTracker:
         if state.ended:
             return Applied(refused="conversation_ended", detail="the conversation has ended")
         if event.event_id in state.seen_event_ids:
-            return Applied(refused="duplicate_event", detail=f"event {event.event_id} seen before")
+            return Applied(refused="duplicate_event", detail=f"event {mask_text(event.event_id)} seen before")
         final_turn = isinstance(event, Turn) and event.is_final
         if (final_turn or not isinstance(event, Turn)) and event.sequence in state.final_sequences:
             return Applied(
@@ -385,8 +385,10 @@ class ConversationTracker:
         )
 
 
-class ConversationLogic(StatefulLogic[Envelope, object, bytes]):
+class ConversationLogic(KeyedLogic[Envelope, object, ConversationState]):
     """Bytewax logic for one conversation: tracker, idle close, tombstone."""
+
+    state_type = ConversationState
 
     def __init__(
         self,
@@ -395,12 +397,17 @@ class ConversationLogic(StatefulLogic[Envelope, object, bytes]):
         now_getter: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.tracker = ConversationTracker(config, thaw(state))
+        self.tracker = ConversationTracker(config)
+        super().__init__(state)
         self._now = now_getter
 
-    @property
+    @property  # type: ignore[override]
     def state(self) -> ConversationState:
         return self.tracker.state
+
+    @state.setter
+    def state(self, state: ConversationState) -> None:
+        self.tracker.state = state
 
     def on_item(self, value: Envelope) -> tuple[Iterable[object], bool]:
         event = value.record
@@ -444,9 +451,6 @@ class ConversationLogic(StatefulLogic[Envelope, object, bytes]):
             else state.last_wall + self.config.session_gap_s
         )
         return datetime.fromtimestamp(due, tz=timezone.utc)
-
-    def snapshot(self) -> bytes:
-        return freeze(self.state)
 
     def _close(self, reason: str) -> ConversationSummary:
         summary = self.tracker.summary(reason)
@@ -497,6 +501,7 @@ def track_conversations(
     up: Stream[Envelope],
     config: ConversationConfig,
     now_getter: Callable[[], float] = time.time,
+    boundary: Boundary | None = None,
 ) -> ConversationOut:
     """Keep windowed state per conversation and mark prediction points.
 
@@ -504,13 +509,13 @@ def track_conversations(
     :arg up: Conversation events joined with their customer context.
     :arg config: Window, lateness, session gap and alert thresholds.
     :arg now_getter: Wall clock in seconds (injected by tests).
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
     :returns: ``ConversationOut(events, outputs)``.
     """
     keyed = op.key_on("key_conversation", up, lambda envelope: envelope.record.conversation_id)
-
-    def build(resume: ConversationState | bytes | None) -> ConversationLogic:
-        return ConversationLogic(config, resume, now_getter)
-
-    tracked = op.key_rm("unkey", op.stateful("track", keyed, build))
+    boundary = boundary or Boundary(step_id, config.payload_limit)
+    tracked = op.key_rm(
+        "unkey", keyed_step("track", keyed, lambda resume: ConversationLogic(config, resume, now_getter), boundary)
+    )
     split = op.branch("split", tracked, lambda item: isinstance(item, Envelope))
     return ConversationOut(events=split.trues, outputs=split.falses)

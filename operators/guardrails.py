@@ -29,13 +29,13 @@ from functools import lru_cache
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
-from bytewax.operators import StatefulLogic
 
+from operators.boundary import Boundary, keyed_step
 from operators.envelope import Envelope, now_ns
 from operators.policy import Policy
 from operators.records import stable_id, utc_from_ns
 from operators.scoring import placeholder
-from operators.state import freeze, thaw
+from operators.state import KeyedLogic
 from schemas import (
     Alert,
     Candidate,
@@ -402,31 +402,56 @@ class Guard:
         )
 
 
-class GuardLogic(StatefulLogic[Envelope, object, bytes]):
-    """Bytewax logic: the guard of one conversation, with the policy in force."""
+@dataclass(frozen=True)
+class GuardConfig:
+    """How the guardrails step runs; see ``COACH_SESSION_GAP_S`` and ``COACH_SUGGEST_UNTEMPLATED``."""
+
+    idle_s: float = 900.0
+    """Wall-clock idle time after which a conversation's state is dropped."""
+    run_id: str | None = None
+    """The OpenLineage run id, stamped on suggestions and decisions."""
+    passthrough: bool = False
+    """Also emit each input ``Envelope`` just before its decision (for the acceptance step,
+    which must see the agent's turns in order)."""
+    untemplated: bool = False
+    """Evaluation only: accept the placeholder of a candidate without a template."""
+    payload_limit: int = 65_536
+
+
+class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
+    """Bytewax logic: the guard of one conversation, with the policy in force.
+
+    :arg policies: A ``PolicyStore`` (anything with ``current() -> Policy``).
+    :arg templates: The model's ``TemplateBook`` (approved templates).
+    :arg arms: An experiment's ``Arms``: each conversation takes its arm's policy and templates.
+    """
+
+    state_type = GuardState
 
     def __init__(
         self,
         policies,
         templates,
-        idle_s: float,
+        config: GuardConfig = GuardConfig(),
         state: GuardState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
-        run_id: str | None = None,
         arms=None,
-        passthrough: bool = False,
-        untemplated: bool = False,
     ) -> None:
         self.policies = policies
         self.arms = arms
-        self.passthrough = passthrough
-        self.guard = Guard(templates, thaw(state), run_id, None if arms is None else arms.name, untemplated)
-        self.idle_s = idle_s
+        self.passthrough = config.passthrough
+        self.guard = Guard(templates, None, config.run_id, None if arms is None else arms.name, config.untemplated)
+        super().__init__(state)
+        self.idle_s = config.idle_s
         self._now = now_getter
 
-    @property
+    @property  # type: ignore[override]
     def state(self) -> GuardState:
         return self.guard.state
+
+    @state.setter
+    def state(self, state: GuardState) -> None:
+        self.guard.state = state
 
     def on_item(self, value: Envelope) -> tuple[Iterable[object], bool]:
         if self.arms is not None:
@@ -448,9 +473,6 @@ class GuardLogic(StatefulLogic[Envelope, object, bytes]):
     def notify_at(self) -> datetime | None:
         return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=timezone.utc)
 
-    def snapshot(self) -> bytes:
-        return freeze(self.state)
-
 
 def guard_key(envelope: Envelope) -> str:
     """Conversation events by conversation; context records by customer."""
@@ -466,12 +488,10 @@ def apply_guardrails(
     up: Stream[Envelope],
     policies,
     templates,
-    idle_s: float = 900.0,
+    config: GuardConfig = GuardConfig(),
     now_getter: Callable[[], float] = time.time,
-    run_id: str | None = None,
     arms=None,
-    passthrough: bool = False,
-    untemplated: bool = False,
+    boundary: Boundary | None = None,
 ) -> Stream[object]:
     """Decide on every input: the suggestion (if shown), the decision, and alerts.
 
@@ -482,19 +502,18 @@ def apply_guardrails(
     :arg up: Scored prediction points and recorded inputs.
     :arg policies: A ``PolicyStore`` (anything with ``current() -> Policy``).
     :arg templates: The model's ``TemplateBook`` (approved templates).
-    :arg idle_s: Wall-clock idle time after which state is dropped.
+    :arg config: Idle time, run id, passthrough (see ``GuardConfig``).
     :arg now_getter: Wall clock in seconds (injected by tests).
-    :arg run_id: The OpenLineage run id, stamped on suggestions and decisions.
     :arg arms: An experiment's ``Arms``: each conversation takes its arm's policy and
         templates, and its decisions record the arm (``policies``/``templates`` are control's).
-    :arg passthrough: Also emit each input ``Envelope`` just before its decision (for the
-        acceptance step, which must see the agent's turns in order).
-    :arg untemplated: Evaluation only: accept the placeholder of a candidate without a template.
-    :returns: ``Suggestion``, ``Decision`` and ``Alert`` records (and envelopes with ``passthrough``).
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
+    :returns: ``Suggestion``, ``Decision``, ``Alert`` and ``DeadLetter`` records (and envelopes with
+        ``passthrough``).
     """
     keyed = op.key_on("key_conversation", up, guard_key)
+    boundary = boundary or Boundary(step_id, config.payload_limit)
 
     def build(resume: GuardState | bytes | None) -> GuardLogic:
-        return GuardLogic(policies, templates, idle_s, resume, now_getter, run_id, arms, passthrough, untemplated)
+        return GuardLogic(policies, templates, config, resume, now_getter, arms)
 
-    return op.key_rm("unkey", op.stateful("decide", keyed, build))
+    return op.key_rm("unkey", keyed_step("decide", keyed, build, boundary))

@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
-from bytewax.operators import StatefulLogic
 
+from operators.boundary import Boundary, keyed_step
 from operators.envelope import Envelope, now_ns
 from operators.records import refuse
-from operators.state import freeze, thaw
+from operators.state import KeyedLogic
 from schemas import ConversationEnd, CustomerContext, DeadLetter
 
 
@@ -58,8 +58,10 @@ def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, bytes]):
+class ContextJoinLogic(KeyedLogic[Envelope, Envelope | DeadLetter, JoinState]):
     """Join one customer's conversation events with its latest context."""
+
+    state_type = JoinState
 
     def __init__(
         self,
@@ -67,10 +69,12 @@ class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, bytes]):
         state: JoinState | bytes | None = None,
         now_getter: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(state)
         self.config = config
-        state = thaw(state)
-        self.state = state if state is not None else JoinState()
         self._now = now_getter
+
+    def held(self) -> list[Envelope]:
+        return list(self.state.pending)
 
     # -- inputs -------------------------------------------------------------
     def on_item(self, value: Envelope) -> tuple[Iterable[Envelope | DeadLetter], bool]:
@@ -144,9 +148,6 @@ class ContextJoinLogic(StatefulLogic[Envelope, Envelope | DeadLetter, bytes]):
             times.append(min(state.conversations.values()) + self.config.idle_s)
         return _at(min(times))
 
-    def snapshot(self) -> bytes:
-        return freeze(self.state)
-
     # -- helpers ------------------------------------------------------------
     def _release(self, envelope: Envelope, status: str) -> Envelope:
         envelope.context = self.state.context
@@ -179,6 +180,7 @@ def join_context(
     up: Stream[Envelope],
     config: JoinConfig,
     now_getter: Callable[[], float] = time.time,
+    boundary: Boundary | None = None,
 ) -> JoinOut:
     """Join conversation events with the latest context of their customer.
 
@@ -189,14 +191,14 @@ def join_context(
     :arg up: Parsed conversation events and customer-context records.
     :arg config: Hold time and state lifetimes.
     :arg now_getter: Wall clock in seconds (injected by tests).
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
     :returns: ``JoinOut(events, contexts, errs)``.
     """
     keyed = op.key_on("key_customer", up, lambda envelope: envelope.join_key)
-
-    def build(resume: JoinState | bytes | None) -> ContextJoinLogic:
-        return ContextJoinLogic(config, resume, now_getter)
-
-    joined = op.key_rm("unkey", op.stateful("join", keyed, build))
+    boundary = boundary or Boundary(step_id, config.payload_limit)
+    joined = op.key_rm(
+        "unkey", keyed_step("join", keyed, lambda resume: ContextJoinLogic(config, resume, now_getter), boundary)
+    )
     oks = op.branch("split_errs", joined, lambda item: isinstance(item, Envelope))
     kinds = op.branch(
         "split_contexts", oks.trues, lambda envelope: envelope.recorded is None

@@ -16,10 +16,12 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from pydantic import Field, TypeAdapter, ValidationError
 
+from operators.boundary import Boundary
 from operators.envelope import Envelope, RawRecord, now_ns
 from operators.keys import key_field
+from operators.limits import JsonLimits, check_shape
 from operators.pii import Redactor
-from operators.records import STRICT, dead_letter
+from operators.records import STRICT, dead_letter, mask_text
 from schemas import (
     CONTEXT_ADAPTER,
     EVENT_ADAPTER,
@@ -50,6 +52,11 @@ _EVENT_TYPES = frozenset(
     ("conversation_start", "turn", "task_selected", "kb_result", "conversation_end")
 )
 _TAGS = _EVENT_TYPES | {"customer_context", "feedback"}
+#: Names a location may hold that are the contracts' own; any other name in it came with the input.
+_FIELDS = frozenset(
+    name for model in (ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd, CustomerContext, Feedback)
+    for name in model.model_fields
+) | _TAGS | {"str", "int", "float", "bool", "list[str]", "none", "constrained-str"}
 _MAX_ERRORS = 20
 
 
@@ -59,6 +66,8 @@ class ParseLimits:
 
     max_payload_bytes: int = 65_536
     max_text_chars: int = 4_000
+    json: JsonLimits = JsonLimits()
+    """Bounds on the JSON's shape, checked on the raw bytes before anything parses them."""
     check_keys: bool = True
     """Kafka mode: the record key must equal the conversation or customer id."""
     key_by: Literal["conversation", "customer"] = "conversation"
@@ -72,8 +81,10 @@ def expected_key(record, stream: str, key_by: str) -> str | None:
 
 
 def _loc(loc: tuple) -> str:
+    """A pydantic error location as a dotted path; names the input brought (unknown fields, item keys)
+    are masked, since a producer can put anything in them."""
+    parts = [str(p) if isinstance(p, int) or p in _FIELDS else STRICT.redact(str(p))[0] for p in loc]
     # Discriminated unions prefix the location with the tag; drop it.
-    parts = [str(p) for p in loc]
     if parts and parts[0] in _TAGS:
         parts = parts[1:]
     return ".".join(parts) or "$"
@@ -164,7 +175,7 @@ def parse_record(
         )
 
     if raw.error is not None:
-        return refuse("source_error", f"the source reported: {raw.error}")
+        return refuse("source_error", f"the source reported: {mask_text(raw.error)}")
     if not payload.strip():
         return refuse("empty_payload", "the record has no value")
     if raw.payload_bytes > limits.max_payload_bytes:
@@ -172,6 +183,9 @@ def parse_record(
             "payload_too_large",
             f"{raw.payload_bytes} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
+    shape = check_shape(payload, limits.json)
+    if shape is not None:
+        return refuse(shape.reason, shape.detail)
     try:
         record = _ADAPTERS[raw.stream].validate_json(payload)
     except ValidationError as error:
@@ -186,12 +200,12 @@ def parse_record(
     if limits.check_keys and raw.stream != "any":
         expected = expected_key(record, raw.stream, limits.key_by)
         if raw.key is None:
-            wanted = repr(expected) if expected is not None else "its conversation's customer id"
+            wanted = repr(mask_text(expected)) if expected is not None else "its conversation's customer id"
             return refuse("missing_key", f"the record must be keyed by {wanted}", record=record)
         if expected is not None and raw.key != expected.encode():
             return refuse(
                 "key_mismatch",
-                f"key {raw.key.decode('utf-8', 'replace')[:128]!r} is not {expected!r}",
+                f"key {mask_text(raw.key.decode('utf-8', 'replace')[:128])!r} is not {mask_text(expected)!r}",
                 record=record,
             )
     record, masked = mask_record(record, redactor)
@@ -212,6 +226,7 @@ def parse_records(
     up: Stream[RawRecord],
     limits: ParseLimits,
     redactor_getter: Callable[[], Redactor] = lambda: STRICT,
+    boundary: Boundary | None = None,
     now_getter: Callable[[], int] = now_ns,
 ) -> ParseOut:
     """Parse raw inputs against the topic contracts.
@@ -223,14 +238,24 @@ def parse_records(
     :arg up: Raw records from Kafka or a JSONL file.
     :arg limits: Size and key checks.
     :arg redactor_getter: The PII redactor of the policy in force.
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
     :arg now_getter: Wall clock in nanoseconds (injected by tests).
     :returns: ``ParseOut(oks, errs)``.
     """
+    boundary = boundary or Boundary(step_id, limits.max_payload_bytes)
 
     def parse_batch(batch: list[RawRecord]) -> list[Envelope | DeadLetter]:
         received = now_getter()
         redactor = redactor_getter()
-        return [parse_record(raw, limits, received, redactor) for raw in batch]
+        out: list[Envelope | DeadLetter] = []
+        for raw in batch:
+            try:
+                out.append(parse_record(raw, limits, received, redactor))
+            except Exception as error:  # noqa: BLE001 - the step's error boundary
+                out += boundary.failed(raw, error)
+            else:
+                boundary.passed()
+        return out
 
     parsed = op.flat_map_batch("parse", up, parse_batch)
     split = op.branch("split", parsed, lambda item: isinstance(item, Envelope))

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
-
-_KIND = {
-    Suggestion: "suggestions",
-    Alert: "alerts",
-    Decision: "decisions",
-    DeadLetter: "dlq",
-    ConversationSummary: "summaries",
-    Acceptance: "acceptance",
-}
+from operators.boundary import Boundary
+from schemas import OUTPUT_KIND, Acceptance, DeadLetter, Decision, Suggestion
 
 
 def kind_of(record: object) -> str:
-    return _KIND[type(record)]
+    """The output kind (``schemas.topics``) a published record goes to."""
+    return OUTPUT_KIND[type(record)]
 
 
 def key_of(record: object) -> bytes | None:
@@ -36,13 +30,44 @@ def serialize(record) -> tuple[str, bytes | None, bytes]:
     return kind_of(record), key_of(record), record.__pydantic_serializer__.to_json(record)
 
 
-def show(suggestion: Suggestion, out: TextIO = sys.stdout) -> None:
-    """One readable line per suggestion, for people watching the embedded run."""
-    alternatives = ", ".join(c.action for c in suggestion.alternatives)
-    print(
-        f"{suggestion.conversation_id:<12} {suggestion.channel:<5} after {suggestion.event_id}: "
-        f"{suggestion.action} ({suggestion.confidence:.0%}) \u2192 \"{suggestion.text}\""
-        + (f"  [also: {alternatives}]" if alternatives else ""),
-        file=out,
-        flush=False,
-    )
+def serialize_batch(boundary: Boundary) -> Callable[[list], list[tuple[str, bytes | None, bytes]]]:
+    """``serialize`` over a batch, behind ``boundary`` (give it ``owns=accounts_for_input``): a record
+    that cannot be serialised is replaced by the ``internal_error`` dead letter of its input when it
+    accounts for one, and counted and logged otherwise."""
+
+    def batch(records: list) -> list[tuple[str, bytes | None, bytes]]:
+        out = []
+        for record in records:
+            try:
+                out.append(serialize(record))
+            except Exception as error:  # noqa: BLE001 - the step's error boundary
+                for letter in boundary.failed(record, error):
+                    try:
+                        out.append(serialize(letter))
+                    except Exception:  # noqa: BLE001 - counted and logged by failed() already
+                        pass
+            else:
+                boundary.passed()
+        return out
+
+    return batch
+
+
+def accounts_for_input(record: object) -> bool:
+    """Whether a published record is its input's one decision or dead letter (or a feedback's click verdict)."""
+    return isinstance(record, Decision | DeadLetter) or (isinstance(record, Acceptance) and record.mode == "click")
+
+
+def show(suggestion: Suggestion, out: TextIO | None = None) -> None:
+    """One readable line per suggestion, for people watching the embedded run (never raises)."""
+    try:
+        alternatives = ", ".join(c.action for c in suggestion.alternatives)
+        print(
+            f"{suggestion.conversation_id:<12} {suggestion.channel:<5} after {suggestion.event_id}: "
+            f"{suggestion.action} ({suggestion.confidence:.0%}) \u2192 \"{suggestion.text}\""
+            + (f"  [also: {alternatives}]" if alternatives else ""),
+            file=out or sys.stdout,
+            flush=False,
+        )
+    except Exception:  # noqa: BLE001 - a line a terminal cannot print is not worth stopping for
+        pass

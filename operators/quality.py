@@ -35,6 +35,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from pydantic_core import to_json
 
+from operators.boundary import Boundary
 from operators.envelope import Envelope
 from operators.records import refuse_quality
 from schemas import (
@@ -219,6 +220,7 @@ def quality_gate(
     gate: Gate,
     payload_limit: int,
     observe: Callable[[list[tuple[str, dict]]], None] | None = None,
+    boundary: Boundary | None = None,
 ) -> GateOut:
     """Enforce the suites' critical expectations per record; note the warnings.
 
@@ -229,16 +231,23 @@ def quality_gate(
     :arg observe: Gets each batch's ``(suite, row)`` of the records that
         passed, for GX beside the hot path (``QualityMonitor.add``: a list
         append; the validation happens in another process).
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
     :returns: ``GateOut(oks, errs)``.
     """
+    boundary = boundary or Boundary(step_id, payload_limit)
 
     def judge(batch: list[Envelope]) -> list:
         out: list = []
         rows: list[tuple[str, dict]] = []
         for envelope in batch:
-            suite = suite_of(envelope)
-            row = quality_row(envelope)
-            verdict = gate.judge(suite, row)
+            try:
+                suite = suite_of(envelope)
+                row = quality_row(envelope)
+                verdict = gate.judge(suite, row)
+            except Exception as error:  # noqa: BLE001 - the step's error boundary
+                out += boundary.failed(envelope, error)
+                continue
+            boundary.passed()
             if verdict.critical:
                 out.append(refuse_quality(envelope, verdict, payload_limit))
                 continue

@@ -7,7 +7,13 @@ drop duplicates by id.
 Dead letters keep the input's bytes for forensics, with personal data masked
 (every kind the redactor knows, whatever the policy says: a refused record
 is the least trusted). A payload that cannot be shown safely (personal data
-hidden in JSON escapes of a malformed record) is withheld.
+hidden in JSON escapes of a malformed record, or anything masking fails on)
+is withheld: building a dead letter never raises.
+
+A dead letter's ``detail`` is the job's own sentence, kept as written so an
+operator can read it (expectation ids, step names, numbers); the untrusted
+parts a caller puts in it (ids, keys, field names) go through ``mask_text``,
+and exception messages through ``mask_message``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import uuid
 from datetime import datetime, timezone
 
 from operators.envelope import Envelope, Origin
+from operators.limits import JsonLimits, check_shape
 from operators.pii import Redactor
 from schemas import CustomerContext, DeadLetter, FieldError
 
@@ -71,18 +78,32 @@ def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
     return value
 
 
+#: JSON beyond these is masked as text: ``json.loads`` and ``_mask_json`` recurse.
+_MASKABLE = JsonLimits(depth=64, keys=100_000, items=1_000_000, string_chars=1 << 30)
+
+
 def mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
-    """``payload`` with personal data masked: (bytes, kinds masked, form)."""
+    """``payload`` with personal data masked: (bytes, kinds masked, form). Never raises:
+    a payload that masking fails on is withheld."""
+    try:
+        return _mask_payload(payload)
+    except Exception:  # noqa: BLE001 - show nothing rather than risk personal data, and never stop
+        return b"", [], "withheld"
+
+
+def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
     try:
         text = payload.decode("utf-8")
         encoding = "utf-8"
     except UnicodeDecodeError:
         text, encoding = payload.decode("latin-1"), "latin-1"  # one char per byte: the rest stays
     found: list[str] = []
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = _UNPARSED
+    parsed = _UNPARSED
+    if check_shape(payload, _MASKABLE) is None:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            pass
     if parsed is not _UNPARSED:
         masked = _mask_json(parsed, found)
         if masked == parsed and "\\u" not in text:
@@ -97,8 +118,18 @@ def mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
 
 
 def mask_text(text: str | None) -> str | None:
-    """Our own messages and record keys: structural text, so shaped personal data only."""
+    """Untrusted structural text (record keys, ids, field names) as quoted in our own messages:
+    shaped personal data (e-mails, cards, SSNs, phones) masked, other digits kept."""
     return None if text is None else SHAPED.redact(text)[0]
+
+
+def mask_message(error: BaseException, limit: int = 500) -> str:
+    """An exception's message, which may quote input: every kind of personal data masked, cut at ``limit``."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - a message that cannot be rendered says nothing
+        return ""
+    return STRICT.redact(text[: limit * 4])[0][:limit]
 
 
 def dead_letter(
@@ -116,10 +147,14 @@ def dead_letter(
     customer_id: str | None = None,
     payload_size: int | None = None,
     form: str = "original",
+    step: str | None = None,
+    error_type: str | None = None,
 ) -> DeadLetter:
     """A dead letter carrying the input's bytes, masked and cut at ``payload_limit``.
 
-    ``payload_size`` is the record's full size when ``payload`` is only its head.
+    ``detail`` is kept as given (see the module docstring); ``payload_size`` is the
+    record's full size when ``payload`` is only its head; ``step`` and ``error_type``
+    say where an ``internal_error`` happened and what was raised.
     """
     payload = payload or b""
     size = len(payload) if payload_size is None else payload_size
@@ -130,12 +165,12 @@ def dead_letter(
     else:
         kept, masked = mask_payload(kept)[:2]
     return DeadLetter.trusted(
-        schema_version="1.0",
+        schema_version="1.1",
         dead_letter_id=stable_id("dead_letter", origin.describe(), reason, event_id or ""),
         received_at=utc_from_ns(received_ns),
         source=origin.ref(),
         reason=reason,
-        detail=mask_text(detail),
+        detail=detail,
         errors=errors or [],
         key=None if key is None else mask_text(key.decode("utf-8", "replace")[:256]),
         payload_b64=base64.b64encode(kept).decode("ascii"),
@@ -147,6 +182,8 @@ def dead_letter(
         event_id=event_id,
         conversation_id=conversation_id,
         customer_id=customer_id,
+        step=step,
+        error_type=error_type,
     )
 
 
@@ -160,24 +197,34 @@ def refuse_quality(envelope: Envelope, verdict, payload_limit: int) -> DeadLette
     )
 
 
-def refuse(envelope: Envelope, reason: str, detail: str, payload_limit: int) -> DeadLetter:
+def refuse(
+    envelope: Envelope, reason: str, detail: str, payload_limit: int, *,
+    step: str | None = None, error_type: str | None = None,
+) -> DeadLetter:
     """The dead letter of a parsed input that a later step refused.
 
     Its payload is the parsed record re-serialised: the record as the job kept
     it, PII already masked (the original bytes are not kept after parsing, so
-    neither held inputs nor recovery snapshots hold personal data).
+    neither held inputs nor recovery snapshots hold personal data). A record
+    that cannot be re-serialised is withheld.
     """
     record = envelope.record
+    try:
+        payload, form = record.model_dump_json().encode(), "canonical"
+    except Exception:  # noqa: BLE001 - the dead letter must still be written
+        payload, form = b"", "withheld"
     return dead_letter(
         origin=envelope.origin,
         reason=reason,
         detail=detail,
-        payload=record.model_dump_json().encode(),
+        payload=payload,
         received_ns=envelope.received_ns,
         payload_limit=payload_limit,
         key=envelope.key,
         event_id=None if isinstance(record, CustomerContext) else envelope.input_id,
         conversation_id=getattr(record, "conversation_id", None),
         customer_id=getattr(record, "customer_id", None),
-        form="canonical",
+        form=form,
+        step=step,
+        error_type=error_type,
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
+from operators.boundary import Boundary
 from operators.envelope import Envelope, now_ns
 from operators.features import Features
+from schemas import DeadLetter
 
 
 class Scores(NamedTuple):
@@ -105,17 +108,49 @@ def _score_points(batch: list[Envelope], scorer: Scorer, clock: Callable[[], int
             envelope.scored_ns = done
 
 
+@dataclass(frozen=True)
+class ScoreOut:
+    """Scored envelopes (``oks``) and the dead letters of records scoring failed on (``errs``)."""
+
+    oks: Stream[Envelope]
+    errs: Stream[DeadLetter]
+
+
 @operator
-def score(step_id: str, up: Stream[Envelope], scorer: Scorer, arms=None, untemplated: bool = False) -> Stream[Envelope]:
+def score(
+    step_id: str, up: Stream[Envelope], scorer: Scorer, arms=None, untemplated: bool = False,
+    boundary: Boundary | None = None,
+) -> ScoreOut:
     """Rank next agent actions for each prediction point, a whole batch per model call.
 
-    Envelopes that are not prediction points pass through untouched.
+    Envelopes that are not prediction points pass through untouched. When the
+    batch's call raises, each of its records is scored alone, so that only the
+    records it fails on become dead letters.
 
     :arg step_id: Unique ID.
     :arg up: Envelopes from the conversation step.
     :arg scorer: The model, built once per worker process.
     :arg arms: An experiment's ``Arms``: each conversation scored by its arm's model.
     :arg untemplated: Evaluation only: keep candidates without a template (placeholder text).
-    :returns: The same envelopes, prediction points with ``candidates`` and ``texts``.
+    :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
+    :returns: ``ScoreOut(oks, errs)``: the envelopes, prediction points with ``candidates`` and ``texts``.
     """
-    return op.flat_map_batch("score_batch", up, lambda batch: score_envelopes(batch, scorer, arms=arms, untemplated=untemplated))
+    boundary = boundary or Boundary(step_id)
+
+    def one(envelope: Envelope) -> list[Envelope]:
+        return score_envelopes([envelope], scorer, arms=arms, untemplated=untemplated)
+
+    def score_batch(batch: list[Envelope]) -> list[Envelope | DeadLetter]:
+        try:
+            scored: list[Envelope | DeadLetter] = list(score_envelopes(batch, scorer, arms=arms, untemplated=untemplated))
+        except Exception:  # noqa: BLE001 - find the records it fails on
+            scored = []
+            for envelope in batch:
+                scored += boundary.guard(one, envelope)
+            return scored
+        boundary.passed()
+        return scored
+
+    out = op.flat_map_batch("score_batch", up, score_batch)
+    split = op.branch("split", out, lambda item: isinstance(item, Envelope))
+    return ScoreOut(oks=split.trues, errs=split.falses)

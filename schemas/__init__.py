@@ -1,7 +1,8 @@
 """Topic contracts (pydantic v2), exported to JSON Schema under ``schemas/json``.
 
-``CONTRACTS`` names each contract's JSON Schema file; ``export_all`` writes
-them, and a test proves the committed files match the models.
+``schemas.topics`` is the catalog of topics; ``CONTRACTS`` names each topic
+contract's JSON Schema file; ``export_all`` writes them, and a test proves
+the committed files match the models.
 """
 
 from __future__ import annotations
@@ -42,27 +43,19 @@ from schemas.outputs import (
     Suggestion,
 )
 from schemas.policy import PolicyDocument
+from schemas.topics import INPUTS, OUTPUT_KIND, OUTPUTS, TOPICS, TopicSpec, topic
 
 JSON_DIR = Path(__file__).parent / "json"
 
-#: file stem -> (topic it describes, model or adapter)
+#: file stem -> (the topic it describes, its model or adapter): one per catalog entry (``schemas.topics``)
 CONTRACTS: dict[str, tuple[str, type[BaseModel] | TypeAdapter]] = {
-    "conversation_event.v1": ("conversation.events", EVENT_ADAPTER),
-    "customer_context.v1": ("customer.context", CustomerContext),
-    "suggestion.v1": ("coaching.suggestions", Suggestion),
-    "alert.v1": ("coaching.alerts", Alert),
-    "decision.v1": ("coaching.decisions", Decision),
-    "dead_letter.v1": ("coaching.dlq", DeadLetter),
-    "conversation_summary.v1": ("coaching.summaries", ConversationSummary),
-    "policy.v1": ("coaching.policies", PolicyDocument),
-    "feedback.v1": ("coaching.feedback", Feedback),
-    "acceptance.v1": ("coaching.acceptance", Acceptance),
+    spec.contract: (spec.default, spec.schema) for spec in TOPICS
 }
 
 
 def json_schema(stem: str) -> dict:
     """The JSON Schema of one contract, with its topic and version in the header."""
-    topic, model = CONTRACTS[stem]
+    topic_name, model = CONTRACTS[stem]
     schema = (
         model.json_schema() if isinstance(model, TypeAdapter) else model.model_json_schema()
     )
@@ -70,7 +63,7 @@ def json_schema(stem: str) -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://coachflow.dev/schemas/{stem}.schema.json",
         "title": schema.get("title", stem),
-        "x-topic": topic,
+        "x-topic": topic_name,
         **{k: v for k, v in schema.items() if k != "title"},
     }
 
@@ -91,9 +84,16 @@ def export_all(directory: Path = JSON_DIR) -> list[Path]:
 
 
 __all__ = [
+    "INPUTS",
+    "OUTPUTS",
+    "OUTPUT_KIND",
+    "TOPICS",
+    "TopicSpec",
+    "topic",
     "CONTEXT_ADAPTER",
     "CONTRACTS",
     "Acceptance",
+    "PolicyDocument",
     "Feedback",
     "EVENT_ADAPTER",
     "INPUT_ADAPTER",

@@ -206,6 +206,11 @@ DeadLetterReason = Literal[
     "quality_check_failed",
     "source_error",
     "unknown_suggestion",
+    "too_deeply_nested",
+    "too_many_keys",
+    "too_many_items",
+    "string_too_long",
+    "internal_error",
 ]
 
 
@@ -218,9 +223,13 @@ class FieldError(Contract):
 
 
 class DeadLetter(Contract):
-    """An input the job refused, with its original bytes and why."""
+    """An input the job refused, with its original bytes and why.
 
-    schema_version: Literal["1.0"] = "1.0"
+    Version 1.1 adds the ``too_*``, ``string_too_long`` and ``internal_error`` reasons
+    and the ``step`` and ``error_type`` of an internal error; 1.0 records still validate.
+    """
+
+    schema_version: Literal["1.0", "1.1"] = "1.1"
     dead_letter_id: str = Field(description="Deterministic: from the input's source position.")
     received_at: UtcDatetime
     source: SourceRef
@@ -245,6 +254,10 @@ class DeadLetter(Contract):
     event_id: str | None = None
     conversation_id: str | None = None
     customer_id: str | None = None
+    step: str | None = Field(
+        default=None, description="internal_error: the step that failed on this record (parse, join, ...)."
+    )
+    error_type: str | None = Field(default=None, description="internal_error: the exception's type.")
 
 
 class SpeakerFigures(Contract):

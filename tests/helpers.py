@@ -18,6 +18,17 @@ T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
 _lines = count(1)
 
 
+def run_job(settings) -> None:
+    """Run the coaching dataflow in this process, as a job does: its resources opened, then closed."""
+    from bytewax.testing import run_main
+
+    from coachflow.runtime import JobResources
+    from flows.coaching import get_flow
+
+    with JobResources(settings) as job:
+        run_main(get_flow(settings, job))
+
+
 def at(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 

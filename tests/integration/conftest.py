@@ -28,17 +28,11 @@ from coachflow.bench import prefixed_settings, topic_env
 from coachflow.config import Settings
 from coachflow.private import read_properties, read_secret
 from coachflow.topics import ensure_topics
-from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion
+from schemas.topics import OUTPUTS
 from tests.helpers import ROOT
 
-OUTPUT_MODELS = {
-    "suggestions": Suggestion,
-    "alerts": Alert,
-    "decisions": Decision,
-    "dlq": DeadLetter,
-    "summaries": ConversationSummary,
-    "acceptance": Acceptance,
-}
+#: Output kind -> its contract's model (``schemas.topics``).
+OUTPUT_MODELS = {spec.kind: spec.schema for spec in OUTPUTS}
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +92,7 @@ class KafkaJob:
 
     def produce(self, items: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:
         """Produce (stream, key, value) in order; return each record's (topic, partition, offset)."""
-        topics = {"events": self.settings.topic_events, "context": self.settings.topic_context,
-                  "feedback": self.settings.topic_feedback}
+        topics = self.settings.inputs()
         producer = Producer(self.settings.kafka_client(**{"enable.idempotence": True, "linger.ms": 5}))
         positions: list[tuple[str, int, int] | None] = [None] * len(items)
         errors: list[str] = []

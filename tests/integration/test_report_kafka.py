@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from coachflow.report import SOURCES
+from schemas.topics import topic
 from tests.unit.test_report import outdir, run  # noqa: F401 - the fixture is used by name
 
 pytestmark = pytest.mark.kafka
@@ -23,9 +24,9 @@ def test_report_from_topics_matches_files(brokers, outdir, monkeypatch, capsys) 
         future.result(30)
     try:
         producer = Producer({"bootstrap.servers": brokers})
-        for kind, (name, variable, _) in SOURCES.items():
-            monkeypatch.setenv(variable, topics[kind])
-            for line in (outdir / name).read_text().splitlines():
+        for kind in SOURCES:
+            monkeypatch.setenv(f"COACH_{topic(kind).setting.upper()}", topics[kind])
+            for line in (outdir / f"{kind}.jsonl").read_text().splitlines():
                 producer.produce(topics[kind], value=line.encode(), key=json.loads(line)["conversation_id"])
         assert producer.flush(30) == 0
         from_files = json.loads(run([str(outdir), "--json", "--no-chart"], capsys)[1])

@@ -18,16 +18,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from bytewax.testing import run_main
 
 from coachflow import replay
 from coachflow.config import DEFAULT_MODEL, Settings
-from flows.coaching import get_flow
 from models import star
 from models.evaluate import evaluate_dialogues
 from models.registry import load_scorer
 from schemas import Acceptance
-from tests.helpers import ROOT, STAR_DIALOGUES
+from tests.helpers import ROOT, STAR_DIALOGUES, run_job
 
 DIALOGUES = 150
 
@@ -43,7 +41,7 @@ def figures(tmp_path_factory):
         policy=ROOT / "policies" / "evaluation.yaml", suggest_untemplated=True,
         quality_monitor=False, lineage="none",
     )
-    run_main(get_flow(settings))
+    run_job(settings)
     lines = (tmp / "out" / "acceptance.jsonl").read_text().splitlines()
     judged = [a for a in map(Acceptance.model_validate_json, lines) if a.mode == "inferred" and a.basis == "action"]
     evaluated = evaluate_dialogues(load_scorer(DEFAULT_MODEL), star.select(STAR_DIALOGUES, split="dev", limit=DIALOGUES))

@@ -8,13 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bytewax.testing import run_main
 
 from coachflow.config import SAMPLE_INPUT, Settings
-from flows.coaching import get_flow
 from operators.experiment import assign
 from schemas import Acceptance, DeadLetter, Decision, Suggestion
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_job
 
 EVALUATION = ROOT / "policies" / "evaluation.yaml"
 
@@ -43,7 +41,7 @@ def fb(fid: str, suggestion: Suggestion | None, event: str, **fields) -> dict:
 def clicks(tmp_path_factory):
     """The sample, then UI feedback: clicks, a shown report, a repeat, a stranger, a bad one."""
     tmp = tmp_path_factory.mktemp("clicks")
-    run_main(get_flow(settings_for(tmp / "first", SAMPLE_INPUT)))
+    run_job(settings_for(tmp / "first", SAMPLE_INPUT))
     suggestions = read(tmp / "first", "suggestions", Suggestion)
     s = suggestions[:5]
     early = fb("fb-early", suggestions[-1], "accepted")  # before its suggestion exists: it waits
@@ -58,7 +56,7 @@ def clicks(tmp_path_factory):
     source = tmp / "input.jsonl"
     source.write_text("\n".join(lines) + "\n")
     out = tmp / "out"
-    run_main(get_flow(settings_for(out, source)))
+    run_job(settings_for(out, source))
     return {
         "lines": len(lines), "suggestions": suggestions, "s": s,
         "decisions": read(out, "decisions", Decision), "dlq": read(out, "dlq", DeadLetter),
@@ -108,7 +106,7 @@ def test_inferred_acceptance_beside_clicks(clicks) -> None:
 def canary(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("canary")
     experiment = {"name": "eval-policy", "share": 0.5, "policy": str(EVALUATION)}
-    run_main(get_flow(settings_for(tmp, SAMPLE_INPUT, experiment=experiment)))
+    run_job(settings_for(tmp, SAMPLE_INPUT, experiment=experiment))
     return {"decisions": read(tmp, "decisions", Decision), "acceptance": read(tmp, "acceptance", Acceptance),
             "suggestions": read(tmp, "suggestions", Suggestion)}
 
@@ -136,7 +134,7 @@ def test_share_zero_is_a_rollback_and_one_a_promotion(tmp_path) -> None:
     for share, arm in ((0.0, "control"), (1.0, "candidate")):
         out = tmp_path / str(share)
         experiment = {"name": "eval-policy", "share": share, "policy": str(EVALUATION)}
-        run_main(get_flow(settings_for(out, SAMPLE_INPUT, experiment=experiment)))
+        run_job(settings_for(out, SAMPLE_INPUT, experiment=experiment))
         decisions = [d for d in read(out, "decisions", Decision) if d.conversation_id is not None]
         assert {d.arm for d in decisions} == {arm}
 
@@ -144,7 +142,7 @@ def test_share_zero_is_a_rollback_and_one_a_promotion(tmp_path) -> None:
 def test_a_candidate_model_scores_its_arm(tmp_path) -> None:
     baseline = ROOT / "models" / "baseline" / "baseline.json"
     experiment = {"name": "baseline-canary", "share": 0.5, "model": str(baseline)}
-    run_main(get_flow(settings_for(tmp_path, SAMPLE_INPUT, experiment=experiment)))
+    run_job(settings_for(tmp_path, SAMPLE_INPUT, experiment=experiment))
     scored = [d for d in read(tmp_path, "decisions", Decision) if d.model_version is not None]
     versions = {arm: {d.model_version for d in scored if d.arm == arm} for arm in ("control", "candidate")}
     assert versions == {"control": {"coach-1.0.0"}, "candidate": {"baseline-1.0.0"}}

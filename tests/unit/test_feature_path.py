@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from bytewax.testing import run_main
-
-from coachflow import replay
+from coachflow import replay, runtime
 from coachflow.config import Settings
-from flows import coaching
 from models import star
 from models.dataset import examples
 from models.registry import load_scorer
 from models.scorer import indices_of
 from models.train import ARTIFACT
-from tests.helpers import STAR_DIALOGUES
+from tests.helpers import STAR_DIALOGUES, run_job
 
 
 class RecordingScorer:
@@ -47,8 +44,8 @@ def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
     source.write_text("".join(json.dumps(r) + "\n" for _, r in items))
 
     recorder = RecordingScorer(load_scorer(ARTIFACT))
-    monkeypatch.setattr(coaching, "load_scorer", lambda path, **kw: recorder)
-    run_main(coaching.get_flow(Settings(input=source, output_dir=tmp_path / "out", print_suggestions=False)))
+    monkeypatch.setattr(runtime, "load_scorer", lambda path, **kw: recorder)
+    run_job(Settings(input=source, output_dir=tmp_path / "out", print_suggestions=False))
 
     training = list(examples(star.select(STAR_DIALOGUES, split="dev", limit=limit)))
     assert len(training) > 150

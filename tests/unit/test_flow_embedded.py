@@ -11,14 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from bytewax.testing import run_main
 
 from coachflow import replay
 from coachflow.config import SAMPLE_INPUT, Settings
-from flows.coaching import get_flow
 from schemas import Alert, ConversationSummary, DeadLetter, Decision, Suggestion
 from tests import badcorpus
-from tests.helpers import ROOT, STAR_DIALOGUES
+from tests.helpers import ROOT, STAR_DIALOGUES, run_job
 
 MODELS = {
     "suggestions": Suggestion,
@@ -71,10 +69,10 @@ def run(tmp_path_factory):
     source = tmp / "input.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
     settings = Settings(input=source, output_dir=tmp / "out", context_wait_ms=50, print_suggestions=False)
-    run_main(get_flow(settings))
+    run_job(settings)
     first = read_outputs(tmp / "out")
     # Run again: the same input gives the same decisions, ids included.
-    run_main(get_flow(settings.model_copy(update={"output_dir": tmp / "again"})))
+    run_job(settings.model_copy(update={"output_dir": tmp / "again"}))
     return {"expected": expected, "out": first, "again": read_outputs(tmp / "again"), "valid": valid}
 
 
@@ -161,3 +159,34 @@ def test_the_readme_run_command_shows_suggestions_from_the_bundled_sample(tmp_pa
     assert len(out["decisions"]) + len(out["dlq"]) == len(sample_lines)
     assert len(out["suggestions"]) == len(shown)
     assert {d.reason for d in out["dlq"]} >= {"malformed_json", "unknown_field", "conversation_ended"}
+
+
+def test_importing_the_flow_module_or_building_a_flow_starts_nothing(tmp_path) -> None:
+    """A Dataflow is a description: the job's resources open in ``JobResources``, not while it is built."""
+    probe = f"""
+import json, multiprocessing, os, threading
+
+def world():
+    return [threading.active_count(), len(multiprocessing.active_children()), sorted(os.listdir("/proc/self/fd")),
+            sorted(os.listdir({str(tmp_path)!r}))]
+
+first = world()
+import flows.coaching
+from coachflow.config import Settings
+from coachflow.runtime import JobResources
+imported = world()
+settings = Settings(output_dir={str(tmp_path / "out")!r}, lineage="none", metrics_port=0, quality_monitor=False,
+                    print_suggestions=False)
+job = JobResources(settings).open()
+opened = world()
+flow = flows.coaching.get_flow(settings, job)
+print(json.dumps([first, imported, opened, world(), flow.flow_id]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, imported, opened, built, flow_id = json.loads(done.stdout.splitlines()[-1])
+    assert flow_id == "coaching"
+    assert imported == first  # importing the module: no thread, process, open file or output
+    assert built == opened  # building the flow: nothing beyond what the opened resources hold

@@ -10,17 +10,16 @@ from itertools import takewhile
 from typing import get_args
 
 import pytest
-from bytewax.testing import run_main
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from coachflow import metrics
 from coachflow.config import SAMPLE_INPUT, Settings
 from coachflow.runtime import start_metrics
-from flows.coaching import get_flow
 from schemas import INPUT_ADAPTER, SourceRef
 from schemas.outputs import DeadLetterReason
 from tests import badcorpus
+from tests.helpers import run_job
 from tests.unit.test_flow_embedded import read_outputs
 
 STAGES = [stage for _, stage in metrics.STAGES]
@@ -73,7 +72,7 @@ def run(tmp_path_factory):
     settings = Settings(input=source, output_dir=tmp / "out", context_wait_ms=50, print_suggestions=False,
                         metrics_port=port, lineage="none", quality_monitor=False)
     before = samples(REGISTRY.collect())
-    run_main(get_flow(settings))
+    run_job(settings)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         scraped = samples(text_string_to_metric_families(response.read().decode()))
     return {"before": before, "after": samples(REGISTRY.collect()), "scraped": scraped,

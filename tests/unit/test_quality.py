@@ -6,11 +6,9 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from bytewax.testing import run_main
 
 from coachflow import replay
 from coachflow.config import Settings
-from flows.coaching import get_flow
 from operators.envelope import Envelope, Origin
 from operators.quality import (
     CONTEXT_SUITE,
@@ -24,7 +22,7 @@ from operators.quality import (
     quality_row,
 )
 from schemas import INPUT_ADAPTER
-from tests.helpers import STAR_DIALOGUES, context, event
+from tests.helpers import STAR_DIALOGUES, context, event, run_job
 
 SUITES = load_suites()
 GATE = Gate(SUITES)
@@ -119,8 +117,8 @@ def test_critical_failures_are_dead_lettered_naming_the_expectation_and_warnings
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out"
-    run_main(get_flow(Settings(input=source, output_dir=out, print_suggestions=False,
-                               quality_monitor=False, lineage="none", context_wait_ms=10)))
+    run_job(Settings(input=source, output_dir=out, print_suggestions=False,
+                               quality_monitor=False, lineage="none", context_wait_ms=10))
     dead = [json.loads(line) for line in (out / "dlq.jsonl").read_text().splitlines()]
     assert sorted((d["reason"], d["detail"].split(" (")[0]) for d in dead) == [
         ("quality_check_failed", "failed context.open_cases.range"),

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 import schemas
 from schemas import CONTRACTS, JSON_DIR, CustomerContext, Turn
-from tests.helpers import context, event
+from tests.helpers import ROOT, context, event
 
 
 @pytest.mark.parametrize("stem", list(CONTRACTS))
@@ -47,3 +47,24 @@ def test_conversation_event_json_schema_is_a_discriminated_union():
     assert set(body["discriminator"]["mapping"]) == {
         "conversation_start", "turn", "task_selected", "kb_result", "conversation_end",
     }
+
+
+def test_the_topic_catalog_is_the_one_list_of_topics():
+    from coachflow.config import Settings
+    from operators.publish import kind_of
+    from schemas.topics import OUTPUTS, TOPICS, topic
+
+    kinds = [spec.kind for spec in TOPICS]
+    assert len(set(kinds)) == len(kinds) and len({spec.default for spec in TOPICS}) == len(TOPICS)
+    settings = Settings()
+    for spec in TOPICS:  # every entry has its setting, defaulting to the catalog's name
+        assert settings.topic(spec.kind) == (None if spec.optional else spec.default)
+        assert (ROOT / "schemas" / "json" / f"{spec.contract}.schema.json").is_file()
+    assert list(settings.outputs()) == [spec.kind for spec in OUTPUTS]
+    for spec in OUTPUTS:  # the sinks route each output record type to its kind
+        for record in spec.records:
+            assert kind_of(record.model_construct()) == spec.kind
+    renamed = Settings(topic_dlq="elsewhere.dlq")
+    assert renamed.topic("dlq") == "elsewhere.dlq" and renamed.outputs()["dlq"] == "elsewhere.dlq"
+    with pytest.raises(KeyError, match="the catalog has"):
+        topic("nonsense")

@@ -15,7 +15,7 @@ def rights(settings: Settings) -> dict[str, dict[str, set[str]]]:
 
 
 def test_each_principal_reads_and_writes_only_its_own_topics():
-    s = Settings(brokers="b:1", policy_topic="coaching.policy")
+    s = Settings(brokers="b:1", policy_topic="coaching.policy")  # renamed
     table = rights(s)
     inputs = {s.topic_events, s.topic_context, s.topic_feedback}
     assert table["coaching"]["TOPIC READ"] == inputs | {"coaching.policy"}
@@ -30,13 +30,15 @@ def test_each_principal_reads_and_writes_only_its_own_topics():
     assert security.principals()[0] == security.ADMIN and security.ADMIN not in table
 
 
-def test_acls_follow_renamed_topics_and_prefixes_and_skip_unset_ones():
+def test_acls_follow_renamed_and_prefixed_topics_and_grant_unset_optional_ones_by_their_catalog_name():
     plain = Settings(brokers="b:1")
-    assert not any(name == "None" or name is None for *_, name, _ in security.grants(plain))
-    assert not any("policy" in name for _, kind, name, _ in security.grants(plain) if kind == "TOPIC")
+    assert plain.policy_topic is None
+    assert ("coaching", "TOPIC", "coaching.policies", "READ") in security.grants(plain)
+    assert security.topics_of("coaching", plain) == [*plain.inputs().values(), *plain.outputs().values(),
+                                                     plain.lineage_topic]  # the job checks only those it uses
     prefixed = prefixed_settings("b:1", "t1.")
     topics = {name for _, kind, name, _ in security.grants(prefixed) if kind == "TOPIC"}
-    assert {name for name in topics if not name.startswith("t1.")} == {prefixed.lineage_topic}
+    assert {name for name in topics if not name.startswith("t1.")} == {prefixed.lineage_topic, "coaching.policies"}
     bindings = security.bindings(prefixed)
     assert len(bindings) == len(security.grants(prefixed))
     groups = {(b.name, b.resource_pattern_type.name) for b in bindings if b.restype.name == "GROUP"}

@@ -1,0 +1,231 @@
+"""Every step is an error boundary for the record it handles.
+
+An exception raised while a step handles one record is about that record:
+the record becomes a dead letter with reason ``internal_error`` (the step,
+the exception's type and its message with personal data masked, and the
+record's source position), a keyed step's state for that key goes back to
+what it was before the record, and the stream goes on. Failures that are
+not about one record stop the job, loudly:
+
+- a step that fails on ``in_a_row`` records in a row (every record: a broken
+  model session, a bug on the common path) raises ``SystemicFailure``;
+- start-up failures (an unreadable model or policy) and the connectors'
+  failures (a broker that does not acknowledge output) are raised where they
+  happen and never reach a boundary.
+
+``FAILURES`` counts the records each step failed on in this process (the
+``coachflow_internal_errors_total`` metric).
+
+A step accounts for the inputs it decides; an item that is not one of them
+(the acceptance step's copy of a suggestion, whose input already has its
+decision) is counted and logged, not dead-lettered, so that every input
+still gets exactly one decision or one dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import bytewax.operators as op
+from bytewax.operators import KeyedStream, StatefulLogic
+
+from operators.envelope import Envelope, Origin, RawRecord, now_ns
+from operators.records import dead_letter, mask_message, refuse
+from operators.state import freeze
+from schemas import Acceptance, DeadLetter, Decision, SourceRef
+
+log = logging.getLogger("coachflow.boundary")
+
+#: Step id -> records the step failed on in this process.
+FAILURES: Counter[str] = Counter()
+_IN_A_ROW: Counter[str] = Counter()
+
+V = TypeVar("V")
+W = TypeVar("W")
+
+
+class SystemicFailure(RuntimeError):
+    """A step failed on every record of a long run: not about one record, so the job stops."""
+
+
+def accounts_for(item: object) -> bool:
+    """Whether an item is an input the step decides (the default): raw records and envelopes."""
+    return isinstance(item, RawRecord | Envelope)
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """How one step turns a failure on a record into a dead letter; shared by the step's keys."""
+
+    step: str
+    payload_limit: int = 65_536
+    in_a_row: int = 100
+    """Failures in a row, across the step's keys in this process, that stop the job."""
+    owns: Callable[[object], bool] = field(default=accounts_for, compare=False)
+    """Which items the step accounts for (the others are counted and logged only)."""
+
+    def failed(self, item: object, error: Exception) -> list[DeadLetter]:
+        """Count and log the failure; the dead letter of ``item`` if the step accounts for it.
+
+        Raises ``SystemicFailure`` once the step failed on ``in_a_row`` records in a row.
+        """
+        FAILURES[self.step] += 1
+        streak = _IN_A_ROW[self.step] = _IN_A_ROW[self.step] + 1
+        detail = describe(self.step, error)
+        log.error("%s (%s)", detail, _position(item))
+        if streak >= self.in_a_row:
+            raise SystemicFailure(
+                f"step {self.step} failed on {streak} records in a row; the last: {detail}"
+            ) from error
+        if not self.owns(item):
+            return []
+        letter = internal_error(self.step, item, error, self.payload_limit)
+        return [] if letter is None else [letter]
+
+    def passed(self) -> None:
+        """A record went through: the run of failures, if any, is over."""
+        if _IN_A_ROW[self.step]:
+            _IN_A_ROW[self.step] = 0
+
+    def guard(self, handle: Callable[[V], W], item: V) -> W | list[DeadLetter]:
+        """``handle(item)``, or the item's dead letters if it raises."""
+        try:
+            out = handle(item)
+        except Exception as error:  # noqa: BLE001 - the boundary: one record's failure is that record's
+            return self.failed(item, error)
+        self.passed()
+        return out
+
+
+def describe(step: str, error: BaseException) -> str:
+    """The dead letter's detail: the step, the exception's type and its masked message."""
+    message = mask_message(error)
+    return f"{step} failed: {type(error).__name__}" + (f": {message}" if message else "")
+
+
+def internal_error(step: str, item: object, error: BaseException, payload_limit: int) -> DeadLetter | None:
+    """The ``internal_error`` dead letter of an input (raw, parsed, or its decision); None for other items."""
+    detail, kind = describe(step, error), type(error).__name__
+    if isinstance(item, RawRecord):
+        return dead_letter(
+            origin=item.origin, reason="internal_error", detail=detail, payload=item.value,
+            received_ns=now_ns(), payload_limit=payload_limit, key=item.key, payload_size=item.payload_bytes,
+            step=step, error_type=kind,
+        )
+    if isinstance(item, Envelope):
+        return refuse(item, "internal_error", detail, payload_limit, step=step, error_type=kind)
+    if isinstance(item, Decision | DeadLetter | Acceptance):
+        source = item.input.source if isinstance(item, Decision) else getattr(item, "source", None)
+        return dead_letter(
+            origin=_origin(source), reason="internal_error", detail=detail, payload=None,
+            received_ns=now_ns(), payload_limit=payload_limit, form="withheld",
+            event_id=item.input.event_id if isinstance(item, Decision) else getattr(item, "event_id", None),
+            conversation_id=item.conversation_id, customer_id=getattr(item, "customer_id", None),
+            step=step, error_type=kind,
+        )
+    return None
+
+
+def _origin(source: SourceRef | None) -> Origin:
+    if source is None:
+        return Origin()
+    return Origin(topic=source.topic, partition=source.partition, offset=source.offset, file=source.file,
+                  line=source.line, timestamp_ms=source.timestamp_ms)
+
+
+def _position(item: object) -> str:
+    origin = getattr(item, "origin", None)
+    if isinstance(origin, Origin):
+        return origin.describe()
+    return type(item).__name__
+
+
+_CONTAINERS = (list, dict, set)
+
+
+def clone(state: Any) -> Any:
+    """A copy of a step's state that later changes to the original do not reach.
+
+    States are plain dataclasses whose fields hold immutable values or lists,
+    dicts and sets of immutable values (an update replaces an element rather
+    than changing it): copying the containers one level deep is enough.
+    """
+    copy = object.__new__(type(state))
+    copy.__dict__.update(
+        {name: value.copy() if type(value) in _CONTAINERS else value for name, value in vars(state).items()}
+    )
+    return copy
+
+
+class Bounded(StatefulLogic[V, W, bytes], Generic[V, W]):
+    """A keyed step's logic behind its error boundary, snapshotted once per epoch.
+
+    ``inner`` is the step's own logic (anything with ``on_item``, ``on_notify``,
+    ``on_eof``, ``notify_at`` and a settable ``state``). Before each item its
+    state is cloned; if the item raises, the clone is put back and the item
+    becomes a dead letter. A failing timer or end of input puts the state back
+    too, dead-letters the inputs the key held (``inner.held()``, if it has
+    one) and drops the key, so a broken state cannot fail again forever.
+    """
+
+    def __init__(self, inner: Any, boundary: Boundary) -> None:
+        self.inner = inner
+        self.boundary = boundary
+
+    def on_item(self, value: V) -> tuple[Iterable[W], bool]:
+        inner = self.inner
+        before = clone(inner.state)
+        try:
+            out, discard = inner.on_item(value)
+        except Exception as error:  # noqa: BLE001 - the boundary
+            inner.state = before
+            return self.boundary.failed(value, error), self.RETAIN  # type: ignore[return-value]
+        self.boundary.passed()
+        return out, discard
+
+    def on_notify(self) -> tuple[Iterable[W], bool]:
+        return self._settle(self.inner.on_notify)
+
+    def on_eof(self) -> tuple[Iterable[W], bool]:
+        return self._settle(self.inner.on_eof)
+
+    def _settle(self, call: Callable[[], tuple[Iterable[W], bool]]) -> tuple[Iterable[W], bool]:
+        inner = self.inner
+        before = clone(inner.state)
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001 - the boundary
+            inner.state = before
+            held = getattr(inner, "held", lambda: [])()
+            out: list = []
+            for item in held or [None]:
+                out += self.boundary.failed(item, error)
+            return out, self.DISCARD
+
+    def notify_at(self) -> datetime | None:
+        return self.inner.notify_at()
+
+    def snapshot(self) -> bytes:
+        return freeze(self.inner.state)
+
+
+def keyed_step(
+    step_id: str,
+    up: KeyedStream[V],
+    build: Callable[[Any], StatefulLogic],
+    boundary: Boundary,
+) -> KeyedStream[W]:
+    """``op.stateful`` with ``build``'s logic behind ``boundary`` (see ``Bounded``).
+
+    :arg step_id: Unique ID.
+    :arg up: Keyed items.
+    :arg build: Makes a key's logic from its resume state (a snapshot, or None for a new key).
+    :arg boundary: How the step turns a failure on a record into a dead letter.
+    :returns: What the logic emits, keyed.
+    """
+    return op.stateful(step_id, up, lambda resume: Bounded(build(resume), boundary))
