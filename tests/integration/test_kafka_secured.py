@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from coachflow import bench, replay, security
 from coachflow.config import Settings
@@ -323,8 +324,16 @@ def test_the_job_fails_loudly_and_at_once_when_kafka_refuses_it(secured: Secured
         # Another principal's credentials (the console's): it may not read the inputs.
         "console's rights": ({**secured.env("console"), "COACH_CREATE_TOPICS": "false"},
                              "does not let principal console use .*conversation.events"),
+        # Its own credentials, but a topic is missing: only the admin may create it.
+        "missing topic": (secured.env("coaching"), "topic .*coaching.summaries is missing and this client may not "
+                          "create it .*Authorization failed"),
     }
+    s = secured_job.settings
+    admin = AdminClient(s.kafka_client())
     for name, (env, message) in runs.items():
+        if name == "missing topic":
+            admin.delete_topics([s.topic_summaries])[s.topic_summaries].result(30)
+            wait_for(lambda: s.topic_summaries not in admin.list_topics(timeout=10).topics, 30, "deleted")
         log = tmp_path / f"{name}.log"
         began = time.monotonic()
         process = secured_job.start(log, **env)

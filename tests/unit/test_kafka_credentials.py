@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+from confluent_kafka import KafkaError
 from pydantic import ValidationError
 
 from coachflow.config import KAFKA_CLIENT_VARIABLES, KafkaClientConfig, Settings, kafka_client_env
+from coachflow.connectors import _WorkerConsumer
 from coachflow.private import read_properties
+from coachflow.security import KafkaAccessError
 from coachflow.topics import topic_specs
 
 PASSWORD = "s3cret-Pa55word-0f-the-job"
@@ -110,3 +113,47 @@ def test_retention_of_decisions_dead_letters_and_feedback_is_set_and_configurabl
     assert "retention.ms" not in specs["customer.context"]
     clean_env.setenv("COACH_RETENTION_DLQ_DAYS", "0.5")
     assert topic_specs(Settings(brokers="b:1"))["coaching.dlq"]["retention.ms"] == str(day // 2)
+
+
+class _Refusal:
+    """A consumer event as librdkafka hands one over when the broker refuses a fetch."""
+
+    def __init__(self, code: int) -> None:
+        self._error = KafkaError(code)
+
+    def error(self) -> KafkaError:
+        return self._error
+
+    def topic(self) -> str:
+        return "t.conversation.events"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 5
+
+
+class _RefusingConsumer:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def incremental_assign(self, _parts) -> None:
+        pass
+
+    def consume(self, _count: int, _timeout: float) -> list:
+        return [_Refusal(self.code)]
+
+
+@pytest.mark.parametrize("code", [KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError._AUTHENTICATION])
+def test_a_refused_fetch_stops_the_source_instead_of_becoming_a_dead_letter(code):
+    shared = _WorkerConsumer({"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}, batch_size=10)
+    shared._consumer = _RefusingConsumer(code)
+    shared.assign("t.conversation.events", 0, 0)
+    with pytest.raises(KafkaAccessError, match="Kafka refused the job's consumer"):
+        shared.fill()
+    # Any other error about a record is that record's (a dead letter), as before.
+    shared._consumer = _RefusingConsumer(KafkaError.MSG_SIZE_TOO_LARGE)
+    shared._idle_until = 0.0
+    shared.fill()
+    assert shared.buffered == 1
