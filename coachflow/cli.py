@@ -6,7 +6,8 @@
     coach lineage explain SUGGESTION_ID                  why an agent saw a suggestion
     coach bench [--rate N --duration S ...]              throughput and latency on a real broker
     coach report [DIR] [--brokers HOST:PORT] [--json]    acceptance, alert, suppression rates; PNG chart
-    coach console --brokers HOST:PORT --agent ID         the reference agent console (http://127.0.0.1:8765/)
+    coach console --brokers HOST:PORT                    the reference agent console (http://127.0.0.1:8765/)
+    coach console token --agent ID                       a development token: the console's address with it
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics

@@ -143,29 +143,38 @@ def replay_inputs(secured: SecuredKafka, s: Settings) -> tuple[int, str]:
     return records + len(BAD), replayed.stdout + replayed.stderr
 
 
-def console_verdict(secured: SecuredKafka, s: Settings, suggestion, log: Path) -> None:
-    """``coach console`` as `console` reads ``suggestion`` and writes the agent's verdict on it (201)."""
-    port = free_port()
+def console_verdict(secured: SecuredKafka, s: Settings, suggestion, tmp_path: Path) -> str:
+    """``coach console`` as `console` reads ``suggestion`` and writes its agent's verdict on it (201), the
+    agent holding a development token; what the console logged."""
+    port, key, log = free_port(), tmp_path / "console-dev-key.pem", tmp_path / "console.log"
+    minted = coach("console", "token", "--agent", suggestion.agent_id, "--key", str(key), "--raw",
+                   env=clean_env())
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
     console = subprocess.Popen(
-        [sys.executable, "-m", "console", "--agent", suggestion.agent_id, "--port", str(port)],
+        [sys.executable, "-m", "console", "--port", str(port), "--dev-key", str(key)],
         cwd=ROOT, env=clean_env(**secured.env("console"), **bench.topic_env(s)),
         stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
     def verdict() -> int:
         body = json.dumps({"suggestion_id": suggestion.suggestion_id, "event": "accepted"}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/feedback", method="POST", data=body,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status
         except urllib.error.HTTPError as exc:
-            return 0 if exc.code == 404 else exc.code  # 404: not read yet
+            return exc.code  # 403 too while the console has not read the suggestion yet
+        except urllib.error.URLError:  # not listening yet
+            return 0
 
+    codes: list[int] = []
     try:
-        wait_for(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 60, "the console reads")
-        assert wait_for(verdict, 60, "the console takes the verdict") == 201
+        wait_for(lambda: codes.append(verdict()) or codes[-1] == 201, 90, f"the console takes the verdict: {codes}")
     finally:
         stop(console)
+    return log.read_text()
 
 
 def test_the_flow_end_to_end_as_least_privileged_principals_shows_no_password(
@@ -193,7 +202,7 @@ def test_the_flow_end_to_end_as_least_privileged_principals_shows_no_password(
         status, metrics = get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200 and "coachflow_" in metrics
         suggestion = out["suggestions"][0]
-        console_verdict(secured, s, suggestion, tmp_path / "console.log")
+        console_log = console_verdict(secured, s, suggestion, tmp_path)
         time.sleep(2)  # a RUNNING lineage event after the outputs
     finally:
         stop(process)
@@ -224,7 +233,7 @@ def test_the_flow_end_to_end_as_least_privileged_principals_shows_no_password(
     shown = {"job log": text, "lineage": json.dumps(lineage),
              "dead letters": b"\n".join(written[s.topic_dlq]).decode(),
              "outputs": "\n".join(record.model_dump_json() for kind in out.values() for record in kind),
-             "metrics": metrics, "console log": (tmp_path / "console.log").read_text(),
+             "metrics": metrics, "console log": console_log,
              "tools": replayed + report.stdout + report.stderr}
     leaks = {(where, principal) for where, body in shown.items()
              for principal, password in secured.passwords().items() if password in body}
