@@ -5,6 +5,7 @@ from __future__ import annotations
 from coachflow import security
 from coachflow.bench import prefixed_settings
 from coachflow.config import Settings
+from tests.helpers import ROOT
 
 
 def rights(settings: Settings) -> dict[str, dict[str, set[str]]]:
@@ -47,6 +48,7 @@ def test_acls_follow_renamed_and_prefixed_topics_and_grant_unset_optional_ones_b
     assert {b.permission_type.name for b in bindings} == {"ALLOW"}
 
 
-def test_the_table_lists_every_principal():
+def test_the_table_lists_every_principal_and_docs_show_it_as_it_is():
     shown = security.table()
     assert all(f"| `{principal}` |" in shown for principal in security.principals())
+    assert shown in (ROOT / "docs" / "security.md").read_text(), "docs/security.md: paste `coach acls show`"
