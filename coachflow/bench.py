@@ -643,10 +643,28 @@ def bench_records(dialogues: int, concurrency: int, split: str = "dev") -> list[
 
 
 def broker_up(brokers: str, timeout: float = 3.0) -> bool:
+    """Whether a broker answers within ``timeout``.
+
+    Its port is probed with plain TCP until it opens, so a broker that is absent
+    or still starting costs no librdkafka client and none of its reconnect lines.
+    """
+    import socket
+
     from confluent_kafka.admin import AdminClient
 
+    host, _, port = brokers.split(",")[0].strip().rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=max(0.1, deadline - time.monotonic())).close()
+            break
+        except OSError:
+            if time.monotonic() + 0.2 >= deadline:
+                return False
+            time.sleep(0.2)
     try:
-        AdminClient(Settings(brokers=brokers).kafka_client()).list_topics(timeout=timeout)
+        admin = AdminClient(Settings(brokers=brokers).kafka_client())
+        admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
@@ -683,8 +701,8 @@ def main_bench(args) -> int:
               file=sys.stderr)
         return 2
     brokers, started = args.brokers, False
-    if brokers is None:
-        brokers = "127.0.0.1:9092"
+    if brokers is None:  # the broker scripts/kafka.sh runs (KAFKA_PORT chooses its port)
+        brokers = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
         if not broker_up(brokers):
             subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
             started = True

@@ -4,6 +4,7 @@
     coach train                                          train the ONNX model on STAR, register it
     coach eval --dialogues PATH                          evaluate the serving model, print JSON
     coach lineage explain SUGGESTION_ID                  why an agent saw a suggestion
+    coach lineage validate [FILE] [--spec DIR]           lineage events against the OpenLineage spec
     coach bench [--rate N --duration S ...]              throughput and latency on a real broker
     coach report [DIR] [--brokers HOST:PORT] [--json]    acceptance, alert, suppression rates; PNG chart
     coach console --brokers HOST:PORT                    the reference agent console (http://127.0.0.1:8765/)
@@ -151,6 +152,19 @@ def _explain(args: argparse.Namespace) -> int:
     return main_explain(args)
 
 
+def _validate_lineage(args: argparse.Namespace) -> int:
+    from lineage.validate import DEFAULT_SPEC_DIR, SpecValidator, validate_file
+
+    spec = args.spec or DEFAULT_SPEC_DIR
+    problems = validate_file(args.file, SpecValidator(spec))
+    for problem in problems:
+        print(problem)
+    events = sum(1 for line in args.file.read_text().splitlines() if line.strip())
+    verdict = f"{len(problems)} problems" if problems else "every one conforms"
+    print(f"{args.file}: {events} events, {verdict} (spec: {spec})", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     import schemas
 
@@ -247,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--brokers", help="read the decisions topic instead")
     why.add_argument("--topic", default=topic("decisions").default)
     why.set_defaults(func=_explain)
+    check = lineage_cmds.add_parser(
+        "validate", help="check lineage events against the OpenLineage spec and facet schemas (local files only)"
+    )
+    check.add_argument("file", nargs="?", type=Path, default=Path("out/lineage.jsonl"),
+                       help="a JSON-lines file of OpenLineage events (default out/lineage.jsonl)")
+    check.add_argument("--spec", type=Path,
+                       help="the spec: OpenLineage.json and facets/ (default ../shared/data/openlineage-spec)")
+    check.set_defaults(func=_validate_lineage)
 
     from coachflow.report import add_arguments as report_arguments
 
@@ -263,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench", help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
-        description="Starts the project's broker on 127.0.0.1:9092 unless --brokers is given, preloads STAR "
+        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, preloads STAR "
                     "conversations for a full-speed throughput run of the job and of the reference loop, then "
                     "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
                     "then of the reference loop. "

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coachflow.kafka_log import client_config
 from coachflow.private import read_properties, read_secret
 from lineage import LineageConfig
 from operators.acceptance import AcceptanceConfig
@@ -295,8 +296,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
 
     def kafka_client(self, **defaults: Any) -> KafkaClientConfig:
         """One Kafka client's librdkafka configuration: the brokers, the client's ``defaults``, then the
-        configured properties and credentials, which win."""
-        return KafkaClientConfig({"bootstrap.servers": self.brokers, **defaults, **self._client_properties})
+        configured properties and credentials, which win; its log goes through ``coachflow.kafka``."""
+        return KafkaClientConfig(client_config({"bootstrap.servers": self.brokers, **defaults,
+                                                **self._client_properties}))
 
     @property
     def kafka_mode(self) -> bool:

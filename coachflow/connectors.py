@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, To
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from coachflow.config import Settings
+from coachflow.kafka_log import client_config
 from coachflow.security import KafkaAccessError, refused
 from operators.envelope import Origin, RawRecord
 from schemas.topics import OUTPUTS
@@ -130,7 +131,7 @@ class _WorkerConsumer:
     """
 
     def __init__(self, config: dict, batch_size: int) -> None:
-        self._consumer = Consumer(config)
+        self._consumer = Consumer(client_config(config))
         self.batch_size = batch_size
         self._idle_until = 0.0
         self.buffers: dict[tuple[str, int], deque] = {}
@@ -438,7 +439,7 @@ class CheckedKafkaSink(FixedPartitionedSink[KafkaOut, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CheckedKafkaPartition:
         with self._lock:
             if self._deliveries is None:
-                self._deliveries = _Deliveries(Producer(self._config))
+                self._deliveries = _Deliveries(Producer(client_config(self._config)))
         return _CheckedKafkaPartition(self._deliveries)
 
 

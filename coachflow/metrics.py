@@ -45,6 +45,7 @@ from prometheus_client import REGISTRY, Gauge, start_http_server
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from coachflow.kafka_log import client_config
 from operators.boundary import FAILURES
 from operators.experiment import assign
 from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision
@@ -357,11 +358,11 @@ class ConsumerLag:
         """``kafka_config``: the client's librdkafka configuration (``Settings.kafka_client``)."""
         self.positions: dict[tuple[str, int], int] = {}
         self.interval_s = interval_s
-        self._config = {
+        self._config = client_config({
             "group.id": "coachflow-metrics-lag",  # never joins: it only asks for watermarks
             "enable.auto.commit": False,
             **kafka_config,
-        }
+        })
         self._timeout_s = timeout_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

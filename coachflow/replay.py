@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from coachflow.kafka_log import client_config
 from models import star
 from operators.keys import key_field
 from schemas.topics import topic
@@ -136,12 +137,12 @@ def to_kafka(
     """Produce events keyed by conversation id (or customer id: ``key_by``) and context keyed by customer id."""
     from confluent_kafka import Producer
 
-    producer = Producer({
+    producer = Producer(client_config({
         "bootstrap.servers": brokers,
         "linger.ms": 5 if speed == 0 else 0,
         "enable.idempotence": True,
         **(config or {}),
-    })
+    }))
     stats = ReplayStats()
     failures: list[str] = []
 

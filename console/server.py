@@ -37,6 +37,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from coachflow.kafka_log import client_config
 from console.auth import (
     DEFAULT_TTL_S,
     AuthConfig,
@@ -100,7 +101,7 @@ class ConsoleConfig:
     def kafka(self, **settings: Any) -> dict[str, Any]:
         """The configuration of every Kafka client of the console: brokers, the client's own
         settings, then ``kafka_config`` (``Settings.kafka_client``: properties and credentials) over both."""
-        return {"bootstrap.servers": self.brokers, **settings, **self.kafka_config}
+        return client_config({"bootstrap.servers": self.brokers, **settings, **self.kafka_config})
 
 
 def _path(value: str | None) -> Path | None:

@@ -49,24 +49,28 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.uuid import generate_new_uuid
 
 from coachflow.private import private_file
+from operators.records import SHAPED
 
 log = logging.getLogger("coachflow.lineage")
 
 PRODUCER = "https://coachflow.dev/lineage"
-FACET_SCHEMAS = Path(__file__).parent / "facets"
 
 
 @attr.define
 class CoachflowRunFacet(RunFacet):
-    """The model, policy and data-quality suites a run used."""
+    """The model, policy and data-quality suites a run used (schema: ``facets/CoachflowRunFacet.json``)."""
 
     model: dict
     policy: dict
     qualitySuites: list[str]  # noqa: N815
 
+    def __attrs_post_init__(self) -> None:
+        self._producer = self._producer or PRODUCER  # coachflow's facet, not the client's
+        super().__attrs_post_init__()
+
     @staticmethod
     def _get_schema() -> str:
-        return "https://coachflow.dev/lineage/facets/CoachflowRunFacet.json"
+        return "https://coachflow.dev/lineage/facets/CoachflowRunFacet.json#/$defs/CoachflowRunFacet"
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class LineageConfig:
     url: str | None = None
     brokers: str | None = None
     kafka_config: Mapping[str, object] = field(default_factory=dict, repr=False)
-    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials too)."""
+    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials, the log's route)."""
     topic: str = "openlineage.events"
     namespace: str = "coachflow"
     job: str = "coaching"
@@ -108,7 +112,8 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
         if not config.brokers:
             raise ValueError("the kafka lineage transport needs brokers (COACH_BROKERS)")
         return OpenLineageClient(transport=KafkaTransport(KafkaConfig(
-            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage", **config.kafka_config},
+            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage",
+                    **config.kafka_config},
             topic=config.topic, flush=True,
         )))
     raise ValueError(f"unknown lineage transport {config.transport!r}")
@@ -205,9 +210,11 @@ class Lineage:
             "coachflow": self.run_facet,
         }
         if error is not None:
+            # An exception's text may quote a record: shaped personal data is masked, as in dead letters.
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=f"{type(error).__name__}: {error}"[:2000], programmingLanguage="python",
-                stackTrace="".join(traceback.format_exception(error))[-8000:],
+                message=SHAPED.redact(f"{type(error).__name__}: {error}")[0][:2000],
+                programmingLanguage="python",
+                stackTrace=SHAPED.redact("".join(traceback.format_exception(error)))[0][-8000:],
             )
         job = Job(
             namespace=self.config.namespace,
@@ -231,16 +238,18 @@ class Lineage:
 
     def _input(self, spec: DatasetSpec) -> InputDataset:
         facets = {"schema": schema_facet(spec.contract)} if spec.contract else {}
-        input_facets = {}
+        input_facets: dict = {}
         summary = self.quality.get(spec.suite) if spec.suite else None
         if summary is not None:
-            facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-                assertions=[
-                    data_quality_assertions_dataset.Assertion(
-                        assertion=r["id"], success=r["success"], column=r["column"], severity=r["severity"]
-                    )
-                    for r in summary["results"]
-                ]
+            assertions = [
+                data_quality_assertions_dataset.Assertion(
+                    assertion=r["id"], success=r["success"], column=r["column"], severity=r["severity"],
+                    description=r.get("description"),
+                )
+                for r in summary["results"]
+            ]
+            input_facets["dataQualityAssertions"] = (
+                data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=assertions)
             )
             input_facets["dataQualityMetrics"] = (
                 data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(

@@ -44,6 +44,7 @@ ssl.ca.location=/etc/ca.pem
     clean_env.setenv("COACH_KAFKA_CONFIG_FILE", str(props))
     clean_env.setenv("COACH_KAFKA_CONFIG", '{"sasl.username": "overridden", "client.rack": "r1"}')
     config = Settings().kafka_client(**{"group.id": "g", "security.protocol": "PLAINTEXT"})
+    assert config.pop("logger") is logging.getLogger("coachflow.kafka")  # librdkafka's log through logging
     assert config == {
         "bootstrap.servers": "127.0.0.1:9094", "group.id": "g", "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "overridden", "sasl.password": PASSWORD,
