@@ -29,8 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from coachflow import replay
-from coachflow.config import Settings
-from coachflow.kafka_log import client_config
+from coachflow.config import Settings, kafka_client_env
 from coachflow.topics import ensure_topics
 from models import star
 from schemas.topics import TOPICS
@@ -99,7 +98,7 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
     if not names:
         return []
     deleted = []
-    admin = AdminClient(client_config({"bootstrap.servers": brokers}))
+    admin = AdminClient(Settings(brokers=brokers).kafka_client())
     for name, future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).items():
         try:
             future.result(timeout)
@@ -110,7 +109,10 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
 
 
 def job_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    """A job's environment on ``settings``' topics: none of this process's ``COACH_*`` variables
+    but the Kafka client's (its credentials)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
+    env.update(kafka_client_env())
     env.update({
         "COACH_BROKERS": settings.brokers,
         **topic_env(settings),
@@ -135,9 +137,8 @@ class Collector:
     def start(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer(client_config({"bootstrap.servers": self.settings.brokers,
-                                           "group.id": f"bench-{uuid.uuid4().hex}",
-                                           "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
+        consumer = Consumer(self.settings.kafka_client(**{
+            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
         dlq = self.settings.topic_dlq
         parts = [TopicPartition(topic, p, 0) for topic in (self.topics or (self.settings.topic_decisions, dlq))
                  for p in range(self.settings.topic_partitions)]
@@ -206,8 +207,7 @@ class Publisher:
         # counted from the broker's append, so lingering does not shorten it; a request per
         # record (``linger.ms`` 0) would spend the broker's and the producer's CPU, which the
         # job shares on a two-core machine.
-        self._producer = Producer(client_config({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
-                                                 "enable.idempotence": True}))
+        self._producer = Producer(self.settings.kafka_client(**{"linger.ms": 5, "enable.idempotence": True}))
 
     def _delivered(self, err, msg) -> None:
         if err is not None:
@@ -510,8 +510,8 @@ class KnowledgeJob:
         """Its decisions (by outcome) and cards since ``since_s``, and a card's latency from its turn's append."""
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.brokers, "group.id": f"bench-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "enable.partition.eof": True})
+        consumer = Consumer(Settings(brokers=self.brokers).kafka_client(**{
+            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "enable.partition.eof": True}))
         topic = self.topics["topic_decisions"]
         consumer.assign([TopicPartition(topic, p, 0) for p in range(self.partitions)])
         outcomes: dict[str, int] = {}
@@ -745,7 +745,7 @@ def broker_up(brokers: str, timeout: float = 3.0) -> bool:
                 return False
             time.sleep(0.2)
     try:
-        admin = AdminClient(client_config({"bootstrap.servers": brokers}))
+        admin = AdminClient(Settings(brokers=brokers).kafka_client())
         admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"

@@ -12,6 +12,7 @@
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
+    coach acls show | apply | revoke                     the principals' Kafka ACLs (docs/security.md)
     coach knowledge index | search | eval | train ...    knowledge assist: index, search, evaluate, train
 
 The job itself runs with ``python -m bytewax.run flows.coaching:flow``.
@@ -32,6 +33,12 @@ def _console(args: argparse.Namespace) -> int:
     from console.server import run
 
     return run(args)
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from coachflow.security import main_acls
+
+    return main_acls(args)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -180,7 +187,7 @@ def _topics(args: argparse.Namespace) -> int:
     from coachflow.config import Settings
     from coachflow.topics import ensure_topics
 
-    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions))
+    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions), align_retention=True)
     print("created: " + (", ".join(created) or "none (all exist)"))
     return 0
 
@@ -321,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--brokers", required=True)
     topics.add_argument("--partitions", type=int, default=4)
     topics.set_defaults(func=_topics)
+
+    from coachflow.security import add_arguments as acls_arguments
+
+    acls = commands.add_parser("acls", help="who may use which Kafka topic: the secured broker's ACLs")
+    acls_arguments(acls)
+    acls.set_defaults(func=_acls)
     return parser
 
 

@@ -25,6 +25,7 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from coachflow.config import Settings
 from coachflow.kafka_log import client_config
+from coachflow.security import KafkaAccessError, refused
 from operators.envelope import Origin, RawRecord
 from schemas.topics import OUTPUTS
 
@@ -175,6 +176,9 @@ class _WorkerConsumer:
                     if buffer is not None:
                         buffer.append(_EOF)
                     continue
+                if refused(error):  # revoked rights or credentials: no record will come, stop loudly
+                    raise KafkaAccessError(f"Kafka refused the job's consumer: {error.str()} "
+                                           "(docs/security.md)")
                 offset = message.offset()
                 if buffer is None or offset is None or offset < 0:
                     # No record behind it (broker unreachable, ...): librdkafka recovers by itself.
@@ -327,7 +331,7 @@ def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None =
         streams,
         tail=settings.kafka_tail,
         starting_offset=OFFSET_BEGINNING if settings.kafka_starting_offset == "earliest" else OFFSET_END,
-        add_config=dict(settings.kafka_config),
+        add_config=settings.kafka_client(),
         batch_size=settings.kafka_batch_size,
         positions=metrics.positions if metrics is not None else None,
         share=settings.kafka_partitions,
@@ -454,7 +458,7 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
             "to_kafka", stream,
             lambda item: (item[1].decode("utf-8", "replace") if item[1] else item[0], (topics[item[0]], *item[1:])),
         )
-        op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, dict(settings.kafka_config)))
+        op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, settings.kafka_client()))
         return
     directory = Path(settings.output_dir)  # made by the job's resources (``JobResources.open``)
     lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))

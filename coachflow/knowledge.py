@@ -149,10 +149,10 @@ class IndexStore:
     def _subscribe(self, consumer_factory):
         if consumer_factory is None:
             from confluent_kafka import Consumer as consumer_factory
-        consumer = consumer_factory({
-            "bootstrap.servers": self.settings.brokers, "group.id": f"coachflow-knowledge-{os.getpid()}-{id(self)}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False, **self.settings.kafka_config,
-        })
+        consumer = consumer_factory(self.settings.kafka_client(**{
+            "group.id": f"coachflow-knowledge-{os.getpid()}-{id(self)}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        }))
         consumer.subscribe([self.ks.articles_topic])
         return consumer
 
@@ -216,14 +216,14 @@ class IndexStore:
 
 
 def publish_articles(articles: list[Article], brokers: str, topic: str, partitions: int = 1,
-                     kafka_config: dict[str, str] | None = None, timeout_s: float = 30.0) -> int:
+                     timeout_s: float = 30.0) -> int:
     """Produce articles to the compacted ``topic`` (created if missing), keyed by id; wait for delivery."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from coachflow.topics import wait_visible
 
-    config = {"bootstrap.servers": brokers, **(kafka_config or {})}
+    config = Settings(brokers=brokers).kafka_client()  # the job's Kafka client settings and credentials
     admin = AdminClient(config)
     if topic not in admin.list_topics(timeout=timeout_s).topics:
         futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1,
@@ -353,7 +353,7 @@ class KnowledgeResources:
         self.store = IndexStore(ks, settings, self.reranker)
         self.policies = PolicyStore(
             ks.policy, reload_s=settings.policy_reload_s, brokers=settings.brokers if settings.kafka_mode else None,
-            topic=ks.policy_topic, kafka_config=dict(settings.kafka_config), parser=parse_knowledge_policy,
+            topic=ks.policy_topic, kafka_config=settings.kafka_client(), parser=parse_knowledge_policy,
         )
         self.lineage, name = knowledge_lineage(ks, settings, self.reranker, self.policies.current(),
                                                [suite.label for suite in suites.values()])

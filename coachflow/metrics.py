@@ -388,12 +388,11 @@ class JobMetrics:
 class ConsumerLag:
     """Sets ``coachflow_consumer_lag`` from ``positions`` and the brokers' high watermarks."""
 
-    def __init__(self, brokers: str, kafka_config: Mapping[str, str], interval_s: float,
-                 timeout_s: float = 5.0) -> None:
+    def __init__(self, kafka_config: Mapping[str, object], interval_s: float, timeout_s: float = 5.0) -> None:
+        """``kafka_config``: the client's librdkafka configuration (``Settings.kafka_client``)."""
         self.positions: dict[tuple[str, int], int] = {}
         self.interval_s = interval_s
         self._config = client_config({
-            "bootstrap.servers": brokers,
             "group.id": "coachflow-metrics-lag",  # never joins: it only asks for watermarks
             "enable.auto.commit": False,
             **kafka_config,

@@ -34,7 +34,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coachflow.kafka_log import client_config
 from schemas.topics import topic
 
 if TYPE_CHECKING:
@@ -148,8 +147,10 @@ def _topic_values(brokers: str, topic: str, timeout: float = 10.0, idle_s: float
     """Every value of a topic up to its end as of now (as ``coachflow.explain`` reads it)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer(client_config({"bootstrap.servers": brokers, "group.id": "coachflow-report",
-                                       "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+    from coachflow.config import Settings
+
+    consumer = Consumer(Settings(brokers=brokers).kafka_client(**{
+        "group.id": "coachflow-report", "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
         if meta.error is not None:

@@ -103,12 +103,13 @@ class ConsoleConfig:
     port: int = 8765
     since_s: float = 900.0
     max_conversations: int = MAX_CONVERSATIONS
-    kafka_config: dict[str, str] = field(default_factory=dict)
+    kafka_config: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The clients' librdkafka configuration (``Settings.kafka_client``: brokers and credentials)."""
     auth: AuthConfig = field(default_factory=AuthConfig)
 
     def kafka(self, **settings: Any) -> dict[str, Any]:
         """The configuration of every Kafka client of the console: brokers, the client's own
-        settings, then ``COACH_KAFKA_CONFIG`` (security and tuning) over both."""
+        settings, then ``kafka_config`` (``Settings.kafka_client``: properties and credentials) over both."""
         return client_config({"bootstrap.servers": self.brokers, **settings, **self.kafka_config})
 
 
@@ -137,7 +138,7 @@ def config_from(args: argparse.Namespace) -> ConsoleConfig:
         port=args.port,
         since_s=args.since_s,
         max_conversations=args.max_conversations,
-        kafka_config=dict(settings.kafka_config),
+        kafka_config=settings.model_copy(update={"brokers": brokers}).kafka_client(),
         auth=auth_from(args),
     )
 

@@ -27,6 +27,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +49,7 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.uuid import generate_new_uuid
 
+from coachflow.private import private_file
 from operators.records import SHAPED
 
 log = logging.getLogger("coachflow.lineage")
@@ -81,13 +83,13 @@ class LineageConfig:
     file: Path = Path("out/lineage.jsonl")
     url: str | None = None
     brokers: str | None = None
+    kafka_config: Mapping[str, object] = field(default_factory=dict, repr=False)
+    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials, the log's route)."""
     topic: str = "openlineage.events"
     namespace: str = "coachflow"
     job: str = "coaching"
     interval_s: float = 60.0
     run_id: str | None = None
-    kafka_config: dict = field(default_factory=dict)
-    """More producer settings for the kafka transport (security, the log's route)."""
 
 
 def make_client(config: LineageConfig) -> OpenLineageClient | None:
@@ -97,7 +99,7 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
     if config.transport == "file":
         from openlineage.client.transport.file import FileConfig, FileTransport
 
-        config.file.parent.mkdir(parents=True, exist_ok=True)
+        private_file(config.file)  # the events name the job's datasets: owner only, as its outputs
         return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True)))
     if config.transport == "http":
         from openlineage.client.transport.http import HttpConfig, HttpTransport

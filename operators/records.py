@@ -27,15 +27,16 @@ from datetime import datetime, timezone
 
 from operators.envelope import Envelope, Origin
 from operators.limits import JsonLimits, check_shape
-from operators.pii import Redactor
+from operators.pii import STRICT_KINDS, Redactor
 from schemas import CustomerContext, DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
-STRICT = Redactor()
-#: For the contracts' structural fields (ids, times, enums): personal data
-#: that has a shape (cards, SSNs, phones, e-mails) is masked, other numbers stay.
-SHAPED = Redactor(frozenset({"email", "card_number", "ssn", "phone"}), min_digits=99)
+#: Every kind ``operators.pii`` knows, people and addresses too: for what leaves the job.
+STRICT = Redactor(frozenset(STRICT_KINDS))
+#: For the contracts' structural fields (ids, times, enums) and the job's own messages: every
+#: kind, but a bare number only where a keyword names it ("account 1234"); other numbers stay.
+SHAPED = Redactor(frozenset(STRICT_KINDS), min_digits=99)
 STRUCTURAL = frozenset((
     "schema_version", "type", "event_id", "conversation_id", "customer_id", "agent_id", "channel",
     "event_time", "updated_at", "sequence", "speaker", "is_final", "action", "tasks", "task", "api",
@@ -119,7 +120,7 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
 
 def mask_text(text: str | None) -> str | None:
     """Untrusted structural text (record keys, ids, field names) as quoted in our own messages:
-    shaped personal data (e-mails, cards, SSNs, phones) masked, other digits kept."""
+    personal data masked (``SHAPED``: a bare number only where a keyword names it)."""
     return None if text is None else SHAPED.redact(text)[0]
 
 

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from schemas._base import Contract, Identifier, Label, UtcDatetime, clean_text
 from schemas.events import Channel
 from schemas.outputs import DecisionInput, RuleResult
+from schemas.policy import PiiKind
 
 KNOWLEDGE_VERSION = "1.0"
 #: Longest article body; the longest doc2dial document has 44,837 characters.
@@ -213,8 +214,8 @@ class PassageMaskRule(_KnowledgeRule):
     """Mask personal data in a passage before it leaves the job (the KB is not trusted to hold none)."""
 
     action: Literal["rewrite"] = "rewrite"
-    kinds: list[Literal["email", "card_number", "ssn", "phone", "pin", "account_number"]] = Field(
-        default_factory=lambda: ["email", "card_number", "ssn", "phone", "pin"]
+    kinds: list[PiiKind] = Field(
+        default_factory=lambda: ["email", "credential", "iban", "card_number", "ssn", "phone", "pin"]
     )
     min_digits: int = Field(default=12, ge=3, le=64, description="Longer digit runs are masked as account numbers.")
 

@@ -33,5 +33,7 @@ def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path
     assert json.loads(done.stdout)["records"] == 300
     lines = done.stderr.splitlines()
     assert not [line for line in lines if "Connection refused" in line or "rdkafka" in line], lines
-    assert [line.split(":", 1)[0] for line in lines] == ["kafka", "kafka", "coach bench", "coach bench", "kafka"], lines
-    assert lines[1].startswith(f"kafka: ready on 127.0.0.1:{port}") and lines[-1] == "kafka: stopped"
+    # First start: the TLS files, the broker, its ACLs (docs/security.md); then the bench's two steps.
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "kafka", "kafka", "kafka", "coach acls", "coach bench", "coach bench", "kafka"], lines
+    assert lines[2].startswith(f"kafka: ready on 127.0.0.1:{port}") and lines[-1] == "kafka: stopped"
