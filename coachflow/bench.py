@@ -470,6 +470,75 @@ class Usage:
             self.sample()
 
 
+class KnowledgeJob:
+    """The knowledge job (``flows.knowledge:flow``) on a run's input topics, with output topics of its own."""
+
+    def __init__(self, settings: Settings, log_dir: Path, articles: Path) -> None:
+        from coachflow.knowledge_config import KnowledgeSettings
+
+        prefix = settings.topic_events.split(".")[0] + ".k."
+        defaults = KnowledgeSettings()
+        self.topics = {name: prefix + getattr(defaults, name)
+                       for name in ("topic_cards", "topic_decisions", "topic_dlq", "topic_feedback")}
+        CREATED.extend(ensure_topics(settings, specs={topic: {} for topic in self.topics.values()}))
+        self.brokers, self.partitions = settings.brokers, settings.topic_partitions
+        self.log_path = log_dir / "knowledge.log"
+        self._log = self.log_path.open("w")
+        env = job_env(settings, {
+            "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()), "COACH_METRICS_PORT": "0",
+            "COACH_KNOWLEDGE_METRICS_PORT": "0", "COACH_KNOWLEDGE_OUTPUT_DIR": str(log_dir / "knowledge"),
+            "COACH_KNOWLEDGE_ARTICLES": str(articles), "COACH_KNOWLEDGE_CREATE_TOPICS": "false",
+            **{f"COACH_KNOWLEDGE_{name.upper()}": topic for name, topic in self.topics.items()},
+        })
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT, env=env,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.usage = Usage([self.process.pid])
+        self.usage.start()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.usage.stop()
+        self._log.close()
+
+    def report(self, since_s: float, timeout: float = 30.0) -> dict:
+        """Its decisions (by outcome) and cards since ``since_s``, and a card's latency from its turn's append."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(Settings(brokers=self.brokers).kafka_client(**{
+            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "enable.partition.eof": True}))
+        topic = self.topics["topic_decisions"]
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(self.partitions)])
+        outcomes: dict[str, int] = {}
+        latencies: list[float] = []
+        open_parts, deadline = set(range(self.partitions)), time.monotonic() + timeout
+        try:
+            while open_parts and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 0.2):
+                    if msg.error():
+                        open_parts.discard(msg.partition())
+                        continue
+                    decision = json.loads(msg.value())
+                    stamp = decision["input"]["source"].get("timestamp_ms")
+                    if stamp is None or stamp / 1000 < since_s:
+                        continue
+                    key = decision["outcome"] + ("" if decision["outcome"] != "shed" else f":{decision['reasons'][0]}")
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                    if decision["outcome"] == "shown":
+                        decided = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00")).timestamp()
+                        latencies.append(1000 * (decided - stamp / 1000))
+        finally:
+            consumer.close()
+        return {"decisions": sum(outcomes.values()), "outcomes": dict(sorted(outcomes.items())),
+                "card_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
+                "card_p99_ms": round(percentile(latencies, 99), 1) if latencies else None}
+
+
 def live_run(
     brokers: str,
     records: list[dict],
@@ -484,20 +553,25 @@ def live_run(
     jobs: int = 1,
     log_dir: Path | None = None,
     reference: bool = False,
+    knowledge: Path | None = None,
 ) -> dict:
     """Run the job on fresh topics, replay ``records`` at ``rate``, report end-to-end latency.
 
     ``reference``: run the reference loop instead (one per share when ``jobs``
     split the partitions), measured the same way, for the job's latency to be
     read against the least a loop doing the same steps takes on this machine.
+    ``knowledge``: also run the knowledge job on the same input topics, indexing
+    these articles, and report its CPU, outcomes and card latency beside the job's.
     """
     settings = bench_settings(brokers, f"{'rlat' if reference else 'bench'}{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
     job = (ReferenceLoops(settings, log_dir, jobs) if reference
            else Job(settings, env or {}, log_dir, workers=workers, processes=processes, jobs=jobs))
+    beside = KnowledgeJob(settings, log_dir, knowledge) if knowledge is not None else None
     collector, publisher = Collector(settings), Publisher(settings, key_by=key_by(jobs))
     collector.start()
+    extra: dict = {}
     try:
         # Warm-up: the job starts, loads its model and suites, sees the first records.
         for record in records[:warmup]:
@@ -506,18 +580,29 @@ def live_run(
         if not collector.wait_for(warmup, 120):
             raise RuntimeError(f"no answer to the warm-up; see {job.log_path}")
         time.sleep(settle_s)  # what the job starts beside the stream (the GX process) is up
+        if beside is not None and beside.process.poll() is not None:
+            raise RuntimeError(f"the knowledge job stopped; see {beside.log_path}")
         cpu_before, began = job.usage.cpu_s, time.monotonic()
+        beside_before = beside.usage.cpu_s if beside is not None else 0.0
         achieved = publisher.paced(records[warmup:], rate)
         if not collector.wait_for(len(records), 120):
             raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}")
         job.usage.sample()
         cpu = (job.usage.cpu_s - cpu_before) / (time.monotonic() - began)
+        if beside is not None:
+            time.sleep(2.0)  # the knowledge job's last answers
+            beside.usage.sample()
+            extra["knowledge"] = {"cpu_cores": round((beside.usage.cpu_s - beside_before) / (time.monotonic() - began), 2),
+                                  **beside.report(began - 1.0)}
         time.sleep(0.5)
     finally:
         collector.stop()
         job.stop()
+        if beside is not None:
+            beside.stop()
     return {"rate_per_s": round(achieved, 1), "records": len(records), "cpu_cores": round(cpu, 2),
-            "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1), **latency_report(collector, publisher, warmup)}
+            "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1), **latency_report(collector, publisher, warmup),
+            **extra}
 
 
 def throughput_run(
@@ -728,7 +813,7 @@ def main_bench(args) -> int:
                                 for r in rounds]
         if args.duration > 0:
             log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
-            live = live_run(brokers, pool[:live_count], args.rate, **scale)
+            live = live_run(brokers, pool[:live_count], args.rate, knowledge=args.knowledge, **scale)
             ends = live["decisions"]
             result.update({key: ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
             result.update({
@@ -739,6 +824,8 @@ def main_bench(args) -> int:
                 "in_job": live["in_job"],
                 "latency_cpu_cores": live["cpu_cores"],
             })
+            if "knowledge" in live:
+                result["knowledge"] = live["knowledge"]
             peak = max(tput.get("peak_rss_mb", 0.0), live["peak_rss_mb"])
             if not args.no_reference:
                 log(f"latency of the reference loop: {args.rate:g} records/s for {args.duration:g} s")

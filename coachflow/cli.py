@@ -13,6 +13,7 @@
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
     coach acls show | apply | revoke                     the principals' Kafka ACLs (docs/security.md)
+    coach knowledge index | search | eval | train ...    knowledge assist: index, search, evaluate, train
 
 The job itself runs with ``python -m bytewax.run flows.coaching:flow``.
 """
@@ -307,7 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-reference", action="store_true", help="skip the reference loop (its throughput and latency runs)")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
     bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
+    bench.add_argument("--knowledge", type=Path, nargs="?", const=Path("data/knowledge/articles.jsonl"),
+                       help="run the knowledge job beside the job in the latency run, indexing these articles "
+                            "(default: the bundled sample; e.g. ../shared/data/doc2dial/documents.jsonl.gz)")
     bench.set_defaults(func=_bench)
+
+    from coachflow.knowledge_cli import add_arguments as knowledge_arguments
+
+    knowledge = commands.add_parser(
+        "knowledge", help="knowledge assist: import articles, build and search the index, evaluate, train")
+    knowledge_arguments(knowledge)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
     contracts.add_argument("action", choices=("export", "check"))

@@ -431,12 +431,14 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
-def reference_table() -> str:
-    """The configuration reference of docs/operations.md: one row per ``COACH_*`` variable."""
+def reference_table(settings: type[BaseSettings] | None = None) -> str:
+    """A configuration reference: one row per variable of ``settings`` (default: docs/operations.md's, ``COACH_*``)."""
+    settings = settings or Settings
+    prefix = settings.model_config.get("env_prefix", "")
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
+    for name, field in settings.model_fields.items():
         meaning = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `COACH_{name.upper()}` | {_default(field)} | {meaning} |")
+        rows.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {meaning} |")
     return "\n".join(rows) + "\n"
 
 

@@ -313,17 +313,19 @@ class RawKafkaSource(KafkaSource):
         return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions)
 
 
-def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None) -> Stream[RawRecord]:
+def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None,
+                streams: dict[str, str] | None = None) -> Stream[RawRecord]:
     """Conversation events, customer context and UI feedback, from Kafka or the JSONL input.
 
     With ``metrics``, the next offset to read of each partition is noted in
-    ``metrics.positions`` (for the consumer-lag gauge).
+    ``metrics.positions`` (for the consumer-lag gauge). ``streams`` (topic ->
+    contract stream) reads other topics than the coaching job's three.
     """
     if not settings.kafka_mode:
         source = JsonlSource(settings.input, line_limit=settings.max_payload_bytes)
         return op.input("read_jsonl", flow, source)
 
-    streams = {name: kind for kind, name in settings.inputs().items()}
+    streams = streams or {name: kind for kind, name in settings.inputs().items()}
     source = RawKafkaSource(
         settings.broker_list,
         streams,
@@ -443,10 +445,15 @@ class CheckedKafkaSink(FixedPartitionedSink[KafkaOut, None]):
         return _CheckedKafkaPartition(self._deliveries)
 
 
-def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings) -> None:
-    """Publish ``(kind, key, value)`` to the output topics or ``<kind>.jsonl`` files."""
+def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings,
+                  outputs: dict[str, str] | None = None) -> None:
+    """Publish ``(kind, key, value)`` to the output topics or ``<kind>.jsonl`` files.
+
+    ``outputs`` (kind -> topic) serves another job's kinds than the coaching job's.
+    """
+    topics = outputs or settings.outputs()
+    kinds = OUTPUT_KINDS if outputs is None else tuple(sorted(outputs))
     if settings.kafka_mode:
-        topics = settings.outputs()
         messages = op.map(
             "to_kafka", stream,
             lambda item: (item[1].decode("utf-8", "replace") if item[1] else item[0], (topics[item[0]], *item[1:])),
@@ -457,8 +464,8 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
     lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))
     sink = DirSink(
         directory,
-        len(OUTPUT_KINDS),
-        file_namer=lambda index, _count: f"{OUTPUT_KINDS[index]}.jsonl",
-        assign_file=OUTPUT_KINDS.index,
+        len(kinds),
+        file_namer=lambda index, _count: f"{kinds[index]}.jsonl",
+        assign_file=kinds.index,
     )
     op.output("write_files", lines, sink)

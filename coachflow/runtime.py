@@ -109,12 +109,7 @@ class JobResources:
             self.monitor.close()
         if self.metrics is not None and self.metrics.lag is not None:
             self.metrics.lag.stop()
-        if isinstance(error, KeyboardInterrupt):
-            self.lineage.finish(RunState.ABORT)
-        elif error is not None:
-            self.lineage.finish(RunState.FAIL, error)
-        else:
-            self.lineage.finish(RunState.COMPLETE)
+        end_run(self.lineage, error)
 
     def close_at_exit(self) -> None:
         """Close when the process ends (a ``bytewax.run`` process: the run loop is Bytewax's).
@@ -176,6 +171,16 @@ class JobResources:
             f"lineage run {self.lineage.run_id} ({settings.lineage})",
             file=sys.stderr,
         )
+
+
+def end_run(lineage: Lineage, error: BaseException | None) -> None:
+    """The run's last lineage event: ABORT for an interrupt, FAIL with ``error``, else COMPLETE."""
+    if isinstance(error, KeyboardInterrupt):
+        lineage.finish(RunState.ABORT)
+    elif error is not None:
+        lineage.finish(RunState.FAIL, error)
+    else:
+        lineage.finish(RunState.COMPLETE)
 
 
 def start_metrics(settings: Settings) -> metrics.JobMetrics | None:

@@ -36,11 +36,13 @@ def ensure_topics(
     only: tuple[str, ...] | None = None,
     extra_config: dict[str, dict[str, str]] | None = None,
     align_retention: bool = False,
+    specs: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
     """Create whichever of the job's topics (or of ``only``) do not exist; return those created.
 
     ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
     ``align_retention`` also sets the configured retention on those that exist (``coach topics create``).
+    ``specs`` (topic -> config) names another job's topics instead of ``topic_specs(settings)``.
     Credentials the broker refuses, or a topic this client may not create, raise ``KafkaAccessError``.
     """
     admin, listed = metadata(settings, timeout)
@@ -51,7 +53,7 @@ def ensure_topics(
     wanted = [
         NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
                  config={**config, **extra_config.get(name, {})})
-        for name, config in topic_specs(settings).items()
+        for name, config in (specs if specs is not None else topic_specs(settings)).items()
         if name not in existing and (only is None or name in only)
     ]
     if not wanted:

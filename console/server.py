@@ -14,6 +14,12 @@ conversation id, as any agent UI would.
 Topics and brokers come from the job's ``COACH_*`` variables (``COACH_BROKERS``,
 ``COACH_TOPIC_SUGGESTIONS``, ``COACH_TOPIC_ALERTS``, ``COACH_TOPIC_FEEDBACK``,
 ``COACH_TOPIC_ACCEPTANCE``), so a console points at whatever the job uses.
+
+Beside the suggestions it shows the knowledge job's cards (``coaching.knowledge``,
+``COACH_KNOWLEDGE_TOPIC_CARDS``) with their citation; accept and dismiss on a
+card ``POST /api/card-feedback`` and produce a :class:`schemas.knowledge.CardFeedback`
+to ``coaching.knowledge.feedback`` (``COACH_KNOWLEDGE_TOPIC_FEEDBACK``), under the
+same rules as suggestions: only the agent a card was made for judges it.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from console.auth import (
 from schemas import Alert, Suggestion
 from schemas import topics as catalog
 from schemas.feedback import Acceptance, Feedback
+from schemas.knowledge import CardFeedback, KnowledgeCard
 
 log = logging.getLogger("coachflow.console")
 
@@ -90,6 +97,8 @@ class ConsoleConfig:
     topic_alerts: str = catalog.topic("alerts").default
     topic_feedback: str = catalog.topic("feedback").default
     topic_acceptance: str = catalog.topic("acceptance").default
+    topic_cards: str = catalog.topic("knowledge").default
+    topic_card_feedback: str = catalog.topic("knowledge_feedback").default
     host: str = "127.0.0.1"
     port: int = 8765
     since_s: float = 900.0
@@ -111,8 +120,9 @@ def _path(value: str | None) -> Path | None:
 def config_from(args: argparse.Namespace) -> ConsoleConfig:
     """Brokers and topics as the job reads them (``COACH_*``), with the command line's overrides."""
     from coachflow.config import Settings
+    from coachflow.knowledge_config import KnowledgeSettings
 
-    settings = Settings()
+    settings, knowledge = Settings(), KnowledgeSettings()
     brokers = args.brokers or settings.brokers
     if not brokers:
         raise SystemExit("console: give --brokers or set COACH_BROKERS")
@@ -122,6 +132,8 @@ def config_from(args: argparse.Namespace) -> ConsoleConfig:
         topic_alerts=settings.topic_alerts,
         topic_feedback=settings.topic_feedback,
         topic_acceptance=settings.topic_acceptance,
+        topic_cards=knowledge.topic_cards,
+        topic_card_feedback=knowledge.topic_feedback,
         host=args.host,
         port=args.port,
         since_s=args.since_s,
@@ -142,6 +154,11 @@ def auth_from(args: argparse.Namespace) -> AuthConfig:
 def feedback_id(suggestion_id: str, event: str) -> str:
     """Deterministic per suggestion and verdict, so a repeated click is a duplicate the job drops."""
     return "fb-" + hashlib.sha256(f"{suggestion_id}|{event}".encode()).hexdigest()[:32]
+
+
+def card_feedback_id(card_id: str, event: str) -> str:
+    """Deterministic per card and verdict, so a repeated click is a duplicate the report drops."""
+    return "cfb-" + hashlib.sha256(f"card|{card_id}|{event}".encode()).hexdigest()[:32]
 
 
 class Subscriber:
@@ -179,13 +196,14 @@ class Board:
         self.suggestions: dict[str, Suggestion] = {}
         self.verdicts: dict[str, str] = {}
         self.feedback: dict[str, dict[str, Any]] = {}
+        self.cards: dict[str, KnowledgeCard] = {}
         self.subscribers: set[Subscriber] = set()
 
-    def _conversation(self, record: Suggestion | Alert) -> dict[str, Any]:
+    def _conversation(self, record: Suggestion | Alert | KnowledgeCard) -> dict[str, Any]:
         conv = self.conversations.get(record.conversation_id)
         if conv is None:
             conv = {"conversation_id": record.conversation_id, "customer_id": record.customer_id,
-                    "suggestions": [], "alerts": []}
+                    "suggestions": [], "alerts": [], "cards": []}
             self.conversations[record.conversation_id] = conv
             while len(self.conversations) > self.max_conversations:
                 _, old = self.conversations.popitem(last=False)
@@ -193,11 +211,15 @@ class Board:
                     self.suggestions.pop(s["suggestion_id"], None)
                     self.verdicts.pop(s["suggestion_id"], None)
                     self.feedback.pop(s["suggestion_id"], None)
+                for c in old["cards"]:
+                    self.cards.pop(c["card_id"], None)
+                    self.verdicts.pop(c["card_id"], None)
+                    self.feedback.pop(c["card_id"], None)
         else:
             self.conversations.move_to_end(record.conversation_id)
         return conv
 
-    def add(self, kind: str, record: Suggestion | Alert | Acceptance) -> None:
+    def add(self, kind: str, record: Suggestion | Alert | Acceptance | KnowledgeCard) -> None:
         if kind == "suggestion":
             if record.suggestion_id in self.suggestions:  # at-least-once: drop duplicates by id
                 return
@@ -211,6 +233,13 @@ class Board:
                 return
             item = record.model_dump(mode="json")
             conv["alerts"] = (conv["alerts"] + [item])[-MAX_ITEMS:]
+        elif kind == "card":
+            if record.card_id in self.cards:
+                return
+            conv = self._conversation(record)
+            self.cards[record.card_id] = record
+            item = record.model_dump(mode="json")
+            conv["cards"] = (conv["cards"] + [item])[-MAX_ITEMS:]
         elif kind == "acceptance":
             conv = self.conversations.get(record.conversation_id)
             if conv is None:
@@ -236,8 +265,10 @@ class Board:
             suggestions = [{**s, "verdict": self.verdicts.get(s["suggestion_id"])}
                            for s in conv["suggestions"] if s["agent_id"] in agents]
             alerts = [a for a in conv["alerts"] if a["agent_id"] in agents]
-            if suggestions or alerts:
-                out.append({**conv, "suggestions": suggestions, "alerts": alerts})
+            cards = [{**c, "verdict": self.verdicts.get(c["card_id"])}
+                     for c in conv["cards"] if c["agent_id"] in agents]
+            if suggestions or alerts or cards:
+                out.append({**conv, "suggestions": suggestions, "alerts": alerts, "cards": cards})
         return out
 
 
@@ -254,6 +285,7 @@ class KafkaReader(threading.Thread):
             config.topic_suggestions: ("suggestion", Suggestion),
             config.topic_alerts: ("alert", Alert),
             config.topic_acceptance: ("acceptance", Acceptance),
+            config.topic_cards: ("card", KnowledgeCard),
         }
 
     def run(self) -> None:
@@ -478,7 +510,8 @@ class Console:
         log.warning("console: refused feedback from %s (%s) on %s: %s",
                     caller_ref(caller.agent_id), caller.role, what, reason)
         messages = {"read_only": "a supervisor's view is read-only",
-                    "not_your_suggestion": "this suggestion is not one of yours on this console"}
+                    "not_your_suggestion": "this suggestion is not one of yours on this console",
+                    "not_your_card": "this card is not one of yours on this console"}
         return _refusal(403, "forbidden", reason, messages[reason])
 
     async def feedback(self, request: web.Request) -> web.Response:
@@ -530,6 +563,42 @@ class Console:
         self.board.broadcast("feedback", item)
         return web.json_response(item, status=201)
 
+    async def card_feedback(self, request: web.Request) -> web.Response:
+        """``{"card_id": ..., "event": "accepted" | "dismissed"}`` -> a CardFeedback record on the
+        card feedback topic, under the rules of ``feedback``."""
+        caller = request[PRINCIPAL]
+        try:
+            body = await request.json()
+            card_id, event = body["card_id"], body["event"]
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text='expected {"card_id": ..., "event": "accepted"|"dismissed"}') from None
+        if not isinstance(card_id, str) or not 0 < len(card_id) <= MAX_ID_CHARS:
+            raise web.HTTPBadRequest(text=f"card_id must be a string of 1 to {MAX_ID_CHARS} characters")
+        if event not in VERDICTS:
+            raise web.HTTPBadRequest(text=f"event must be one of {', '.join(VERDICTS)}")
+        card = self.board.cards.get(card_id)
+        what = f"card {card_id}" if card is not None else "an unknown card id"
+        if not caller.may_judge:
+            return self._refuse_feedback(caller, "read_only", what)
+        if card is None or card.agent_id != caller.agent_id:
+            return self._refuse_feedback(caller, "not_your_card", what)
+        earlier = self.board.verdicts.get(card_id)
+        if earlier is not None:
+            if earlier != event:
+                raise web.HTTPConflict(text=f"card {card_id} was already {earlier}")
+            return web.json_response(self.board.feedback[card_id], status=200)
+        record = CardFeedback(feedback_id=card_feedback_id(card_id, event), card_id=card_id,
+                              conversation_id=card.conversation_id, agent_id=card.agent_id, event=event,
+                              at=datetime.now(UTC))
+        value = record.model_dump_json().encode()
+        CardFeedback.model_validate_json(value)
+        await self._produce(self.config.topic_card_feedback, card.conversation_id.encode(), value)
+        self.board.verdicts[card_id] = event
+        item = record.model_dump(mode="json")
+        self.board.feedback[card_id] = item
+        self.board.broadcast("card_feedback", item)
+        return web.json_response(item, status=201)
+
     async def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
@@ -576,6 +645,7 @@ def build_app(config: ConsoleConfig, verifier: Verifier | None = None,
     app.router.add_get("/api/config", console.config_json)
     app.router.add_get("/events", console.events)
     app.router.add_post("/api/feedback", console.feedback)
+    app.router.add_post("/api/card-feedback", console.card_feedback)
     return app
 
 

@@ -40,6 +40,7 @@ from openlineage.client.facet_v2 import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
     data_quality_metrics_input_dataset,
+    dataset_version_dataset,
     documentation_job,
     error_message_run,
     job_type_job,
@@ -166,6 +167,8 @@ class Lineage:
         self.column_lineage = column_lineage or {}
         self.description = description
         self.quality: dict[str, dict] = {}
+        #: Input dataset name -> its version, as the next events report it (a knowledge base's, say).
+        self.versions: dict[str, str] = {}
         self.emitted = 0
         self.failed = 0
         self.dropped = 0
@@ -238,6 +241,9 @@ class Lineage:
 
     def _input(self, spec: DatasetSpec) -> InputDataset:
         facets = {"schema": schema_facet(spec.contract)} if spec.contract else {}
+        version = self.versions.get(spec.name)
+        if version is not None:
+            facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=version)
         input_facets: dict = {}
         summary = self.quality.get(spec.suite) if spec.suite else None
         if summary is not None:

@@ -7,7 +7,7 @@ too), at three places:
 
 - ``scrub(record)``: every published record, in ``operators.publish.serialize``.
   Only the fields that can quote a customer, an agent or a knowledge-base
-  value are read: suggestion texts (template slots filled from a KB item), alert
+  value are read: suggestion texts (template slots filled from a KB item), knowledge cards' passages, alert
   messages and evidence (the conduct rule quotes the agent), dead letters' details and
   error locations (they may quote a refused record's values and field names). Dead-letter
   payloads and keys are masked when the dead letter is built (``operators.records``).
@@ -26,7 +26,7 @@ import traceback
 from functools import lru_cache
 
 from operators.records import SHAPED
-from schemas import Alert, DeadLetter, Decision, FieldError, Suggestion
+from schemas import Alert, DeadLetter, Decision, FieldError, KnowledgeCard, Suggestion
 
 
 @lru_cache(maxsize=16_384)
@@ -63,6 +63,10 @@ def scrub(record):
         evidence = {k: scrub_text(v) if isinstance(v, str) else v for k, v in record.evidence.items()}
         if message != record.message or evidence != record.evidence:
             return record.model_copy(update={"message": message, "evidence": evidence})
+    elif kind is KnowledgeCard:  # a passage of the knowledge base (masked by the knowledge policy already)
+        passage = scrub_text(record.passage)
+        if passage != record.passage:
+            return record.model_copy(update={"passage": passage})
     elif kind is DeadLetter:
         detail = scrub_text(record.detail)
         errors = [FieldError.trusted(loc=scrub_text(e.loc), type=e.type, msg=scrub_text(e.msg))

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from operators.boundary import Boundary
 from operators.privacy import scrub
-from schemas import OUTPUT_KIND, Acceptance, DeadLetter, Decision, Suggestion
+from schemas import OUTPUT_KIND, Acceptance, DeadLetter, Decision, KnowledgeDecision, Suggestion
 
 
 def kind_of(record: object) -> str:
@@ -57,7 +57,8 @@ def serialize_batch(boundary: Boundary) -> Callable[[list], list[tuple[str, byte
 
 def accounts_for_input(record: object) -> bool:
     """Whether a published record is its input's one decision or dead letter (or a feedback's click verdict)."""
-    return isinstance(record, Decision | DeadLetter) or (isinstance(record, Acceptance) and record.mode == "click")
+    return isinstance(record, Decision | KnowledgeDecision | DeadLetter) or (
+        isinstance(record, Acceptance) and record.mode == "click")
 
 
 def show(suggestion: Suggestion, out: TextIO | None = None) -> None:

@@ -60,7 +60,7 @@ const MINT = "run `coach console token --agent YOUR_ID` and open the address it 
 async function api(path, options = {}) {
   const headers = {...(options.headers || {}), Authorization: "Bearer " + token};
   const resp = await fetch(path, {...options, headers, cache: "no-store", credentials: "omit"});
-  if (resp.status === 401 || (resp.status === 403 && path !== "/api/feedback")) {
+  if (resp.status === 401 || (resp.status === 403 && path !== "/api/feedback" && path !== "/api/card-feedback")) {
     const body = await resp.json().catch(() => ({}));
     const reason = body.reason || "refused";
     stop("refused", `refused (${reason})`, `The console refused this token (${reason}): ${MINT}`);
@@ -76,7 +76,9 @@ function conversationCard(conv) {
     card = el("section", {class: "conversation", "data-conversation-id": conv.conversation_id},
       el("h2", {}, conv.conversation_id, " ", el("span", {class: "muted"}, "customer " + (conv.customer_id || "?"))),
       el("ul", {class: "alerts"}),
-      el("ol", {class: "suggestions"}));
+      el("div", {class: "columns"},
+        el("ol", {class: "suggestions"}),
+        el("ol", {class: "cards", "aria-label": "knowledge cards"})));
     root.prepend(card);
   }
   return card;
@@ -154,6 +156,60 @@ function addSuggestion(s) {
   for (const acc of Object.values(s.counted || {})) showCounted(li, acc);
 }
 
+async function sendCardFeedback(li, c, event) {
+  for (const b of li.querySelectorAll("button")) b.disabled = true;
+  li.querySelector(".verdict").textContent = "sending…";
+  try {
+    const resp = await api("/api/card-feedback", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({card_id: c.card_id, event}),
+    });
+    const text = await resp.text();
+    if (!resp.ok) {
+      let reason = text;
+      try { reason = JSON.parse(text).reason || text; } catch { /* a plain-text error */ }
+      throw new Error(reason);
+    }
+    li.dataset.feedbackId = JSON.parse(text).feedback_id;
+    showVerdict(li, event);
+  } catch (err) {
+    if (err instanceof Refused) return;
+    li.querySelector(".verdict").textContent = "failed: " + err.message;
+    for (const b of li.querySelectorAll("button")) b.disabled = false;
+  }
+}
+
+// A knowledge card: the passage, and where it is (article, version, offsets, KB version).
+function addCard(c) {
+  const card = conversationCard(c);
+  if (card.querySelector(`.card[data-card-id="${CSS.escape(c.card_id)}"]`)) return;
+  const buttons = [];
+  if (mayJudge) {
+    buttons.push(el("button", {class: "accept", type: "button", textContent: "Accept"}),
+                 el("button", {class: "dismiss", type: "button", textContent: "Dismiss"}));
+  }
+  const cite = c.citation;
+  // Only web addresses become links (a knowledge base's URL is not trusted to be one).
+  const source = /^https?:\/\//i.test(cite.source_url || "")
+    ? el("a", {href: cite.source_url, rel: "noopener noreferrer", target: "_blank"}, c.title)
+    : el("strong", {}, c.title);
+  const li = el("li", {class: "card", "data-card-id": c.card_id, "data-article-id": c.article_id,
+                       "data-agent-id": c.agent_id},
+    el("div", {class: "title"}, source, cite.heading ? el("span", {class: "muted"}, " › " + cite.heading) : ""),
+    el("div", {class: "passage"}, c.passage),
+    el("div", {class: "citation muted"},
+      `${c.article_id} v${cite.article_version} · chars ${cite.start}–${cite.end} · ${cite.kb_version} · ` +
+      `${Math.round(c.score * 100)}% · after ${c.event_id}` + (mayJudge ? "" : ` · agent ${c.agent_id}`)),
+    el("div", {class: "controls"}, ...buttons, el("span", {class: "verdict"})));
+  if (mayJudge) {
+    buttons[0].addEventListener("click", () => sendCardFeedback(li, c, "accepted"));
+    buttons[1].addEventListener("click", () => sendCardFeedback(li, c, "dismissed"));
+  }
+  card.querySelector(".cards").prepend(li);
+  showVerdict(li, c.verdict);
+}
+
 function addAlert(a) {
   const card = conversationCard(a);
   if (card.querySelector(`.alert[data-alert-id="${CSS.escape(a.alert_id)}"]`)) return;
@@ -176,11 +232,17 @@ const handlers = {
       conversationCard(conv);
       for (const a of conv.alerts) addAlert(a);
       for (const s of conv.suggestions) addSuggestion(s);
+      for (const c of conv.cards || []) addCard(c);
     }
     setStatus("live", "live");
   },
   suggestion: addSuggestion,
   alert: addAlert,
+  card: addCard,
+  card_feedback(fb) {
+    const li = document.querySelector(`.card[data-card-id="${CSS.escape(fb.card_id)}"]`);
+    if (li) showVerdict(li, fb.event);
+  },
   feedback(fb) {
     const li = suggestionItem(fb.suggestion_id);
     if (li) showVerdict(li, fb.event);

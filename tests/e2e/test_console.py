@@ -153,8 +153,8 @@ class IdentityProvider:
 
 
 def start_console(job: KafkaJob, port: int, log: Path, topics: dict[str, str], idp: IdentityProvider,
-                  teams: Path) -> subprocess.Popen:
-    env = job.env(COACH_TOPIC_FEEDBACK=topics["feedback"], COACH_TOPIC_ACCEPTANCE=topics["acceptance"])
+                  teams: Path, **extra: str) -> subprocess.Popen:
+    env = job.env(COACH_TOPIC_FEEDBACK=topics["feedback"], COACH_TOPIC_ACCEPTANCE=topics["acceptance"], **extra)
     process = subprocess.Popen(
         [sys.executable, "-m", "console", "--brokers", job.brokers, "--port", str(port),
          "--jwks", str(idp.jwks), "--issuer", idp.issuer, "--audience", idp.audience, "--teams", str(teams)],
