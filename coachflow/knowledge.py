@@ -32,6 +32,7 @@ from coachflow.config import Settings
 from coachflow.knowledge_config import KnowledgeSettings
 from coachflow.metrics import JobMetrics
 from coachflow.runtime import configure_logging, end_run, start_metrics
+from coachflow.security import check_job_access
 from coachflow.topics import ensure_topics
 from lineage import (
     CoachflowRunFacet,
@@ -341,6 +342,8 @@ class KnowledgeResources:
             return self
         ks, settings = self.ks, self.settings
         configure_logging(settings.log_level)
+        if settings.kafka_mode:  # credentials, TLS trust and rights first: refused, the job stops at once
+            check_job_access(settings, "knowledge", ks)
         lower_priority(ks.nice)
         self.masking = settings.policy_store()
         suites = load_suites(settings.quality_suites)

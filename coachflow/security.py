@@ -48,6 +48,7 @@ from schemas.topics import INPUTS, OUTPUTS, topic
 
 if TYPE_CHECKING:
     from coachflow.config import Settings
+    from coachflow.knowledge_config import KnowledgeSettings
 
 #: The principal that creates topics and applies ACLs; a super user of the broker.
 ADMIN = "admin"
@@ -77,10 +78,16 @@ ACCESS: dict[str, Access] = {
         # placeholder group; the lag gauge asks for watermarks; each policy follower has its own group.
         groups=("BYTEWAX_IGNORED", "coachflow-metrics-lag", "coachflow-policy-*"),
     ),
+    "knowledge": Access(
+        "the knowledge dataflow (python -m bytewax.run flows.knowledge:flow)",
+        reads=("events", "context", "policies", "articles", "knowledge_policies"),
+        writes=("knowledge", "knowledge_decisions", "knowledge_dlq", LINEAGE),
+        groups=("BYTEWAX_IGNORED", "coachflow-metrics-lag", "coachflow-policy-*", "coachflow-knowledge-*"),
+    ),
     "console": Access(
         "the reference agent console (coach console)",
-        reads=("suggestions", "alerts", "acceptance"),
-        writes=("feedback",),
+        reads=("suggestions", "alerts", "acceptance", "knowledge"),
+        writes=("feedback", "knowledge_feedback"),
         groups=("coach-console-*",),
     ),
     "replay": Access(
@@ -89,7 +96,7 @@ ACCESS: dict[str, Access] = {
     ),
     "report": Access(
         "coach report --brokers and coach lineage explain --brokers (supervisors, governance)",
-        reads=("decisions", "suggestions", "alerts", "acceptance", "feedback"),
+        reads=("decisions", "suggestions", "alerts", "acceptance", "feedback", "knowledge", "knowledge_feedback"),
         groups=("coachflow-report", "coachflow-explain"),
     ),
 }
@@ -167,25 +174,35 @@ def check_access(settings: Settings, topics: Iterable[str], timeout: float = 30.
                                f"{', '.join(denied)}: ask for its ACLs (coach acls show; docs/security.md)")
 
 
-def topic_name(settings: Settings, kind: str, *, default: bool = False) -> str | None:
-    """The name ``settings`` give the topic of ``kind``; an optional topic that is not set: None, or with
-    ``default`` its catalog name (``coaching.policies``)."""
+def topic_name(settings: Settings, kind: str, *, default: bool = False,
+               knowledge: KnowledgeSettings | None = None) -> str | None:
+    """The name ``settings`` (the knowledge job's topics: ``knowledge``, default: its ``COACH_KNOWLEDGE_*``
+    environment) give the topic of ``kind``; an optional topic that is not set: None, or with ``default``
+    its catalog name (``coaching.policies``)."""
     if kind == LINEAGE:
         return settings.lineage_topic
     spec = topic(kind)
-    return getattr(settings, spec.setting) or (spec.default if default else None)
+    if spec.job == "knowledge":
+        from coachflow.knowledge_config import KnowledgeSettings
+
+        source: Any = knowledge if knowledge is not None else KnowledgeSettings()
+    else:
+        source = settings
+    return getattr(source, spec.setting) or (spec.default if default else None)
 
 
-def topics_of(principal: str, settings: Settings) -> list[str]:
+def topics_of(principal: str, settings: Settings, knowledge: KnowledgeSettings | None = None) -> list[str]:
     """The topics ``principal`` reads or writes under ``settings`` (the set ones)."""
     access = ACCESS[principal]
-    return [name for name in (topic_name(settings, kind) for kind in (*access.reads, *access.writes)) if name]
+    names = (topic_name(settings, kind, knowledge=knowledge) for kind in (*access.reads, *access.writes))
+    return [name for name in names if name]
 
 
-def check_job_access(settings: Settings, principal: str = "coaching") -> None:
+def check_job_access(settings: Settings, principal: str = "coaching",
+                     knowledge: KnowledgeSettings | None = None) -> None:
     """At a job's start: Kafka lets it in and describe its topics, else ``KafkaAccessError`` now (librdkafka
     would retry refused credentials forever, and the job wait for records that never come)."""
-    check_access(settings, topics_of(principal, settings))
+    check_access(settings, topics_of(principal, settings, knowledge))
 
 
 def principals() -> list[str]:
@@ -193,8 +210,9 @@ def principals() -> list[str]:
     return [ADMIN, *ACCESS]
 
 
-def grants(settings: Settings) -> list[tuple[str, str, str, str]]:
-    """``(principal, resource type, name, operation)`` per ACL of ``settings``' topics (a ``*`` name: prefix).
+def grants(settings: Settings, knowledge: KnowledgeSettings | None = None) -> list[tuple[str, str, str, str]]:
+    """``(principal, resource type, name, operation)`` per ACL of ``settings``' topics (and ``knowledge``'s,
+    the knowledge job's; default: its environment's) (a ``*`` name: prefix).
 
     An optional topic that is unset (``COACH_POLICY_TOPIC``) is granted under its catalog name, so a job
     given that topic later needs no new ACL.
@@ -202,40 +220,40 @@ def grants(settings: Settings) -> list[tuple[str, str, str, str]]:
     rows = []
     for principal, access in ACCESS.items():
         for operation, fields in (("READ", access.reads), ("WRITE", access.writes)):
-            rows += [(principal, "TOPIC", str(topic_name(settings, kind, default=True)), operation)
-                     for kind in fields]
+            rows += [(principal, "TOPIC", str(topic_name(settings, kind, default=True, knowledge=knowledge)),
+                      operation) for kind in fields]
         rows += [(principal, "GROUP", group, "READ") for group in access.groups]
     return rows
 
 
-def bindings(settings: Settings) -> list[AclBinding]:
+def bindings(settings: Settings, knowledge: KnowledgeSettings | None = None) -> list[AclBinding]:
     """The ACLs that give each principal of ``ACCESS`` its rights on ``settings``' topics (READ and
     WRITE imply DESCRIBE), from any host."""
     out = []
-    for principal, kind, name, operation in grants(settings):
+    for principal, kind, name, operation in grants(settings, knowledge):
         pattern = ResourcePatternType.PREFIXED if name.endswith("*") else ResourcePatternType.LITERAL
         out.append(AclBinding(ResourceType[kind], name.removesuffix("*"), pattern, f"User:{principal}", "*",
                               AclOperation[operation], AclPermissionType.ALLOW))
     return out
 
 
-def apply(settings: Settings, timeout: float = 30.0) -> int:
+def apply(settings: Settings, timeout: float = 30.0, knowledge: KnowledgeSettings | None = None) -> int:
     """Create the ACLs of ``settings``' topics (with its client's credentials: the admin's); return how many.
 
     Creating an ACL that exists is a no-op, so this is safe to repeat.
     """
-    acls = bindings(settings)
+    acls = bindings(settings, knowledge)
     admin = AdminClient(settings.kafka_client())
     for future in admin.create_acls(acls, request_timeout=timeout).values():
         future.result(timeout)
     return len(acls)
 
 
-def revoke(settings: Settings, timeout: float = 30.0) -> int:
+def revoke(settings: Settings, timeout: float = 30.0, knowledge: KnowledgeSettings | None = None) -> int:
     """Delete the ACLs ``apply`` creates for ``settings``' topics; return how many were found and deleted."""
     admin = AdminClient(settings.kafka_client())
     filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                b.permission_type) for b in bindings(settings)]
+                                b.permission_type) for b in bindings(settings, knowledge)]
     deleted = 0
     for future in admin.delete_acls(filters, request_timeout=timeout).values():
         deleted += len(future.result(timeout))

@@ -369,3 +369,51 @@ def test_bench_runs_over_sasl_ssl_with_the_admins_credentials(secured: SecuredKa
     finally:
         deleted = bench.delete_created_topics(secured.address)
     assert result["throughput_per_s"] > 0 and len(deleted) > 5
+
+
+def test_the_knowledge_job_runs_as_its_own_least_privileged_principal(
+        secured: SecuredKafka, secured_job: KafkaJob, tmp_path):
+    """The knowledge dataflow on SASL_SSL as `knowledge`: it reads the inputs, writes its cards and
+    decisions, accounts for every input, and shows no password; it may not write the coaching outputs."""
+    from coachflow.knowledge import topic_specs
+    from coachflow.knowledge_config import KnowledgeSettings
+    from coachflow.topics import ensure_topics
+    from schemas import KnowledgeCard, KnowledgeDecision
+
+    job, s = secured_job, secured_job.settings
+    defaults = KnowledgeSettings()
+    names = {field: job.prefix + getattr(defaults, field)
+             for field in ("topic_cards", "topic_decisions", "topic_dlq", "topic_feedback")}
+    knowledge = KnowledgeSettings(**names)
+    ensure_topics(s, specs=topic_specs(knowledge, s))  # as the admin: the job's principal creates none
+    security.apply(s, knowledge=knowledge)
+    try:
+        inputs, replayed = replay_inputs(secured, s)
+        log = tmp_path / "knowledge.log"
+        env = job.env(**secured.env("knowledge"), **{f"COACH_KNOWLEDGE_{k.upper()}": v for k, v in names.items()},
+                      COACH_KNOWLEDGE_NICE="0", COACH_CONTEXT_WAIT_MS="300", COACH_LOG_LEVEL="DEBUG",
+                      COACH_KAFKA_CONFIG=json.dumps({"debug": "security"}))
+        process = subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT,
+                                   env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            def decided() -> dict[str, list[bytes]] | None:
+                out = read_all(s, [names["topic_cards"], names["topic_decisions"], names["topic_dlq"]])
+                done = len(out[names["topic_decisions"]]) + len(out[names["topic_dlq"]])
+                assert process.poll() is None, log.read_text()[-3000:]
+                return out if done >= inputs else None
+
+            out = wait_for(decided, 240, "the knowledge job's decisions")
+        finally:
+            stop(process)
+        text = log.read_text()
+        decisions = [KnowledgeDecision.model_validate_json(v) for v in out[names["topic_decisions"]]]
+        cards = [KnowledgeCard.model_validate_json(v) for v in out[names["topic_cards"]]]
+        assert len(decisions) + len(out[names["topic_dlq"]]) == inputs
+        assert cards and {card.card_id for card in cards} <= {d.card_id for d in decisions if d.card_id}
+        assert "SCRAM-SHA-512" in text  # it logged in as its principal
+        shown = text + replayed + "".join(v.decode() for values in out.values() for v in values)
+        assert not [p for p, password in secured.passwords().items() if password in shown]
+        # Least privilege: the knowledge principal may not write what the coaching job publishes.
+        assert not writes(secured, "knowledge", [s.topic_suggestions, s.topic_decisions, s.topic_events])
+    finally:
+        security.revoke(s, knowledge=knowledge)

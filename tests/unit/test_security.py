@@ -5,6 +5,7 @@ from __future__ import annotations
 from coachflow import security
 from coachflow.bench import prefixed_settings
 from coachflow.config import Settings
+from coachflow.knowledge_config import KnowledgeSettings
 from tests.helpers import ROOT
 
 
@@ -21,12 +22,19 @@ def test_each_principal_reads_and_writes_only_its_own_topics():
     inputs = {s.topic_events, s.topic_context, s.topic_feedback}
     assert table["coaching"]["TOPIC READ"] == inputs | {"coaching.policy"}
     assert table["coaching"]["TOPIC WRITE"] == {*s.outputs().values(), s.lineage_topic}
-    assert table["console"] == {"TOPIC READ": {s.topic_suggestions, s.topic_alerts, s.topic_acceptance},
-                                "TOPIC WRITE": {s.topic_feedback}, "GROUP READ": {"coach-console-*"}}
+    knowledge = KnowledgeSettings()
+    assert table["console"] == {
+        "TOPIC READ": {s.topic_suggestions, s.topic_alerts, s.topic_acceptance, knowledge.topic_cards},
+        "TOPIC WRITE": {s.topic_feedback, knowledge.topic_feedback}, "GROUP READ": {"coach-console-*"}}
+    assert table["knowledge"]["TOPIC WRITE"] == {
+        knowledge.topic_cards, knowledge.topic_decisions, knowledge.topic_dlq, s.lineage_topic}
+    assert s.topic_events in table["knowledge"]["TOPIC READ"]
+    assert not table["knowledge"]["TOPIC WRITE"] & {*s.inputs().values(), *s.outputs().values()}
     assert table["replay"] == {"TOPIC WRITE": {s.topic_events, s.topic_context}}
     assert "TOPIC WRITE" not in table["report"]
     writers = {name: {p for p, r in table.items() if name in r.get("TOPIC WRITE", set())}
                for name in {n for r in table.values() for n in r.get("TOPIC WRITE", set())}}
+    assert writers.pop(s.lineage_topic) == {"coaching", "knowledge"}  # both jobs' OpenLineage events
     assert all(len(who) == 1 for who in writers.values()), writers  # one writer per topic
     assert security.principals()[0] == security.ADMIN and security.ADMIN not in table
 
@@ -39,7 +47,10 @@ def test_acls_follow_renamed_and_prefixed_topics_and_grant_unset_optional_ones_b
                                                      plain.lineage_topic]  # the job checks only those it uses
     prefixed = prefixed_settings("b:1", "t1.")
     topics = {name for _, kind, name, _ in security.grants(prefixed) if kind == "TOPIC"}
-    assert {name for name in topics if not name.startswith("t1.")} == {prefixed.lineage_topic, "coaching.policies"}
+    knowledge = KnowledgeSettings()  # the knowledge job's topics: its own COACH_KNOWLEDGE_* names
+    assert {name for name in topics if not name.startswith("t1.")} == {
+        prefixed.lineage_topic, "coaching.policies", knowledge.topic_cards, knowledge.topic_decisions,
+        knowledge.topic_dlq, knowledge.topic_feedback, "knowledge.articles", "coaching.knowledge.policies"}
     bindings = security.bindings(prefixed)
     assert len(bindings) == len(security.grants(prefixed))
     groups = {(b.name, b.resource_pattern_type.name) for b in bindings if b.restype.name == "GROUP"}
