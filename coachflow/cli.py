@@ -185,9 +185,13 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     from coachflow.config import Settings
-    from coachflow.topics import ensure_topics
+    from coachflow.knowledge import topic_specs as knowledge_specs
+    from coachflow.knowledge_config import KnowledgeSettings
+    from coachflow.topics import ensure_topics, topic_specs
 
-    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions), align_retention=True)
+    settings = Settings(brokers=args.brokers, topic_partitions=args.partitions)
+    both = {**topic_specs(settings), **knowledge_specs(KnowledgeSettings(), settings)}  # both jobs' topics
+    created = ensure_topics(settings, align_retention=True, specs=both)
     print("created: " + (", ".join(created) or "none (all exist)"))
     return 0
 

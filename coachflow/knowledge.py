@@ -349,7 +349,8 @@ class KnowledgeResources:
         suites = load_suites(settings.quality_suites)
         self.gate = Gate(suites)
         if settings.kafka_mode and settings.create_topics and ks.create_topics:
-            ensure_topics(settings, specs=topic_specs(ks, settings))
+            # Card feedback is the console's and the report's: created here when this client may.
+            ensure_topics(settings, specs=topic_specs(ks, settings), for_others=frozenset({ks.topic_feedback}))
         if not settings.kafka_mode:
             Path(ks.output_dir).mkdir(parents=True, exist_ok=True)
         self.reranker = load_reranker(ks.ranker)

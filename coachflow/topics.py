@@ -37,13 +37,16 @@ def ensure_topics(
     extra_config: dict[str, dict[str, str]] | None = None,
     align_retention: bool = False,
     specs: dict[str, dict[str, str]] | None = None,
+    for_others: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Create whichever of the job's topics (or of ``only``) do not exist; return those created.
 
     ``extra_config`` adds topic settings per topic (the benchmark's broker-stamped append times).
     ``align_retention`` also sets the configured retention on those that exist (``coach topics create``).
     ``specs`` (topic -> config) names another job's topics instead of ``topic_specs(settings)``.
-    Credentials the broker refuses, or a topic this client may not create, raise ``KafkaAccessError``.
+    Credentials the broker refuses, or a topic this client may not create, raise ``KafkaAccessError``;
+    but a topic in ``for_others`` (made for other clients, not used by this one: a principal that may
+    not use it does not see it) is only logged when it may not create it.
     """
     admin, listed = metadata(settings, timeout)
     existing = set(listed.topics)
@@ -67,12 +70,15 @@ def ensure_topics(
         except Exception as exc:  # another client may have created it meanwhile
             if "TOPIC_ALREADY_EXISTS" in str(exc):
                 continue
+            if exc.args and refused(exc.args[0]) and name in for_others:
+                log.info("topic %s not created: not this client's to create or use (coach topics create)", name)
+                continue
             if exc.args and refused(exc.args[0]):
                 raise KafkaAccessError(
                     f"topic {name} is missing and this client may not create it ({exc.args[0].str()}): "
                     "create the topics with the admin's credentials (coach topics create)") from None
             raise
-    wait_visible(admin, [t.topic for t in wanted], timeout)
+    wait_visible(admin, [t.topic for t in wanted if t.topic in created or t.topic not in for_others], timeout)
     return created
 
 

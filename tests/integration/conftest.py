@@ -26,10 +26,15 @@ from confluent_kafka.admin import AdminClient
 from coachflow import security
 from coachflow.bench import prefixed_settings, topic_env
 from coachflow.config import Settings
+from coachflow.knowledge import topic_specs as knowledge_topic_specs
+from coachflow.knowledge_config import KnowledgeSettings
 from coachflow.private import read_properties, read_secret
 from coachflow.topics import ensure_topics
 from schemas.topics import OUTPUTS
 from tests.helpers import ROOT
+
+#: The knowledge job's own topic settings (``KnowledgeSettings``), prefixed per test like the coaching job's.
+KNOWLEDGE_TOPICS = ("topic_cards", "topic_decisions", "topic_dlq", "topic_feedback")
 
 #: Output kind -> its contract's model (``schemas.topics``).
 OUTPUT_MODELS = {spec.kind: spec.schema for spec in OUTPUTS}
@@ -60,11 +65,19 @@ class KafkaJob:
     client_file: Path | None = None
     overrides: dict = field(default_factory=dict)
     settings: Settings = field(init=False)
+    knowledge: KnowledgeSettings = field(init=False)
+    """The knowledge job's settings on this test's topics (``COACH_KNOWLEDGE_TOPIC_*``, prefixed too)."""
 
     def __post_init__(self) -> None:
         credentials = {"kafka_config_file": self.client_file} if self.client_file else {}
         self.settings = prefixed_settings(self.brokers, self.prefix, **credentials, **self.overrides)
+        defaults = KnowledgeSettings()
+        self.knowledge = KnowledgeSettings(**{name: self.prefix + getattr(defaults, name) for name in KNOWLEDGE_TOPICS})
         ensure_topics(self.settings)
+
+    def knowledge_env(self) -> dict[str, str]:
+        """The ``COACH_KNOWLEDGE_TOPIC_*`` variables of this test's knowledge topics."""
+        return {f"COACH_KNOWLEDGE_{name.upper()}": getattr(self.knowledge, name) for name in KNOWLEDGE_TOPICS}
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
@@ -197,9 +210,10 @@ def secured_job(secured) -> Iterator[KafkaJob]:
     # The policy and lineage topics too (their names are no COACH_TOPIC_* setting: the job gets them in env()).
     job = KafkaJob(secured.address, prefix, client_file=secured.properties(security.ADMIN), overrides={
         "policy_topic": f"{prefix}coaching.policy", "lineage": "kafka", "lineage_topic": f"{prefix}openlineage.events"})
-    security.apply(job.settings)
+    ensure_topics(job.settings, specs=knowledge_topic_specs(job.knowledge, job.settings))
+    security.apply(job.settings, knowledge=job.knowledge)
     yield job
-    security.revoke(job.settings)
+    security.revoke(job.settings, knowledge=job.knowledge)
 
 
 def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:

@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient
 from coachflow import bench, replay, security
 from coachflow.config import Settings
 from coachflow.security import KafkaAccessError
+from coachflow.topics import ensure_topics
 from operators.policy import DEFAULT_POLICY
 from tests.helpers import ROOT, STAR_DIALOGUES
 from tests.integration.conftest import KafkaJob, SecuredKafka, stop
@@ -221,11 +222,14 @@ def test_the_flow_end_to_end_as_least_privileged_principals_shows_no_password(
 
     # The report as `report`: it reads the decisions, suggestions, alerts, acceptance and feedback.
     report = coach("report", "--brokers", secured.address, "--json", "--no-chart",
-                   env=clean_env(**secured.env("report"), **bench.topic_env(s)))
+                   env=clean_env(**secured.env("report"), **bench.topic_env(s), **job.knowledge_env()))
     assert report.returncode == 0, report.stderr[-2000:]
     sources = json.loads(report.stdout)["sources"]
     assert sources["decisions"]["records"] == len(decisions), sources
-    assert all(source["status"] == "ok" for source in sources.values()), sources
+    from coachflow.report import SOURCES
+
+    assert all(sources[kind]["status"] == "ok" for kind in SOURCES), sources  # the coaching job's outputs
+    assert all(source["status"] != "error" for source in sources.values()), sources  # cards: none here
 
     # No password anywhere: the job's log (librdkafka's security debugging included), its lineage
     # events, its dead letters (as written), every other output, its /metrics, the tools' output.
@@ -262,8 +266,9 @@ def test_clients_without_credentials_with_a_wrong_password_or_with_others_rights
         assert time.monotonic() - began < 10 and secured.password("coaching") not in str(refusal.value)
 
     # Each principal may do exactly what coachflow.security.ACCESS says, on every topic of the job.
-    table = security.grants(s)
+    table = security.grants(s, secured_job.knowledge)
     topics = sorted({name for _, kind, name, _ in table if kind == "TOPIC"})
+    ensure_topics(s, specs=dict.fromkeys(topics, {}))  # the optional ones too, under their catalog names
     produce(s, [(topic, b"probe", b"probe") for topic in topics])  # one record in each (admin), for reads
     for principal in security.ACCESS:
         mine = [(name, op) for who, kind, name, op in table if who == principal and kind == "TOPIC"]
@@ -375,45 +380,32 @@ def test_the_knowledge_job_runs_as_its_own_least_privileged_principal(
         secured: SecuredKafka, secured_job: KafkaJob, tmp_path):
     """The knowledge dataflow on SASL_SSL as `knowledge`: it reads the inputs, writes its cards and
     decisions, accounts for every input, and shows no password; it may not write the coaching outputs."""
-    from coachflow.knowledge import topic_specs
-    from coachflow.knowledge_config import KnowledgeSettings
-    from coachflow.topics import ensure_topics
     from schemas import KnowledgeCard, KnowledgeDecision
 
-    job, s = secured_job, secured_job.settings
-    defaults = KnowledgeSettings()
-    names = {field: job.prefix + getattr(defaults, field)
-             for field in ("topic_cards", "topic_decisions", "topic_dlq", "topic_feedback")}
-    knowledge = KnowledgeSettings(**names)
-    ensure_topics(s, specs=topic_specs(knowledge, s))  # as the admin: the job's principal creates none
-    security.apply(s, knowledge=knowledge)
+    job, s, k = secured_job, secured_job.settings, secured_job.knowledge
+    inputs, replayed = replay_inputs(secured, s)
+    log = tmp_path / "knowledge.log"
+    env = job.env(**secured.env("knowledge"), **job.knowledge_env(), COACH_KNOWLEDGE_NICE="0",
+                  COACH_CONTEXT_WAIT_MS="300", COACH_LOG_LEVEL="DEBUG",
+                  COACH_KAFKA_CONFIG=json.dumps({"debug": "security"}))
+    process = subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT,
+                               env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        inputs, replayed = replay_inputs(secured, s)
-        log = tmp_path / "knowledge.log"
-        env = job.env(**secured.env("knowledge"), **{f"COACH_KNOWLEDGE_{k.upper()}": v for k, v in names.items()},
-                      COACH_KNOWLEDGE_NICE="0", COACH_CONTEXT_WAIT_MS="300", COACH_LOG_LEVEL="DEBUG",
-                      COACH_KAFKA_CONFIG=json.dumps({"debug": "security"}))
-        process = subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT,
-                                   env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            def decided() -> dict[str, list[bytes]] | None:
-                out = read_all(s, [names["topic_cards"], names["topic_decisions"], names["topic_dlq"]])
-                done = len(out[names["topic_decisions"]]) + len(out[names["topic_dlq"]])
-                assert process.poll() is None, log.read_text()[-3000:]
-                return out if done >= inputs else None
+        def decided() -> dict[str, list[bytes]] | None:
+            assert process.poll() is None, log.read_text()[-3000:]
+            out = read_all(s, [k.topic_cards, k.topic_decisions, k.topic_dlq])
+            return out if len(out[k.topic_decisions]) + len(out[k.topic_dlq]) >= inputs else None
 
-            out = wait_for(decided, 240, "the knowledge job's decisions")
-        finally:
-            stop(process)
-        text = log.read_text()
-        decisions = [KnowledgeDecision.model_validate_json(v) for v in out[names["topic_decisions"]]]
-        cards = [KnowledgeCard.model_validate_json(v) for v in out[names["topic_cards"]]]
-        assert len(decisions) + len(out[names["topic_dlq"]]) == inputs
-        assert cards and {card.card_id for card in cards} <= {d.card_id for d in decisions if d.card_id}
-        assert "SCRAM-SHA-512" in text  # it logged in as its principal
-        shown = text + replayed + "".join(v.decode() for values in out.values() for v in values)
-        assert not [p for p, password in secured.passwords().items() if password in shown]
-        # Least privilege: the knowledge principal may not write what the coaching job publishes.
-        assert not writes(secured, "knowledge", [s.topic_suggestions, s.topic_decisions, s.topic_events])
+        out = wait_for(decided, 240, "the knowledge job's decisions")
     finally:
-        security.revoke(s, knowledge=knowledge)
+        stop(process)
+    text = log.read_text()
+    decisions = [KnowledgeDecision.model_validate_json(v) for v in out[k.topic_decisions]]
+    cards = [KnowledgeCard.model_validate_json(v) for v in out[k.topic_cards]]
+    assert len(decisions) + len(out[k.topic_dlq]) == inputs
+    assert cards and {card.card_id for card in cards} <= {d.card_id for d in decisions if d.card_id}
+    assert "SCRAM-SHA-512" in text  # it logged in as its principal
+    shown = text + replayed + "".join(v.decode() for values in out.values() for v in values)
+    assert not [p for p, password in secured.passwords().items() if password in shown]
+    # Least privilege: the knowledge principal may not write what the coaching job publishes, nor the inputs.
+    assert not writes(secured, "knowledge", [s.topic_suggestions, s.topic_decisions, s.topic_events])
