@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from coachflow import replay
@@ -742,7 +742,7 @@ def records_pool(count: int, concurrency: int) -> list[dict]:
 def bench_records(dialogues: int, concurrency: int, split: str = "dev") -> list[dict]:
     """STAR conversations as contract records, stamped in the recent past (never future)."""
     items = replay.records(star.DEFAULT_STAR_DIR / "dialogues.jsonl.gz", split=split, limit=dialogues,
-                           concurrency=concurrency, start=datetime.now(timezone.utc) - timedelta(hours=12))
+                           concurrency=concurrency, start=datetime.now(UTC) - timedelta(hours=12))
     return [record for _, record in items]
 
 
@@ -756,7 +756,7 @@ def broker_up(brokers: str, timeout: float = 3.0) -> bool:
 
     from confluent_kafka.admin import AdminClient
 
-    host, _, port = brokers.split(",")[0].strip().rpartition(":")
+    host, _, port = brokers.split(",", maxsplit=1)[0].strip().rpartition(":")
     deadline = time.monotonic() + timeout
     while True:
         try:

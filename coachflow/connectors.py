@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -239,7 +239,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         # overload the job at rates it otherwise handles.
         if self._full:
             return None
-        return datetime.fromtimestamp((time.time() // POLL_S + 1) * POLL_S, timezone.utc)
+        return datetime.fromtimestamp((time.time() // POLL_S + 1) * POLL_S, UTC)
 
     def snapshot(self) -> int:
         return self._offset

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC
 from pathlib import Path
 
 
@@ -119,7 +120,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _record(reranker, args: argparse.Namespace, dev: dict) -> None:
     """Store this run's dev figures in the re-ranker's registry entry and rewrite its model card."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from models import registry
     from models.dataset import file_sha256
@@ -130,7 +131,7 @@ def _record(reranker, args: argparse.Namespace, dev: dict) -> None:
         raise SystemExit("coach knowledge eval --record: --turns is not the file this re-ranker was trained on")
     entry = {**entry, "metrics": {**entry["metrics"], "dev": dev}, "metrics_measured": {
         "by": "coach knowledge eval --split dev --record",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }}
     registry.register(entry)

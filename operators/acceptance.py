@@ -37,7 +37,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeGuard, cast
 
 import bytewax.operators as op
@@ -197,7 +197,7 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
         due = [deadline for deadline, _ in state.waiting]
         due += [s.seen_wall + self.config.ttl_s for s in state.shown.values()]
         due.append(state.last_seen + self.config.ttl_s)  # an idle conversation's state goes
-        return datetime.fromtimestamp(min(due), tz=timezone.utc)
+        return datetime.fromtimestamp(min(due), tz=UTC)
 
     def _alive(self) -> bool:
         state = self.state

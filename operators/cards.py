@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import bytewax.operators as op
@@ -346,7 +346,7 @@ class CardGuardLogic(StatefulLogic[Ask, object, bytes]):
         return [], self.DISCARD
 
     def notify_at(self) -> datetime | None:
-        return datetime.fromtimestamp(self.guard.state.last_seen + self.idle_s, tz=timezone.utc)
+        return datetime.fromtimestamp(self.guard.state.last_seen + self.idle_s, tz=UTC)
 
     def snapshot(self) -> bytes:
         return freeze(self.guard.state)

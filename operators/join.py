@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -55,7 +55,7 @@ class JoinState:
 
 
 def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 class ContextJoinLogic(KeyedLogic[Envelope, Envelope | DeadLetter, JoinState]):

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import bytewax.operators as op
@@ -38,11 +38,7 @@ SMALL_TALK = "knowledge.small_talk"
 INTERIM = "knowledge.interim_turn"
 
 _WORD = re.compile(r"[a-z0-9']+")
-_FILLER = frozenset("""
-a an and are as at be but by do does for from hi hello hey i im i'm is it it's its me my of oh ok okay on or so
-that the then this to uh um well yes yeah yep no nope not thanks thank you please sure great good fine bye
-goodbye alright right cool perfect got see wow hmm we us our your that's all
-""".split())
+_FILLER = frozenset(["a", "an", "and", "are", "as", "at", "be", "but", "by", "do", "does", "for", "from", "hi", "hello", "hey", "i", "im", "i'm", "is", "it", "it's", "its", "me", "my", "of", "oh", "ok", "okay", "on", "or", "so", "that", "the", "then", "this", "to", "uh", "um", "well", "yes", "yeah", "yep", "no", "nope", "not", "thanks", "thank", "you", "please", "sure", "great", "good", "fine", "bye", "goodbye", "alright", "right", "cool", "perfect", "got", "see", "wow", "hmm", "we", "us", "our", "your", "that's", "all"])
 _ASKS = re.compile(
     r"\?|^\s*(?:how|what|when|where|why|who|whom|which|whose|can|could|would|will|should|shall|do|does|did|is|are"
     r"|am|was|were|may|might|must|have|has|tell|explain|help|show|need|want|looking|wondering)\b"
@@ -170,7 +166,7 @@ class AskTracker(StatefulLogic[Envelope, Ask, bytes]):
         return [], self.DISCARD
 
     def notify_at(self) -> datetime | None:
-        return datetime.fromtimestamp(self.state.last_seen + self.config.idle_s, tz=timezone.utc)
+        return datetime.fromtimestamp(self.state.last_seen + self.config.idle_s, tz=UTC)
 
     def snapshot(self) -> bytes:
         return freeze(self.state)

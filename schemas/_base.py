@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Self
 
@@ -85,7 +85,7 @@ def _plan_of(cls: type[Contract]) -> tuple:
 
 def _to_utc(value: datetime) -> datetime:
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59-14:00 is in year 10000 in UTC
         raise PydanticCustomError("datetime_out_of_range", "the time is outside the years 1 to 9999 in UTC") from None
 
@@ -97,7 +97,7 @@ def utc_iso(value: datetime) -> str:
     Cached: every decision names its customer's context version, one
     ``updated_at`` shared by all the customer's decisions. Equal instants in
     other offsets share an entry, and they have the same UTC string."""
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -90,7 +90,7 @@ class ConversationEnd(_ConversationEventBase):
 
 
 ConversationEvent = Annotated[
-    Union[ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd],
+    ConversationStart | Turn | TaskSelected | KbResult | ConversationEnd,
     Field(discriminator="type"),
 ]
 
@@ -118,7 +118,7 @@ class CustomerContext(Contract):
 
 
 InputRecord = Annotated[
-    Union[ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd, CustomerContext],
+    ConversationStart | Turn | TaskSelected | KbResult | ConversationEnd | CustomerContext,
     Field(discriminator="type"),
 ]
 """Either input, as interleaved in an embedded-mode JSONL file."""

@@ -18,7 +18,7 @@ import argparse
 import gzip
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from models.knowledge import articles as kb
@@ -26,7 +26,7 @@ from models.knowledge.doc2dial import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "knowledge"
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DIALOGUES = 10
 EXTRA_DOCUMENTS = 14
 ABCD_FLOWS = ("Storewide Query", "Single-Item Query", "Shipping Issue")

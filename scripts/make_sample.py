@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from coachflow import replay
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     items = replay.records(
         args.star / "dialogues.jsonl.gz", split="dev", limit=16, concurrency=6,
-        start=datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc),
+        start=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
     )
     valid = [record for _, record in items]
     lines = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in valid]

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from schemas import INPUT_ADAPTER
 ROOT = Path(__file__).resolve().parents[1]
 STAR_DIR = ROOT.parent / "shared" / "data" / "star"
 STAR_DIALOGUES = STAR_DIR / "dialogues.jsonl.gz"
-T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 _lines = count(1)
 
 

@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bm25s
@@ -98,7 +98,7 @@ class KnowledgeIndex:
         return cls(
             articles=articles, passages=passages, kb_version=kb.kb_version(articles), max_words=max_words,
             fields={name: _bm25(corpus) for name, corpus in corpora.items()},
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
 
     # -- queries -----------------------------------------------------------------

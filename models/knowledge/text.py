@@ -17,12 +17,7 @@ TOKENIZER = "words-snowball-en-1"
 
 _WORD = re.compile(r"[a-z0-9]+")
 #: Function words and conversational fillers: they match every passage and answer nothing.
-STOPWORDS = frozenset("""
-a about am an and any are as at be been but by can could did do does for from had has have he her his
-how i if in into is it its just me my no not of on or our she should so some such than that the their them
-then there these they this those to us was we were what when where which who why will with would you your
-yes ok okay hi hello thanks thank please
-""".split())
+STOPWORDS = frozenset(["a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "yes", "ok", "okay", "hi", "hello", "thanks", "thank", "please"])
 
 _stemmer = Stemmer.Stemmer("english")
 

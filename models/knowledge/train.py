@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ def train(documents: Path, turns_path: Path, config: RankerConfig, out: Path = O
         "sha256": file_sha256(path), "size_kb": round(path.stat().st_size / 1024, 1),
         "feature_spec": FEATURE_SPEC, "features": list(FEATURES),
         "config": {**asdict(config), "hidden": list(config.hidden)},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "train_seconds": seconds,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "train_seconds": seconds,
         "passage_unit": f"runs of sections within a heading, at most {config.max_words} words",
         "training_data": {
             "documents": {"path": "shared/data/doc2dial/" + documents.name, "sha256": file_sha256(documents)},

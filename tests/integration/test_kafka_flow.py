@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.kafka
 
 def traffic(dialogues: int) -> tuple[list[dict], list[badcorpus.Bad], list]:
     items = replay.records(STAR_DIALOGUES, limit=dialogues, concurrency=16,
-                           start=datetime(2026, 4, 1, 9, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 4, 1, 9, 0, tzinfo=UTC))
     valid = [record for _, record in items]
     bad = badcorpus.build(valid)
     plan = badcorpus.interleave(valid, bad)

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -45,7 +45,7 @@ def read_topic(brokers: str, topic: str) -> list[dict]:
 def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob, tmp_path):
     topic = f"{kafka_job.prefix}openlineage.events"
     items = [r for _, r in replay.records(STAR_DIALOGUES, limit=40, concurrency=8,
-                                          start=datetime.now(timezone.utc) - timedelta(hours=1))]
+                                          start=datetime.now(UTC) - timedelta(hours=1))]
     job = kafka_job.start(tmp_path / "job.log", COACH_LINEAGE="kafka", COACH_LINEAGE_TOPIC=topic,
                           COACH_LINEAGE_INTERVAL_S="1", COACH_QUALITY_INTERVAL_S="1", COACH_QUALITY_BATCH_ROWS="200")
     try:

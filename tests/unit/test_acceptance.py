@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -199,7 +199,7 @@ def test_state_is_bounded_and_snapshots() -> None:
     show(logic, point(1, 0), suggestion("s1"))
     restored = pickle.loads(pickle.dumps(logic.snapshot()))
     assert set(thaw(restored).shown) == {"s1"}
-    assert logic.notify_at() == datetime.fromtimestamp(clock.now + 600, tz=timezone.utc)
+    assert logic.notify_at() == datetime.fromtimestamp(clock.now + 600, tz=UTC)
     clock.advance(601)
     out, discard = logic.on_notify()
     assert list(out) == [] and discard == logic.DISCARD and logic.state.shown == {}

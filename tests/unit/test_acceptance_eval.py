@@ -15,7 +15,7 @@ Two computations over the same 150 dev dialogues:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -34,7 +34,7 @@ DIALOGUES = 150
 def figures(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("acceptance_eval")
     items = replay.records(STAR_DIALOGUES, split="dev", limit=DIALOGUES, concurrency=8,
-                           start=datetime(2026, 2, 1, 8, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 2, 1, 8, 0, tzinfo=UTC))
     replay.to_file(items, tmp / "replay.jsonl")
     settings = Settings(
         input=tmp / "replay.jsonl", output_dir=tmp / "out", context_wait_ms=0, print_suggestions=False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from coachflow.bench import _medians, first_context_appends, latency_report
@@ -70,13 +72,13 @@ def test_latency_splits_inputs_that_came_before_their_customers_context():
 
 def test_throughput_counts_from_the_first_input_parsed_not_the_first_append():
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from coachflow.bench import Collector
     from coachflow.config import Settings
 
     def decision(decided_s, total_ms):
-        return json.dumps({"decided_at": datetime.fromtimestamp(decided_s, timezone.utc).isoformat(),
+        return json.dumps({"decided_at": datetime.fromtimestamp(decided_s, UTC).isoformat(),
                            "latency_ms": {"total_ms": total_ms}}).encode()
 
     collector = Collector(Settings())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -171,7 +171,7 @@ def _fail(item) -> None:
 def replayed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("boundary")
     items = replay.records(STAR_DIALOGUES, split="dev", limit=12, concurrency=4,
-                           start=datetime(2026, 4, 1, 9, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 4, 1, 9, 0, tzinfo=UTC))
     records = [r for _, r in items]
     turn = next(i for i, r in enumerate(records) if r["type"] == "turn" and r["speaker"] == "customer"
                 and r["sequence"] > 3)

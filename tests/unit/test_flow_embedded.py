@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -53,7 +53,7 @@ def run(tmp_path_factory):
     """Replay 40 dev dialogues with the bad corpus woven in, through the flow."""
     tmp = tmp_path_factory.mktemp("embedded")
     items = replay.records(STAR_DIALOGUES, split="dev", limit=40, concurrency=6,
-                           start=datetime(2026, 2, 1, 8, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 2, 1, 8, 0, tzinfo=UTC))
     valid = [record for _, record in items]
     valid += without_context(valid)
     bad = [b for b in badcorpus.build(valid) if not b.kafka_only]

@@ -60,7 +60,7 @@ def test_the_registry_refuses_an_altered_ranker(tmp_path):
 
 
 def test_a_ranker_trained_on_other_features_is_refused(tmp_path, monkeypatch):
-    import models.knowledge.ranker as ranker
+    from models.knowledge import ranker
 
     monkeypatch.setattr(ranker, "FEATURE_SPEC", "knowledge-features-0")
     with pytest.raises(ModelIntegrityError, match="trained with features"):

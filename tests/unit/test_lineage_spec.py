@@ -221,7 +221,7 @@ def test_coach_lineage_validate_names_each_bad_line(tmp_path, capsys, gx_results
 
 
 def test_a_validator_that_cannot_check_the_spec_formats_refuses_to_start(monkeypatch):
-    import lineage.validate as validate
+    from lineage import validate
 
     checker = validate.FormatChecker
     monkeypatch.setattr(validate, "FormatChecker", lambda: checker(["uuid"]))  # as without rfc3339-validator

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from coachflow import replay
 from coachflow.config import Settings
@@ -22,7 +22,7 @@ from tests.helpers import STAR_DIALOGUES, context, event, run_job
 
 SUITES = load_suites()
 GATE = Gate(SUITES)
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def row(record: dict) -> dict:
@@ -96,8 +96,8 @@ def test_gx_checks_sequences_across_rows(gx_ready):
 
 
 def test_critical_failures_are_dead_lettered_naming_the_expectation_and_warnings_noted(tmp_path):
-    future = datetime.now(timezone.utc) + timedelta(hours=1)
-    recent = datetime.now(timezone.utc) - timedelta(minutes=5)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    recent = datetime.now(UTC) - timedelta(minutes=5)
     records = [
         context(t=0, updated_at=iso(recent)),
         event("conversation_start", seq=0, event_time=iso(recent)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coachflow import replay
 from coachflow.cli import main as coach
@@ -12,7 +12,7 @@ from models import star
 from schemas import INPUT_ADAPTER
 from tests.helpers import STAR_DIALOGUES
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 DIALOGUE = {
     "DialogueID": 77,
