@@ -94,32 +94,42 @@ _DIGITS = {
 
 # -- e-mail --------------------------------------------------------------------------------------
 _SEP = r"[ \t\-.\u00a0]"
-_LABEL = r"[^\s@<>()\[\]{},;:\"'.]+"
-_DOT = r"(?:\.|\s*(?:\[dot\]|\(dot\))\s*|\s+dot\s+)"
+# Every repeat in the e-mail patterns is bounded and none can split a run two ways: an unbounded
+# run followed by a part that can fail is retried from each position of the run (quadratic in the
+# text), and two ways to split one (``[\w-]+(?:-[\w-]+)*``) are tried in every combination. The
+# bounds are an address's own (RFC 5321: a local part of at most 64 characters, labels of at most
+# 63), with at most 8 labels and 16 spoken parts.
+_LABEL = r"[^\s@<>()\[\]{},;:\"'.]{1,63}+"
+_DOT = r"(?:\.|\s{0,4}(?:\[dot\]|\(dot\))\s{0,4}|\s{1,4}dot\s{1,4})"
 _EMAIL = re.compile(
-    r"[^\s@<>()\[\]{},;:\"']+\s*(?:@|\[at\]|\(at\)|\{at\}|\s+at\s+)\s*"
-    rf"{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[^\W\d_]{{2,24}}\b",
+    r"[^\s@<>()\[\]{},;:\"']{1,64}+\s{0,4}(?:@|\[at\]|\(at\)|\{at\}|\s{1,4}at\s{1,4})"
+    rf"\s{{0,4}}{_LABEL}(?:{_DOT}{_LABEL}){{0,8}}{_DOT}[^\W\d_]{{2,24}}\b",
     re.IGNORECASE,
 )
 # A spelled address: words joined by "dot", "underscore", "dash" or "." before " at ", and a host
 # of words joined by "dot" or "." after it ("john dot smith at gmail.com"); letters spelled one by one
 # ("j o h n at ..."), numbers spoken ("katie ninety one at ..."), "at the rate" (Indian English).
-_JOIN = r"(?:\s+(?:dot|underscore|dash|hyphen|plus)\s+|[._+-])"
+_JOIN = r"(?:\s{1,4}(?:dot|underscore|dash|hyphen|plus)\s{1,4}|[._+-]{1,3}+)"
 _DIGIT_WORD = (
     r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
     r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 )
-_SPOKEN_AT = r"\s+(?:at\s+the\s+rate(?:\s+of)?|at(?:\s+(?:sign|symbol))?)\s+"
-_SPOKEN_DOT = r"(?:\s+(?:dot|period|point|full\s+stop)\s+|\.)"
+_SPOKEN_AT = r"\s{1,4}(?:at\s{1,4}the\s{1,4}rate(?:\s{1,4}of)?|at(?:\s{1,4}(?:sign|symbol))?)\s{1,4}"
+_SPOKEN_DOT = r"(?:\s{1,4}(?:dot|period|point|full\s{1,4}stop)\s{1,4}|\.)"
+_PART = r"[^\W_]{1,64}+"  # letters and digits: the joins hold the rest, so a run splits one way only
+_HOST_PART = r"[^\W_]{1,63}+(?:-[^\W_]{1,63}+){0,4}"
 _SPOKEN_EMAIL = re.compile(
-    rf"(?:\b[a-z](?:\s+[a-z])+\s+(?=[a-z]{_SPOKEN_AT}))?"
-    rf"\b[\w+-]+(?:(?:{_JOIN}|\s+(?={_DIGIT_WORD}\b))[\w+-]+)*{_SPOKEN_AT}[\w-]+(?:{_SPOKEN_DOT}[\w-]+)*"
-    rf"{_SPOKEN_DOT}"
+    rf"(?:\b[a-z](?:\s{{1,4}}[a-z]){{1,24}}\s{{1,4}}(?=[a-z]{_SPOKEN_AT}))?"
+    rf"(?<![\w+-])[+-]{{0,2}}{_PART}(?:(?:{_JOIN}|\s{{1,4}}(?={_DIGIT_WORD}\b)){_PART}){{0,16}}[+-]{{0,2}}"
+    rf"{_SPOKEN_AT}{_HOST_PART}(?:{_SPOKEN_DOT}{_HOST_PART}){{0,8}}{_SPOKEN_DOT}"
     r"[^\W\d_]{2,24}\b",
     re.IGNORECASE,
 )
 # "john @ gmail . com": a typed address with spaces around its @ and dots.
-_SPACED_EMAIL = re.compile(r"[\w.+-]+\s+@\s+[\w-]+(?:\s+\.\s+[\w-]+)*\s+\.\s+[^\W\d_]{2,24}\b")
+_SPACED_EMAIL = re.compile(
+    r"[\w.+-]{1,64}+\s{1,4}@\s{1,4}[\w-]{1,63}+(?:\s{1,4}\.\s{1,4}[\w-]{1,63}+){0,8}\s{1,4}\.\s{1,4}"
+    r"[^\W\d_]{2,24}\b"
+)
 
 # -- digits, typed and spoken ----------------------------------------------------------------------
 _DIGIT_RUN = re.compile(rf"(?<![\d+])\+?\d(?:{_SEP}*\d)*(?!\d)")
