@@ -108,25 +108,41 @@ def changes(redactor, corpus: list[str]) -> tuple[Counter, list[tuple[str, str]]
     return kinds, changed
 
 
-#: 64 KiB payloads (the default payload limit) made of what costs the strict passes most.
+#: 64 KiB payloads (the default payload limit) made of what costs the passes most: (unit, tail).
+#: The e-mail ones backtracked quadratically before their repeats were bounded (82 s for the first).
 HOSTILE = {
-    "spoken digits": "nine nine nine nine ",
-    "mixed digits": "four 1 one, ",
-    "IBAN-shaped groups": "GB82 ",
-    "dates": "12/03/",
-    "name cues": "my name is ",
-    "address cues": "I live at ",
-    "plain words": "Hello World ",
+    "dotted local part, @": ("a.", "@" + "b" * 2000),
+    "dashed local part, @": ("a-", "@b.com"),
+    "underscored local part, @": ("a_", "@b.com"),
+    "spoken at and dot": ("a at b dot ", "com"),
+    "spelled letters, @": ("w a t s o n ", "@b.com"),
+    "spoken digits": ("nine nine nine nine ", ""),
+    "mixed digits": ("four 1 one, ", ""),
+    "IBAN-shaped groups": ("GB82 ", ""),
+    "IPv4-shaped groups": ("1.1.", ""),
+    "IPv6-shaped groups": ("1:1:", "::"),
+    "dates": ("12/03/", ""),
+    "name cues": ("my name is ", ""),
+    "capitalised names": ("Katrina Miller ", ""),
+    "id cues": ("passport number ", "1"),
+    "credential cues": ("password is ", ""),
+    "address cues": ("I live at ", ""),
+    "plain words": ("Hello World ", ""),
 }
 
 
 def hostile() -> dict[str, float]:
+    """Milliseconds for the slowest of ``STRICT``, ``SHAPED`` and ``FAST`` on each hostile text."""
     out = {}
-    for name, unit in HOSTILE.items():
-        text = (unit * (65_536 // len(unit) + 1))[:65_536]
-        started = time.perf_counter()
-        STRICT.redact(text)
-        out[name] = round((time.perf_counter() - started) * 1e3, 1)
+    for name, (unit, tail) in HOSTILE.items():
+        size = 65_536 - len(tail)
+        text = (unit * (size // len(unit) + 1))[:size] + tail
+        slowest = 0.0
+        for redactor in (STRICT, SHAPED, FAST):
+            started = time.perf_counter()
+            redactor.redact(text)
+            slowest = max(slowest, time.perf_counter() - started)
+        out[name] = round(slowest * 1e3, 1)
     return out
 
 
@@ -210,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "of": len(customer), "strict_changed": len(changed), "policy_changed": len(policy_changed),
         "strict_kinds": dict(kinds), "policy_kinds": dict(policy_kinds), "new_kinds": samples,
     }
-    result["strict_ms_per_64kib_hostile"] = hostile()
+    result["slowest_ms_per_64kib_hostile"] = hostile()
     if args.job_dialogues:
         job = job_cost(args.dialogues, args.job_dialogues)
         result["job"] = job
