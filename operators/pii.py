@@ -332,13 +332,14 @@ _AGE = re.compile(
 _AGE_HINT = re.compile(r"year|yrs|age|turn")
 
 # -- letters and digits spelled one by one -----------------------------------------------------------
+# (A quote before or after a run is no apostrophe: "to 'n w one six x e'" is a run, "it's" is not.)
 # "G B eight two W E S T one two ...", "q q one two three four five six c", "n w one six x e": runs of
 # single letters, capital groups, spoken and typed digits, read as one code and checked as an IBAN, a
 # National Insurance number, a UK postcode or a number plate.
 _SPELL_TOKEN = (
-    rf"(?:{_TOKEN}(?![\w'’])|[a-z](?![\w'’])|(?-i:[A-Z]{{2,4}})(?![\w'’])|[a-z]{{2,4}}(?=[\s,\-]+(?:{_TOKEN})\b))"
+    rf"(?:{_TOKEN}(?!\w|['’]\w)|[a-z](?!\w|['’]\w)|(?-i:[A-Z]{{2,4}})(?!\w|['’]\w)|[a-z]{{2,4}}(?=[\s,\-]+(?:{_TOKEN})\b))"
 )
-_SPELL_RUN = re.compile(rf"(?<![\w'’]){_SPELL_TOKEN}(?:[\s,\-]+{_SPELL_TOKEN})+", re.IGNORECASE)
+_SPELL_RUN = re.compile(rf"(?<!\w)(?<!\w['’]){_SPELL_TOKEN}(?:[\s,\-]+{_SPELL_TOKEN})+", re.IGNORECASE)
 _SPELLED_SHAPES = (
     ("national_id", re.compile(r"(?!BG|GB|KN|NK|NT|TN|ZZ)[A-Z]{2}\d{6}[A-D]")),
     ("licence_plate", re.compile(r"[A-HJ-PR-Y]{2}\d{2}[A-HJ-PR-Z]{3}")),
@@ -635,6 +636,8 @@ class Redactor:
         low = text.lower()
         words = set(_WORDS.findall(low)) if not kinds.isdisjoint(_WORDY_KINDS) else frozenset()
         tokens = low.split()
+        if '"' in low or "'" in low or "(" in low:  # quoted words ("'n w one six x e'", a JSON text)
+            tokens = [token.strip("\"'()[]{}<>") for token in tokens]
         if "email" in kinds and (
             "@" in text or "at" in tokens and _AT_DOMAIN.search(low)
             or "at" in low and _AT_BRACKET.search(low)
@@ -847,14 +850,6 @@ class Redactor:
         return "[DATE_OF_BIRTH]"
 
     def _addresses(self, text: str, found: list[str]) -> str:
-        def cued(match: re.Match) -> str:
-            value = _CLAUSE_END.split(match.group("value"), maxsplit=1)[0].rstrip(" ,")
-            if _MARKER.fullmatch(value):
-                return match.group(0)  # masked already, by its own kind ("send it to [EMAIL]")
-            start = match.start("value") - match.start()
-            found.append("address")
-            return match.group(0)[:start] + "[ADDRESS]" + match.group(0)[start + len(value):]
-
         def street(match: re.Match) -> str:
             words = [w.lower() for w in match.group("words").split()]
             if any(w in _STOP or w in _MEASURES for w in words):
@@ -870,7 +865,7 @@ class Redactor:
 
         low = text.lower()
         if _ADDRESS_CUE_HINT.search(low):
-            text = _ADDRESS_CUE.sub(cued, text)
+            text = _cued_addresses(text, found)
         if _SUFFIX_HINT.search(low):
             text = _STREET.sub(street, text)
         if _POSTCODE_HINT.search(low):
@@ -976,6 +971,21 @@ class Redactor:
             out.append(clean)
             found += kinds
         return out, found
+
+
+def _cued_addresses(text: str, found: list[str]) -> str:
+    """What follows "my address is", "I live on", "send it to" ... up to its clause's end, masked; the
+    search goes on after each value (not after its match), so a cue inside a match is found too."""
+    out, kept, pos = [], 0, 0
+    while (match := _ADDRESS_CUE.search(text, pos)) is not None:
+        value = _CLAUSE_END.split(match.group("value"), maxsplit=1)[0].rstrip(" ,")
+        start = match.start("value")
+        pos = max(start + len(value), match.start() + 1)
+        if not _MARKER.fullmatch(value):  # else masked already, by its own kind ("send it to [EMAIL]")
+            found.append("address")
+            out += (text[kept:start], "[ADDRESS]")
+            kept = pos
+    return "".join(out) + text[kept:] if out else text
 
 
 def _last_context(before: str) -> str | None:

@@ -76,7 +76,7 @@ def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
         return [_mask_json(v, found, redactor) for v in value]
     if isinstance(value, dict):
         return {
-            _mask_json(k, found, IDS): _mask_json(v, found, IDS if k in STRUCTURAL else STRICT)
+            _mask_json(k, found, STRICT): _mask_json(v, found, IDS if k in STRUCTURAL else STRICT)
             for k, v in value.items()
         }
     return value

@@ -163,3 +163,7 @@ UNCUED_NAMES: list[tuple[str, list[str], list[str]]] = [
     ("put it under Rebecca please", ["rebecca"], ["person"]),
     ("Hi Daniel", ["daniel"], ["person"]),
 ]
+
+#: Texts whose only personal data is a bare number (no keyword): ``SHAPED`` (published text, logs,
+#: lineage) keeps them by design; dead letters (``STRICT``) mask them.
+BARE = frozenset({"the router said 203.0.113.77 was blocked"})

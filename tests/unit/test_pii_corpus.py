@@ -13,8 +13,7 @@ from schemas.policy import PiiKind
 from tests import adversarial, pii_corpus
 
 POLICY = load_policy(DEFAULT_POLICY).redactor
-#: Texts whose only personal data is a bare number (no keyword): ``SHAPED`` keeps them by design.
-BARE = {"the router said 203.0.113.77 was blocked"}
+BARE = pii_corpus.BARE
 
 
 def _ids(corpus):
