@@ -14,7 +14,7 @@
   filled with every knowledge-base item of the dialogues that ``STRICT`` or ``SHAPED``
   changes (none of them holds personal data of the caller: any change is a false positive
   or a knowledge-base value), and the share of customer turns changed per kind, with a
-  sample of each new kind's changes to read.
+  sample of each new kind's changes to read; what the uncued names rule of dead letters adds.
 
 Prints a summary and writes everything to ``--json``.
 """
@@ -41,11 +41,13 @@ sys.path.insert(0, str(ROOT))
 from models import star  # noqa: E402
 from models.templates import TemplateBook, fill  # noqa: E402
 from operators import privacy  # noqa: E402
-from operators.pii import FAST  # noqa: E402
+from operators.pii import FAST, STRICT_KINDS, Redactor  # noqa: E402
 from operators.policy import DEFAULT_POLICY, load_policy  # noqa: E402
 from operators.records import SHAPED, STRICT  # noqa: E402
 from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion  # noqa: E402
 
+#: ``STRICT`` without its uncued rules (names from a list, streets without a number).
+CUED = Redactor(frozenset(STRICT_KINDS))
 _MARKER = re.compile(r"\[([A-Z_]+)\]")
 _TYPES = {"suggestions": Suggestion, "alerts": Alert, "decisions": Decision, "dlq": DeadLetter,
           "summaries": ConversationSummary, "acceptance": Acceptance}
@@ -95,6 +97,19 @@ def baseline_redactor(rev: str, kinds, min_digits: int):
     spec.loader.exec_module(module)
     known = set(module.KINDS)
     return module.Redactor(frozenset(k for k in kinds if k in known), min_digits)
+
+
+def uncued_names(corpus: list[str], samples: int) -> dict:
+    """Texts where ``STRICT`` masks more names than it would without its uncued rule (a name from
+    ``operators.names`` with no cue), with examples: in agent turns and templates, false positives
+    or names the agent said; in customer turns, names given without a cue."""
+    hits = []
+    for text in corpus:
+        clean, found = STRICT.redact(text)
+        if found.count("person") > CUED.redact(text)[1].count("person"):
+            hits.append((text, clean))
+    return {"changed": len(hits), "of": len(corpus), "share": round(len(hits) / max(1, len(corpus)), 5),
+            "examples": random.Random(7).sample(hits, min(samples, len(hits)))}
 
 
 def changes(redactor, corpus: list[str]) -> tuple[Counter, list[tuple[str, str]]]:
@@ -215,11 +230,15 @@ def main(argv: list[str] | None = None) -> int:
                 "examples": changed[: args.samples],
             }
     result["not_personal_changed"] = false_positives
+    result["uncued_names"] = {name: uncued_names(corpus[name], args.samples)
+                              for name in ("agent", "templates", "filled", "customer")}
     kinds, changed = changes(STRICT, customer)
     policy_kinds, policy_changed = changes(policy.redactor, customer)
     rng = random.Random(7)
     samples = {}
-    for kind in ("person", "address", "credential", "date_of_birth", "iban"):
+    for kind in ("person", "address", "credential", "date_of_birth", "iban", "national_id", "passport",
+                 "driving_licence", "tax_id", "bank_code", "licence_plate", "cvv", "card_expiry", "ip_address",
+                 "age"):
         hits = [(t, c) for t, c in changed if f"[{kind.upper()}]" in c]
         samples[kind] = {"turns": len(hits), "sample": rng.sample(hits, min(args.samples, len(hits)))}
     result["customer_turns"] = {
@@ -232,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         result["job"] = job
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    summary = {k: v for k, v in result.items() if k not in ("not_personal_changed", "customer_turns")}
+    summary = {k: v for k, v in result.items()
+               if k not in ("not_personal_changed", "customer_turns", "uncued_names")}
+    summary["uncued_names"] = {k: f"{v['changed']}/{v['of']}" for k, v in result["uncued_names"].items()}
     summary["not_personal_changed"] = {k: f"{v['changed']}/{v['of']} {v['kinds']}"
                                        for k, v in false_positives.items()}
     summary["customer_turns"] = {k: v for k, v in result["customer_turns"].items() if k != "new_kinds"}

@@ -115,7 +115,8 @@ _DIGIT_WORD = (
     r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 )
 _SPOKEN_AT = r"\s{1,4}(?:at\s{1,4}the\s{1,4}rate(?:\s{1,4}of)?|at(?:\s{1,4}(?:sign|symbol))?)\s{1,4}"
-_SPOKEN_DOT = r"(?:\s{1,4}(?:dot|period|point|full\s{1,4}stop)\s{1,4}|\.)"
+#: Not "point": "at one point or another".
+_SPOKEN_DOT = r"(?:\s{1,4}(?:dot|period|full\s{1,4}stop)\s{1,4}|\.)"
 _PART = r"[^\W_]{1,64}+"  # letters and digits: the joins hold the rest, so a run splits one way only
 _HOST_PART = r"[^\W_]{1,63}+(?:-[^\W_]{1,63}+){0,4}"
 _SPOKEN_EMAIL = re.compile(
@@ -197,7 +198,7 @@ _TOKEN = (
 _SPOKEN_RUN = re.compile(rf"\b{_TOKEN}(?:[\s,.\-]+{_TOKEN})*\b", re.IGNORECASE)
 _SPOKEN_WORDS = frozenset((*_UNIT, *_TEEN, *_TENS, "double", "triple"))
 _AT_BRACKET = re.compile(r"[\[({]at[\])}]")
-_AT_DOMAIN = re.compile(r"\bat\b[^\n]{0,64}?(?:\b(?:dot|period|point|full\s+stop)\b|\.[^\W\d_]{2}|\s\.\s)")
+_AT_DOMAIN = re.compile(r"\bat\b[^\n]{0,64}?(?:\b(?:dot|period|full\s+stop)\b|\.[^\W\d_]{2}|\s\.\s)")
 _WORDY_KINDS = frozenset(("credential", "address", "person"))
 _SPOKEN_TOKEN = re.compile(_TOKEN, re.IGNORECASE)
 _WORD_DIGIT = re.compile(r"[a-z]", re.IGNORECASE)
@@ -480,7 +481,7 @@ hour hours minute minutes min mins second seconds mile miles km kilometer kilome
 meter meters metre metres block blocks bedroom bedrooms bed beds bath baths room rooms people person persons
 guest guests doctor doctors day days week weeks month months year years dollar dollars pound pounds buck bucks
 transfer transfers star stars floor floors level levels story stories storey storeys car cars bus stop stops
-square sq foot feet ft yard yards percent more other extra
+square sq foot feet ft yard yards percent more other extra am pm noon midnight
 """)
 _UK_POSTCODE = re.compile(
     r"\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?|GIR)\s*\d[ABD-HJLNP-UW-Z]{2}\b", re.IGNORECASE

@@ -93,6 +93,9 @@ def test_what_the_lead_found(text, masked):
         "The plate of the day is fish",
         "Sort by price please, and show 3 results",
         "I am 5 minutes away",
+        # STAR texts the new rules once changed
+        "Open Time Hour:\t12 pm Close Time Hour:\t6 pm",
+        "I think we all have had to go to a wedding we didn't want to go to at one point or another!",
     ],
 )
 def test_ordinary_text_stays_in_published_text(text):
