@@ -1097,6 +1097,8 @@ corp group airlines airways street st road rd avenue ave lane ln drive dr boulev
 place square terrace way grove gardens mews parkway highway circle trail row walk hill rise green view alley
 bridge heights village city town county state beach island lake river valley
 """)
+#: Words before a name that make it a place ("San Francisco", "St Albans", "Fort Worth").
+_PLACE_PREFIXES = _wordset("san santa santo são sao los las st saint ste fort port mount mt lake new")
 _NAME_GAP = re.compile(r"\s+|,\s*")
 
 
@@ -1109,7 +1111,8 @@ def _uncued_names(text: str, found: list[str]) -> str:
         return text
     lows = [m.group(0).lower() for m in words]
     caps = [m.group(0)[0].isupper() for m in words]
-    plain = [w not in _STOP and w not in _NOT_NAMES and w not in _PLACE_WORDS for w in lows]
+    plain = [w not in _STOP and w not in _NOT_NAMES and w not in _PLACE_WORDS and w not in _PLACE_PREFIXES
+             for w in lows]
 
     def gap(i: int) -> str:  # what lies between word i and word i + 1
         return text[words[i].end():words[i + 1].start()]
@@ -1138,6 +1141,13 @@ def _uncued_names(text: str, found: list[str]) -> str:
         for j in (i - 1, i + 1):
             if 0 <= j < len(words) and caps[j] and plain[j] and joined(min(i, j)):
                 masked[j] = True
+    # Not a name where a place prefix comes before it ("San Francisco").
+    for i in range(1, len(words)):
+        if masked[i] and caps[i - 1] and lows[i - 1] in _PLACE_PREFIXES and gap(i - 1).isspace():
+            j = i
+            while j < len(words) and masked[j] and (j == i or gap(j - 1).isspace()):
+                masked[j] = False
+                j += 1
     # Not a name where a place word follows the run ("Hilton Hotel").
     for i in range(len(words) - 1, -1, -1):
         if masked[i] and joined(i) and not masked[i + 1] and lows[i + 1] in _PLACE_WORDS:

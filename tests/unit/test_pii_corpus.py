@@ -120,3 +120,8 @@ def test_long_hostile_texts_with_an_at_sign_are_masked_right(unit):
     assert mask_text(text + "@" + "b" * 2000) == text + "@" + "b" * 2000
     masked = mask_text(text + " jo@example.com")
     assert masked.endswith(" [EMAIL]") and "jo@" not in masked
+
+
+@pytest.mark.parametrize("text", ["What's the weather in San Francisco?", "a flight to Santa Maria", "the Hilton Hotel"])
+def test_places_named_like_people_stay_even_in_dead_letters(text):
+    assert STRICT.redact(text) == (text, [])
