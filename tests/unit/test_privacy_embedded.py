@@ -58,6 +58,21 @@ def planted_inputs(planted: Planted = adversarial.PLANTED, kb: Planted | None = 
             {r["event_id"] for r in planted_turns})
 
 
+def assert_dead_letters_name_the_kinds(dead: list[dict], refused: list[dict]) -> None:
+    """Each refused record's dead letter lists its planted kinds and its payload shows their markers."""
+    by_event = {}
+    for letter in dead:
+        payload = base64.b64decode(letter["payload_b64"]).decode("utf-8", "replace")
+        try:
+            by_event[json.loads(payload).get("event_id")] = (letter, payload)
+        except ValueError:
+            continue
+    for want in refused:
+        letter, payload = by_event[want["event_id"]]
+        assert set(want["kinds"]) <= set(letter["payload_masked"]), (want, letter["payload_masked"], payload)
+        assert all(f"[{kind.upper()}]" in payload for kind in want["kinds"]), payload
+
+
 def test_no_planted_value_leaves_the_job_in_clear(tmp_path):
     lines, refused, planted_ids = planted_inputs()
     source = tmp_path / "in.jsonl"
@@ -73,17 +88,7 @@ def test_no_planted_value_leaves_the_job_in_clear(tmp_path):
     assert len(decisions) + len(dead) == len(lines)
     again = [d for d in dead if d["event_id"] in planted_ids and d["payload_form"] == "canonical"]
     assert len(again) == len(adversarial.PLANTED), "each planted turn, sent again, is refused after parsing"
-    by_event = {}
-    for letter in dead:
-        payload = base64.b64decode(letter["payload_b64"]).decode("utf-8", "replace")
-        try:
-            by_event[json.loads(payload).get("event_id")] = (letter, payload)
-        except ValueError:
-            continue
-    for want in refused:
-        letter, payload = by_event[want["event_id"]]
-        assert set(want["kinds"]) <= set(letter["payload_masked"]), (want, letter["payload_masked"], payload)
-        assert all(f"[{kind.upper()}]" in payload for kind in want["kinds"]), payload
+    assert_dead_letters_name_the_kinds(dead, refused)
 
     suggestions = [json.loads(line)["text"] for line in outputs["suggestions.jsonl"]]
     assert any(marker in text for text in suggestions for marker in MARKERS), "KB values reached suggestions"
@@ -106,14 +111,4 @@ def test_no_value_of_the_reviewers_corpus_leaves_the_job_in_clear(tmp_path):
 
     decisions, dead = outputs["decisions.jsonl"], [json.loads(line) for line in outputs["dlq.jsonl"]]
     assert len(decisions) + len(dead) == len(lines)
-    by_event = {}
-    for letter in dead:
-        payload = base64.b64decode(letter["payload_b64"]).decode("utf-8", "replace")
-        try:
-            by_event[json.loads(payload).get("event_id")] = (letter, payload)
-        except ValueError:
-            continue
-    for want in refused:
-        letter, payload = by_event[want["event_id"]]
-        assert set(want["kinds"]) <= set(letter["payload_masked"]), (want, letter["payload_masked"], payload)
-        assert all(f"[{kind.upper()}]" in payload for kind in want["kinds"]), payload
+    assert_dead_letters_name_the_kinds(dead, refused)
