@@ -37,8 +37,9 @@ STRICT = Redactor(frozenset(STRICT_KINDS), uncued=True)
 #: For the contracts' structural fields (ids, times, enums) and the job's own messages: every
 #: kind, but a bare number only where a keyword names it ("account 1234"); other numbers stay.
 SHAPED = Redactor(frozenset(STRICT_KINDS), min_digits=99)
-#: For untrusted structural text (a refused record's ids, keys and field names): ``SHAPED``, and names
-#: with no cue too (an id is never a person's name; numbers in it stay readable).
+#: For untrusted structural text (a refused record's ids, times and enums, the ids our messages quote):
+#: ``SHAPED``, and names with no cue too (an id is never a person's name; numbers in it stay readable).
+#: A refused record's field names get ``STRICT``: a field name worth reading has no digits.
 IDS = Redactor(frozenset(STRICT_KINDS), min_digits=99, uncued=True)
 STRUCTURAL = frozenset((
     "schema_version", "type", "event_id", "conversation_id", "customer_id", "agent_id", "channel",
