@@ -43,6 +43,9 @@ STRUCTURAL = frozenset((
     "language", "open_cases",
 ))
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+#: A structural value as the contracts write one (an id, a time, a label): no whitespace. Other
+#: text in a structural place is free text and is masked as such.
+_TOKEN = re.compile(r"\S*")
 _UNPARSED = object()
 
 
@@ -63,8 +66,15 @@ def utc_from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
 
 
+def _structural(text: str) -> Redactor:
+    """``SHAPED`` for a token (an id, a time, a label), ``STRICT`` for anything else."""
+    return SHAPED if _TOKEN.fullmatch(text) else STRICT
+
+
 def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
     if isinstance(value, str):
+        if redactor is SHAPED:
+            redactor = _structural(value)
         clean, kinds = redactor.redact(value)
         found += kinds
         return clean
@@ -76,6 +86,15 @@ def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
             for k, v in value.items()
         }
     return value
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are unique; a repeated key would hide its other values from masking
+    (``json.loads`` keeps the last), so such a payload is masked as text."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        raise ValueError("repeated key")
+    return obj
 
 
 #: JSON beyond these is masked as text: ``json.loads`` and ``_mask_json`` recurse.
@@ -101,7 +120,7 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
     parsed = _UNPARSED
     if check_shape(payload, _MASKABLE) is None:
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, object_pairs_hook=_unique)
         except ValueError:
             pass
     if parsed is not _UNPARSED:
@@ -119,8 +138,9 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
 
 def mask_text(text: str | None) -> str | None:
     """Untrusted structural text (record keys, ids, field names) as quoted in our own messages:
-    shaped personal data (e-mails, cards, SSNs, phones) masked, other digits kept."""
-    return None if text is None else SHAPED.redact(text)[0]
+    shaped personal data (e-mails, cards, SSNs, phones) masked, other digits kept; text that
+    is not a token (it has whitespace) is masked like free text."""
+    return None if text is None else _structural(text).redact(text)[0]
 
 
 def mask_message(error: BaseException, limit: int = 500) -> str:
