@@ -90,9 +90,18 @@ def _loc(loc: tuple) -> str:
     return ".".join(parts) or "$"
 
 
+def _msg(error: dict) -> str:
+    """Pydantic's message; the one kind that quotes the input (a discriminator's unknown tag) has it masked."""
+    tag = (error.get("ctx") or {}).get("tag")
+    if tag is None:
+        return error["msg"]
+    tag = str(tag)
+    return error["msg"].replace(tag, mask_text(tag[:64] + ("..." if len(tag) > 64 else "")) or "")
+
+
 def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:
     """Map pydantic errors to one dead-letter reason, a detail line and the error list."""
-    raw = error.errors(include_url=False, include_input=False)
+    raw = [{**e, "msg": _msg(e)} for e in error.errors(include_url=False, include_input=False)]
     errors = [FieldError(loc=_loc(e["loc"]), type=e["type"], msg=e["msg"]) for e in raw[:_MAX_ERRORS]]
     first = raw[0]
     kinds = {e["type"] for e in raw}
