@@ -27,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from operators.pii import Redactor
+from operators.records import mask_message
 from schemas.policy import PolicyDocument, RequiredStepRule
 
 log = logging.getLogger("coachflow.policy")
@@ -80,8 +81,24 @@ class Policy:
         )
 
 
-def parse_policy(text: str | bytes) -> Policy:
-    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
+def parse_policy(text: str | bytes | None) -> Policy:
+    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong.
+
+    It raises nothing else, whatever ``text`` is: the policy topic brings any bytes, or none (a
+    tombstone), and the store keeps the policy in force on a ``PolicyError`` only. The reasons
+    are masked like an exception's message (they may quote the document).
+    """
+    try:
+        return _parse_policy(text)
+    except PolicyError as exc:
+        raise PolicyError(mask_message(exc, 2_000)) from None
+    except Exception as exc:  # noqa: BLE001 - a document the YAML library fails on: rejected, never a crash
+        raise PolicyError(f"not a readable document: {type(exc).__name__}: {mask_message(exc)}") from None
+
+
+def _parse_policy(text: str | bytes | None) -> Policy:
+    if text is None:
+        raise PolicyError("no document (a tombstone): a policy is replaced by a new version, never deleted")
     try:
         body = yaml.safe_load(text)
     except yaml.YAMLError as exc:
