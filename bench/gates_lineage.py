@@ -1,7 +1,7 @@
 """End-to-end latency with the data-quality gate, GX monitor and lineage on, and off.
 
     scripts/kafka.sh start
-    .venv/bin/python bench/gates_lineage.py [--rate 1000] [--dialogues 1000] [--repeat 2]
+    .venv/bin/python bench/gates_lineage.py [--rate 1000] [--dialogues 600] [--repeat 3]
 
 Runs the job in Kafka mode on the real broker, alternating two arms on the
 same replay: "on" (the defaults: the gate on every record, GX validating

@@ -54,6 +54,7 @@ from coachflow.bench import (  # noqa: E402
     machine,
     records_pool,
 )
+from coachflow.kafka_log import client_config  # noqa: E402
 
 BROKERS = "127.0.0.1:9092"
 
@@ -96,12 +97,12 @@ def floor_run(mode: str, count: int, partitions: int, decisions: list) -> dict:
     publisher.flush()
     collector = Collector(settings, topics=(settings.topic_decisions,))
     collector.start()
-    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"floor-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(client_config({"bootstrap.servers": BROKERS, "group.id": f"floor-{uuid.uuid4().hex}",
+                                       "enable.auto.commit": False}))
     consumer.assign([TopicPartition(topic, p, 0) for topic in (settings.topic_events, settings.topic_context)
                      for p in range(partitions)])
-    producer = Producer({"bootstrap.servers": BROKERS, "linger.ms": 5, "delivery.report.only.error": True,
-                         "enable.idempotence": True})
+    producer = Producer(client_config({"bootstrap.servers": BROKERS, "linger.ms": 5,
+                                       "delivery.report.only.error": True, "enable.idempotence": True}))
     broker = Usage([broker_pid()])
     broker.sample()
     broker_before = broker.cpu_s

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from coachflow import replay
-from coachflow.config import Settings
+from coachflow.config import Settings, kafka_client_env
 from coachflow.topics import ensure_topics
 from models import star
 from schemas.topics import TOPICS
@@ -90,9 +90,7 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
     """Delete the topics this process created; return those deleted.
 
     A run's topics are of no use once its figures are out, and a broker that
-    keeps every run's answers more slowly run after run: a default ``coach
-    bench`` makes 57 topics of 4 partitions and writes 330,000 inputs and
-    the outputs of the job and the reference loop to them.
+    keeps every run's topics, inputs and outputs grows and slows run after run.
     """
     from confluent_kafka.admin import AdminClient
 
@@ -100,7 +98,7 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
     if not names:
         return []
     deleted = []
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient(Settings(brokers=brokers).kafka_client())
     for name, future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).items():
         try:
             future.result(timeout)
@@ -111,7 +109,10 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
 
 
 def job_env(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    """A job's environment on ``settings``' topics: none of this process's ``COACH_*`` variables
+    but the Kafka client's (its credentials)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
+    env.update(kafka_client_env())
     env.update({
         "COACH_BROKERS": settings.brokers,
         **topic_env(settings),
@@ -136,8 +137,8 @@ class Collector:
     def start(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.settings.brokers, "group.id": f"bench-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        consumer = Consumer(self.settings.kafka_client(**{
+            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
         dlq = self.settings.topic_dlq
         parts = [TopicPartition(topic, p, 0) for topic in (self.topics or (self.settings.topic_decisions, dlq))
                  for p in range(self.settings.topic_partitions)]
@@ -203,12 +204,10 @@ class Publisher:
         from confluent_kafka import Producer
 
         # Batched as a gateway producer would (librdkafka's default linger, 5 ms). Latency is
-        # counted from the broker's append, so lingering does not shorten it; producing each
-        # record in a request of its own (``linger.ms`` 0) took twice the broker's CPU (0.33
-        # against 0.17 of a core publishing 2,000 records/s) and a third more of the producer's,
-        # CPU the job shares on a two-core machine.
-        self._producer = Producer({"bootstrap.servers": self.settings.brokers, "linger.ms": 5,
-                                   "enable.idempotence": True})
+        # counted from the broker's append, so lingering does not shorten it; a request per
+        # record (``linger.ms`` 0) would spend the broker's and the producer's CPU, which the
+        # job shares on a two-core machine.
+        self._producer = Producer(self.settings.kafka_client(**{"linger.ms": 5, "enable.idempotence": True}))
 
     def _delivered(self, err, msg) -> None:
         if err is not None:
@@ -471,6 +470,75 @@ class Usage:
             self.sample()
 
 
+class KnowledgeJob:
+    """The knowledge job (``flows.knowledge:flow``) on a run's input topics, with output topics of its own."""
+
+    def __init__(self, settings: Settings, log_dir: Path, articles: Path) -> None:
+        from coachflow.knowledge_config import KnowledgeSettings
+
+        prefix = settings.topic_events.split(".")[0] + ".k."
+        defaults = KnowledgeSettings()
+        self.topics = {name: prefix + getattr(defaults, name)
+                       for name in ("topic_cards", "topic_decisions", "topic_dlq", "topic_feedback")}
+        CREATED.extend(ensure_topics(settings, specs={topic: {} for topic in self.topics.values()}))
+        self.brokers, self.partitions = settings.brokers, settings.topic_partitions
+        self.log_path = log_dir / "knowledge.log"
+        self._log = self.log_path.open("w")
+        env = job_env(settings, {
+            "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()), "COACH_METRICS_PORT": "0",
+            "COACH_KNOWLEDGE_METRICS_PORT": "0", "COACH_KNOWLEDGE_OUTPUT_DIR": str(log_dir / "knowledge"),
+            "COACH_KNOWLEDGE_ARTICLES": str(articles), "COACH_KNOWLEDGE_CREATE_TOPICS": "false",
+            **{f"COACH_KNOWLEDGE_{name.upper()}": topic for name, topic in self.topics.items()},
+        })
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT, env=env,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.usage = Usage([self.process.pid])
+        self.usage.start()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.usage.stop()
+        self._log.close()
+
+    def report(self, since_s: float, timeout: float = 30.0) -> dict:
+        """Its decisions (by outcome) and cards since ``since_s``, and a card's latency from its turn's append."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(Settings(brokers=self.brokers).kafka_client(**{
+            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "enable.partition.eof": True}))
+        topic = self.topics["topic_decisions"]
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(self.partitions)])
+        outcomes: dict[str, int] = {}
+        latencies: list[float] = []
+        open_parts, deadline = set(range(self.partitions)), time.monotonic() + timeout
+        try:
+            while open_parts and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 0.2):
+                    if msg.error():
+                        open_parts.discard(msg.partition())
+                        continue
+                    decision = json.loads(msg.value())
+                    stamp = decision["input"]["source"].get("timestamp_ms")
+                    if stamp is None or stamp / 1000 < since_s:
+                        continue
+                    key = decision["outcome"] + ("" if decision["outcome"] != "shed" else f":{decision['reasons'][0]}")
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                    if decision["outcome"] == "shown":
+                        decided = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00")).timestamp()
+                        latencies.append(1000 * (decided - stamp / 1000))
+        finally:
+            consumer.close()
+        return {"decisions": sum(outcomes.values()), "outcomes": dict(sorted(outcomes.items())),
+                "card_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
+                "card_p99_ms": round(percentile(latencies, 99), 1) if latencies else None}
+
+
 def live_run(
     brokers: str,
     records: list[dict],
@@ -485,20 +553,25 @@ def live_run(
     jobs: int = 1,
     log_dir: Path | None = None,
     reference: bool = False,
+    knowledge: Path | None = None,
 ) -> dict:
     """Run the job on fresh topics, replay ``records`` at ``rate``, report end-to-end latency.
 
     ``reference``: run the reference loop instead (one per share when ``jobs``
     split the partitions), measured the same way, for the job's latency to be
     read against the least a loop doing the same steps takes on this machine.
+    ``knowledge``: also run the knowledge job on the same input topics, indexing
+    these articles, and report its CPU, outcomes and card latency beside the job's.
     """
     settings = bench_settings(brokers, f"{'rlat' if reference else 'bench'}{uuid.uuid4().hex[:8]}.", partitions)
     create_topics(settings)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
     job = (ReferenceLoops(settings, log_dir, jobs) if reference
            else Job(settings, env or {}, log_dir, workers=workers, processes=processes, jobs=jobs))
+    beside = KnowledgeJob(settings, log_dir, knowledge) if knowledge is not None else None
     collector, publisher = Collector(settings), Publisher(settings, key_by=key_by(jobs))
     collector.start()
+    extra: dict = {}
     try:
         # Warm-up: the job starts, loads its model and suites, sees the first records.
         for record in records[:warmup]:
@@ -507,18 +580,29 @@ def live_run(
         if not collector.wait_for(warmup, 120):
             raise RuntimeError(f"no answer to the warm-up; see {job.log_path}")
         time.sleep(settle_s)  # what the job starts beside the stream (the GX process) is up
+        if beside is not None and beside.process.poll() is not None:
+            raise RuntimeError(f"the knowledge job stopped; see {beside.log_path}")
         cpu_before, began = job.usage.cpu_s, time.monotonic()
+        beside_before = beside.usage.cpu_s if beside is not None else 0.0
         achieved = publisher.paced(records[warmup:], rate)
         if not collector.wait_for(len(records), 120):
             raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}")
         job.usage.sample()
         cpu = (job.usage.cpu_s - cpu_before) / (time.monotonic() - began)
+        if beside is not None:
+            time.sleep(2.0)  # the knowledge job's last answers
+            beside.usage.sample()
+            extra["knowledge"] = {"cpu_cores": round((beside.usage.cpu_s - beside_before) / (time.monotonic() - began), 2),
+                                  **beside.report(began - 1.0)}
         time.sleep(0.5)
     finally:
         collector.stop()
         job.stop()
+        if beside is not None:
+            beside.stop()
     return {"rate_per_s": round(achieved, 1), "records": len(records), "cpu_cores": round(cpu, 2),
-            "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1), **latency_report(collector, publisher, warmup)}
+            "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1), **latency_report(collector, publisher, warmup),
+            **extra}
 
 
 def throughput_run(
@@ -641,10 +725,28 @@ def bench_records(dialogues: int, concurrency: int, split: str = "dev") -> list[
 
 
 def broker_up(brokers: str, timeout: float = 3.0) -> bool:
+    """Whether a broker answers within ``timeout``.
+
+    Its port is probed with plain TCP until it opens, so a broker that is absent
+    or still starting costs no librdkafka client and none of its reconnect lines.
+    """
+    import socket
+
     from confluent_kafka.admin import AdminClient
 
+    host, _, port = brokers.split(",")[0].strip().rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=max(0.1, deadline - time.monotonic())).close()
+            break
+        except OSError:
+            if time.monotonic() + 0.2 >= deadline:
+                return False
+            time.sleep(0.2)
     try:
-        AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=timeout)
+        admin = AdminClient(Settings(brokers=brokers).kafka_client())
+        admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
@@ -681,8 +783,8 @@ def main_bench(args) -> int:
               file=sys.stderr)
         return 2
     brokers, started = args.brokers, False
-    if brokers is None:
-        brokers = "127.0.0.1:9092"
+    if brokers is None:  # the broker scripts/kafka.sh runs (KAFKA_PORT chooses its port)
+        brokers = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
         if not broker_up(brokers):
             subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
             started = True
@@ -711,7 +813,7 @@ def main_bench(args) -> int:
                                 for r in rounds]
         if args.duration > 0:
             log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
-            live = live_run(brokers, pool[:live_count], args.rate, **scale)
+            live = live_run(brokers, pool[:live_count], args.rate, knowledge=args.knowledge, **scale)
             ends = live["decisions"]
             result.update({key: ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
             result.update({
@@ -722,6 +824,8 @@ def main_bench(args) -> int:
                 "in_job": live["in_job"],
                 "latency_cpu_cores": live["cpu_cores"],
             })
+            if "knowledge" in live:
+                result["knowledge"] = live["knowledge"]
             peak = max(tput.get("peak_rss_mb", 0.0), live["peak_rss_mb"])
             if not args.no_reference:
                 log(f"latency of the reference loop: {args.rate:g} records/s for {args.duration:g} s")

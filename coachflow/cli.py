@@ -4,12 +4,16 @@
     coach train                                          train the ONNX model on STAR, register it
     coach eval --dialogues PATH                          evaluate the serving model, print JSON
     coach lineage explain SUGGESTION_ID                  why an agent saw a suggestion
+    coach lineage validate [FILE] [--spec DIR]           lineage events against the OpenLineage spec
     coach bench [--rate N --duration S ...]              throughput and latency on a real broker
     coach report [DIR] [--brokers HOST:PORT] [--json]    acceptance, alert, suppression rates; PNG chart
-    coach console --brokers HOST:PORT --agent ID         the reference agent console (http://127.0.0.1:8765/)
+    coach console --brokers HOST:PORT                    the reference agent console (http://127.0.0.1:8765/)
+    coach console token --agent ID                       a development token: the console's address with it
     coach baseline train                                 retrain the baseline scorer
     coach schemas export | check                         JSON Schemas of the topic contracts
     coach topics create --brokers HOST:PORT              create the job's topics
+    coach acls show | apply | revoke                     the principals' Kafka ACLs (docs/security.md)
+    coach knowledge index | search | eval | train ...    knowledge assist: index, search, evaluate, train
 
 The job itself runs with ``python -m bytewax.run flows.coaching:flow``.
 """
@@ -29,6 +33,12 @@ def _console(args: argparse.Namespace) -> int:
     from console.server import run
 
     return run(args)
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from coachflow.security import main_acls
+
+    return main_acls(args)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -143,6 +153,19 @@ def _explain(args: argparse.Namespace) -> int:
     return main_explain(args)
 
 
+def _validate_lineage(args: argparse.Namespace) -> int:
+    from lineage.validate import DEFAULT_SPEC_DIR, SpecValidator, validate_file
+
+    spec = args.spec or DEFAULT_SPEC_DIR
+    problems = validate_file(args.file, SpecValidator(spec))
+    for problem in problems:
+        print(problem)
+    events = sum(1 for line in args.file.read_text().splitlines() if line.strip())
+    verdict = f"{len(problems)} problems" if problems else "every one conforms"
+    print(f"{args.file}: {events} events, {verdict} (spec: {spec})", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     import schemas
 
@@ -162,9 +185,13 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     from coachflow.config import Settings
-    from coachflow.topics import ensure_topics
+    from coachflow.knowledge import topic_specs as knowledge_specs
+    from coachflow.knowledge_config import KnowledgeSettings
+    from coachflow.topics import ensure_topics, topic_specs
 
-    created = ensure_topics(Settings(brokers=args.brokers, topic_partitions=args.partitions))
+    settings = Settings(brokers=args.brokers, topic_partitions=args.partitions)
+    both = {**topic_specs(settings), **knowledge_specs(KnowledgeSettings(), settings)}  # both jobs' topics
+    created = ensure_topics(settings, align_retention=True, specs=both)
     print("created: " + (", ".join(created) or "none (all exist)"))
     return 0
 
@@ -184,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
                         help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
     replay.add_argument("--split", choices=("all", "train", "dev"), default="all",
-                        help="which dialogues (see README: the dev split)")
+                        help="which dialogues (see docs/architecture.md: the dev split)")
     replay.add_argument("--limit", type=int, help="at most this many dialogues")
     replay.add_argument("--concurrency", type=int, default=8, help="conversations in flight at once")
     replay.add_argument("--speed", type=float, default=0.0,
@@ -239,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--brokers", help="read the decisions topic instead")
     why.add_argument("--topic", default=topic("decisions").default)
     why.set_defaults(func=_explain)
+    check = lineage_cmds.add_parser(
+        "validate", help="check lineage events against the OpenLineage spec and facet schemas (local files only)"
+    )
+    check.add_argument("file", nargs="?", type=Path, default=Path("out/lineage.jsonl"),
+                       help="a JSON-lines file of OpenLineage events (default out/lineage.jsonl)")
+    check.add_argument("--spec", type=Path,
+                       help="the spec: OpenLineage.json and facets/ (default ../shared/data/openlineage-spec)")
+    check.set_defaults(func=_validate_lineage)
 
     from coachflow.report import add_arguments as report_arguments
 
@@ -255,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench", help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
-        description="Starts the project's broker on 127.0.0.1:9092 unless --brokers is given, preloads STAR "
+        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, preloads STAR "
                     "conversations for a full-speed throughput run of the job and of the reference loop, then "
                     "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
                     "then of the reference loop. "
@@ -277,7 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-reference", action="store_true", help="skip the reference loop (its throughput and latency runs)")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
     bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
+    bench.add_argument("--knowledge", type=Path, nargs="?", const=Path("data/knowledge/articles.jsonl"),
+                       help="run the knowledge job beside the job in the latency run, indexing these articles "
+                            "(default: the bundled sample; e.g. ../shared/data/doc2dial/documents.jsonl.gz)")
     bench.set_defaults(func=_bench)
+
+    from coachflow.knowledge_cli import add_arguments as knowledge_arguments
+
+    knowledge = commands.add_parser(
+        "knowledge", help="knowledge assist: import articles, build and search the index, evaluate, train")
+    knowledge_arguments(knowledge)
 
     contracts = commands.add_parser("schemas", help="JSON Schemas of the topic contracts")
     contracts.add_argument("action", choices=("export", "check"))
@@ -288,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--brokers", required=True)
     topics.add_argument("--partitions", type=int, default=4)
     topics.set_defaults(func=_topics)
+
+    from coachflow.security import add_arguments as acls_arguments
+
+    acls = commands.add_parser("acls", help="who may use which Kafka topic: the secured broker's ACLs")
+    acls_arguments(acls)
+    acls.set_defaults(func=_acls)
     return parser
 
 

@@ -2,19 +2,33 @@
 
 ``COACH_BROKERS`` set means Kafka mode; unset means the embedded default
 (read ``COACH_INPUT``, write JSONL files into ``COACH_OUTPUT_DIR``). Every
-setting and its default is listed in the README's configuration reference,
-which a test keeps in step with this class.
+setting and its default is listed in the configuration reference of
+docs/operations.md, which ``scripts/update_config_reference.py`` regenerates
+from this class and a test keeps in step with it.
+
+Every Kafka client of the project (the job's source, sink, lag gauge, policy
+follower and lineage transport, and the replay, console, report, bench and
+admin tools) takes its librdkafka configuration from
+``Settings.kafka_client``: the brokers, the client's own defaults, then the
+properties of ``COACH_KAFKA_CONFIG_FILE`` and ``COACH_KAFKA_CONFIG`` and the
+password of ``COACH_KAFKA_PASSWORD_FILE`` (or ``COACH_KAFKA_PASSWORD``).
+See docs/security.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coachflow.kafka_log import client_config
+from coachflow.private import read_properties, read_secret
 from lineage import LineageConfig
 from operators.acceptance import AcceptanceConfig
 from operators.boundary import Boundary
@@ -28,15 +42,53 @@ from operators.policy import DEFAULT_POLICY, PolicyStore
 from operators.quality import SUITES_DIR
 from schemas.topics import INPUTS, OUTPUTS, TOPICS, TopicSpec, topic
 
+log = logging.getLogger("coachflow.config")
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_INPUT = ROOT / "data" / "sample" / "conversations.jsonl"
 DEFAULT_MODEL = ROOT / "models" / "coach" / "coach.onnx"
 #: The Prometheus endpoint's port in Kafka mode when COACH_METRICS_PORT is unset.
 DEFAULT_METRICS_PORT = 9464
+#: librdkafka properties that hold secrets: masked wherever a client configuration is shown.
+SECRET_PROPERTIES = frozenset({
+    "sasl.password", "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+    "ssl.key.password", "ssl.key.pem", "ssl.keystore.password",
+})
+#: The variables that carry a Kafka client's properties and credentials (passed on to child jobs).
+KAFKA_CLIENT_VARIABLES = ("COACH_KAFKA_CONFIG", "COACH_KAFKA_CONFIG_FILE", "COACH_KAFKA_PASSWORD",
+                          "COACH_KAFKA_PASSWORD_FILE")
+DAY_MS = 86_400_000
+
+
+class KafkaClientConfig(dict[str, Any]):
+    """A librdkafka configuration whose ``repr`` masks the values of secret properties."""
+
+    def __repr__(self) -> str:
+        shown = {key: "***" if key in SECRET_PROPERTIES else value for key, value in self.items()}
+        return f"KafkaClientConfig({shown!r})"
+
+    __str__ = __repr__
+
+
+def kafka_client_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Kafka client variables set in ``environ`` (default: this process's), to pass on to a child job."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in KAFKA_CLIENT_VARIABLES if name in environ}
+
+
+def _credentials_file(path: Path) -> Path:
+    """``path``, checked to be a file; said at start when others than its owner may read it."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a readable file")
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # Still used (a Kubernetes secret volume is group-readable by default), but said.
+        log.warning("%s holds Kafka credentials and others than its owner may read it (chmod 600 it)", path)
+    return path
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused value (COACH_KAFKA_CONFIG may hold a password) never reaches a log.
+    model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
 
 def _topic_field(spec: TopicSpec) -> tuple[object, object]:
@@ -73,6 +125,12 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     # Topics (and the topic settings above)
     create_topics: bool = Field(default=True, description="Create missing topics at start.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics it creates.")
+    retention_decisions_days: float = Field(
+        default=30, gt=0,
+        description="Days the decisions topic keeps records: set when created (`coach topics create`: always).",
+    )
+    retention_dlq_days: float = Field(default=7, gt=0, description="The same for the dead-letter topic.")
+    retention_feedback_days: float = Field(default=30, gt=0, description="The same for the feedback topic.")
 
     # Kafka client
     kafka_starting_offset: Literal["earliest", "latest"] = Field(
@@ -83,7 +141,18 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     )
     kafka_batch_size: int = Field(default=1000, ge=1, description="Max messages per poll per partition (and read ahead per partition).")
     kafka_config: dict[str, str] = Field(
-        default_factory=dict, description="Extra librdkafka properties as JSON (security, tuning)."
+        default_factory=dict, repr=False,
+        description="Extra librdkafka properties as JSON (security, tuning); over KAFKA_CONFIG_FILE's.",
+    )
+    kafka_config_file: Path | None = Field(
+        default=None,
+        description="A librdkafka properties file (key=value lines; may hold sasl.password), read at start.",
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None, description="The SASL password (sasl.password); KAFKA_PASSWORD_FILE is safer."
+    )
+    kafka_password_file: Path | None = Field(
+        default=None, description="A file whose first line is the SASL password (sasl.password)."
     )
     input_key: Literal["conversation", "customer"] = Field(
         default="conversation",
@@ -208,6 +277,30 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             )
         return self
 
+    _client_properties: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_kafka_credentials(self) -> Settings:
+        """The client properties of the file, the JSON and the password, read once, in that order."""
+        if self.kafka_password is not None and self.kafka_password_file is not None:
+            raise ValueError("set COACH_KAFKA_PASSWORD or COACH_KAFKA_PASSWORD_FILE, not both")
+        properties: dict[str, str] = {}
+        if self.kafka_config_file is not None:
+            properties.update(read_properties(_credentials_file(self.kafka_config_file)))
+        properties.update(self.kafka_config)
+        if self.kafka_password_file is not None:
+            properties["sasl.password"] = read_secret(_credentials_file(self.kafka_password_file))
+        elif self.kafka_password is not None:
+            properties["sasl.password"] = self.kafka_password.get_secret_value()
+        self._client_properties = properties
+        return self
+
+    def kafka_client(self, **defaults: Any) -> KafkaClientConfig:
+        """One Kafka client's librdkafka configuration: the brokers, the client's ``defaults``, then the
+        configured properties and credentials, which win; its log goes through ``coachflow.kafka``."""
+        return KafkaClientConfig(client_config({"bootstrap.servers": self.brokers, **defaults,
+                                                **self._client_properties}))
+
     @property
     def kafka_mode(self) -> bool:
         return bool(self.brokers)
@@ -251,6 +344,12 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             idle_s=self.session_gap_s, run_id=run_id, passthrough=True, untemplated=self.suggest_untemplated,
             payload_limit=self.max_payload_bytes,
         )
+
+    def retention_ms(self) -> dict[str, int]:
+        """Topic -> ``retention.ms`` for the topics whose retention the job sets (docs/security.md)."""
+        days = {"decisions": self.retention_decisions_days, "dlq": self.retention_dlq_days,
+                "feedback": self.retention_feedback_days}
+        return {getattr(self, topic(kind).setting): round(value * DAY_MS) for kind, value in days.items()}
 
     def acceptance_config(self) -> AcceptanceConfig:
         return AcceptanceConfig(
@@ -298,6 +397,7 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             file=self.lineage_file or Path(self.output_dir) / "lineage.jsonl",
             url=self.lineage_url,
             brokers=self.brokers,
+            kafka_config=self.kafka_client(),
             topic=self.lineage_topic,
             namespace=self.lineage_namespace,
             job=self.lineage_job,
@@ -311,7 +411,7 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             reload_s=self.policy_reload_s,
             brokers=self.brokers if self.kafka_mode else None,
             topic=self.policy_topic,
-            kafka_config=dict(self.kafka_config),
+            kafka_config=self.kafka_client(),
         )
 
 
@@ -331,10 +431,29 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
-def reference_table() -> str:
-    """The README's configuration reference: one row per ``COACH_*`` variable."""
+def reference_table(settings: type[BaseSettings] | None = None) -> str:
+    """A configuration reference: one row per variable of ``settings`` (default: docs/operations.md's, ``COACH_*``)."""
+    settings = settings or Settings
+    prefix = settings.model_config.get("env_prefix", "")
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
+    for name, field in settings.model_fields.items():
         meaning = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `COACH_{name.upper()}` | {_default(field)} | {meaning} |")
+        rows.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+#: The page holding the configuration reference, between these two markers.
+REFERENCE_DOC = ROOT / "docs" / "operations.md"
+REFERENCE_START, REFERENCE_END = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
+
+
+def with_reference_table(text: str) -> str:
+    """``text`` (the reference page) with ``reference_table()`` between its markers.
+
+    Raises ValueError when the page lacks either marker.
+    """
+    head, start, rest = text.partition(REFERENCE_START)
+    _, end, tail = rest.partition(REFERENCE_END)
+    if not start or not end:
+        raise ValueError(f"the page lacks {REFERENCE_START.strip()} ... {REFERENCE_END}")
+    return head + start + reference_table() + end + tail

@@ -24,6 +24,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, To
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from coachflow.config import Settings
+from coachflow.kafka_log import client_config
+from coachflow.security import KafkaAccessError, refused
 from operators.envelope import Origin, RawRecord
 from schemas.topics import OUTPUTS
 
@@ -129,7 +131,7 @@ class _WorkerConsumer:
     """
 
     def __init__(self, config: dict, batch_size: int) -> None:
-        self._consumer = Consumer(config)
+        self._consumer = Consumer(client_config(config))
         self.batch_size = batch_size
         self._idle_until = 0.0
         self.buffers: dict[tuple[str, int], deque] = {}
@@ -174,6 +176,9 @@ class _WorkerConsumer:
                     if buffer is not None:
                         buffer.append(_EOF)
                     continue
+                if refused(error):  # revoked rights or credentials: no record will come, stop loudly
+                    raise KafkaAccessError(f"Kafka refused the job's consumer: {error.str()} "
+                                           "(docs/security.md)")
                 offset = message.offset()
                 if buffer is None or offset is None or offset < 0:
                     # No record behind it (broker unreachable, ...): librdkafka recovers by itself.
@@ -308,23 +313,25 @@ class RawKafkaSource(KafkaSource):
         return _KafkaPartition(shared, topic, int(index), self._streams[topic], offset, self._positions)
 
 
-def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None) -> Stream[RawRecord]:
+def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None = None,
+                streams: dict[str, str] | None = None) -> Stream[RawRecord]:
     """Conversation events, customer context and UI feedback, from Kafka or the JSONL input.
 
     With ``metrics``, the next offset to read of each partition is noted in
-    ``metrics.positions`` (for the consumer-lag gauge).
+    ``metrics.positions`` (for the consumer-lag gauge). ``streams`` (topic ->
+    contract stream) reads other topics than the coaching job's three.
     """
     if not settings.kafka_mode:
         source = JsonlSource(settings.input, line_limit=settings.max_payload_bytes)
         return op.input("read_jsonl", flow, source)
 
-    streams = {name: kind for kind, name in settings.inputs().items()}
+    streams = streams or {name: kind for kind, name in settings.inputs().items()}
     source = RawKafkaSource(
         settings.broker_list,
         streams,
         tail=settings.kafka_tail,
         starting_offset=OFFSET_BEGINNING if settings.kafka_starting_offset == "earliest" else OFFSET_END,
-        add_config=dict(settings.kafka_config),
+        add_config=settings.kafka_client(),
         batch_size=settings.kafka_batch_size,
         positions=metrics.positions if metrics is not None else None,
         share=settings.kafka_partitions,
@@ -420,8 +427,8 @@ class CheckedKafkaSink(FixedPartitionedSink[KafkaOut, None]):
     """
 
     def __init__(self, brokers: list[str], config: dict[str, str] | None = None, partitions: int = 16) -> None:
-        # Delivery reports only of failures: an acknowledged record calls no Python (about 1.5 µs of CPU
-        # a record less); ``flush`` still waits for every acknowledgement.
+        # Delivery reports only of failures: an acknowledged record calls no Python;
+        # ``flush`` still waits for every acknowledgement.
         self._config = {"bootstrap.servers": ",".join(brokers), "enable.idempotence": "true",
                         "delivery.report.only.error": True, **(config or {})}
         self._partitions = partitions
@@ -434,26 +441,31 @@ class CheckedKafkaSink(FixedPartitionedSink[KafkaOut, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CheckedKafkaPartition:
         with self._lock:
             if self._deliveries is None:
-                self._deliveries = _Deliveries(Producer(self._config))
+                self._deliveries = _Deliveries(Producer(client_config(self._config)))
         return _CheckedKafkaPartition(self._deliveries)
 
 
-def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings) -> None:
-    """Publish ``(kind, key, value)`` to the output topics or ``<kind>.jsonl`` files."""
+def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Settings,
+                  outputs: dict[str, str] | None = None) -> None:
+    """Publish ``(kind, key, value)`` to the output topics or ``<kind>.jsonl`` files.
+
+    ``outputs`` (kind -> topic) serves another job's kinds than the coaching job's.
+    """
+    topics = outputs or settings.outputs()
+    kinds = OUTPUT_KINDS if outputs is None else tuple(sorted(outputs))
     if settings.kafka_mode:
-        topics = settings.outputs()
         messages = op.map(
             "to_kafka", stream,
             lambda item: (item[1].decode("utf-8", "replace") if item[1] else item[0], (topics[item[0]], *item[1:])),
         )
-        op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, dict(settings.kafka_config)))
+        op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, settings.kafka_client()))
         return
     directory = Path(settings.output_dir)  # made by the job's resources (``JobResources.open``)
     lines = op.map("to_line", stream, lambda item: (item[0], item[2].decode("utf-8")))
     sink = DirSink(
         directory,
-        len(OUTPUT_KINDS),
-        file_namer=lambda index, _count: f"{OUTPUT_KINDS[index]}.jsonl",
-        assign_file=OUTPUT_KINDS.index,
+        len(kinds),
+        file_namer=lambda index, _count: f"{kinds[index]}.jsonl",
+        assign_file=kinds.index,
     )
     op.output("write_files", lines, sink)

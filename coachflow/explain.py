@@ -25,8 +25,10 @@ def _file_records(path: Path) -> Iterator[dict]:
 def _topic_records(brokers: str, topic: str, timeout: float = 10.0) -> Iterator[dict]:
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "coachflow-explain",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    from coachflow.config import Settings
+
+    consumer = Consumer(Settings(brokers=brokers).kafka_client(**{
+        "group.id": "coachflow-explain", "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
         parts = [TopicPartition(topic, p, 0) for p in meta.partitions]

@@ -11,8 +11,9 @@ and partition): never an id, a key or any text from a record.
   Kafka timestamp to this moment; embedded mode has no such timestamp).
   It only adds to plain ints and floats of its thread's tally, without a
   lock (prometheus_client's own Counter and Histogram take a lock per
-  increment: about 10 µs a decision instead of 3); a collector sums the
-  tallies when Prometheus scrapes.
+  increment, which the hot path would pay several times a record); a
+  collector sums the tallies when Prometheus scrapes. ``bench/metrics_hook.py``
+  measures the hook (docs/performance.md).
 - ``ConsumerLag`` is a background thread: ``read_inputs`` notes the next
   offset to read of each input partition this process reads
   (``JobMetrics.positions``, a dict write per record) and the thread fetches
@@ -45,9 +46,10 @@ from prometheus_client import REGISTRY, Gauge, start_http_server
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from coachflow.kafka_log import client_config
 from operators.boundary import FAILURES
 from operators.experiment import assign
-from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision
+from schemas import OUTPUT_KIND, Acceptance, Alert, DeadLetter, Decision, KnowledgeDecision
 from schemas.outputs import DeadLetterReason
 
 log = logging.getLogger("coachflow.metrics")
@@ -90,9 +92,13 @@ class _Tally:
     the collector sums every thread's tallies at scrape time."""
 
     __slots__ = ("records", "dead", "rules", "stages", "stage_sums", "e2e", "e2e_sum",
-                 "accept", "accept_versions", "arm_decisions", "arm_latency", "arm_latency_sum", "arm_alerts")
+                 "accept", "accept_versions", "arm_decisions", "arm_latency", "arm_latency_sum", "arm_alerts",
+                 "knowledge", "retrieval", "retrieval_sum")
 
     def __init__(self) -> None:
+        self.knowledge: dict[tuple[str, str], int] = {}  # (outcome, reason) of knowledge decisions
+        self.retrieval = [0] * (len(STAGE_BUCKETS) + 1)  # knowledge retrieval latency buckets
+        self.retrieval_sum = 0.0  # milliseconds
         self.accept: dict[tuple[str, str, str], int] = {}  # (mode, arm, outcome)
         self.accept_versions: dict[tuple[str, str, str, str], int] = {}  # (mode, model, policy, accepted)
         self.arm_decisions: dict[tuple[str, str], int] = {}  # (arm, outcome)
@@ -249,6 +255,22 @@ class _Collector(Collector):
                 counts = [sum(col) for col in zip(*rows, strict=True)]
                 seconds = sum(t.arm_latency_sum.get(arm, 0.0) for t in tallies) / 1000
                 arm_latency.add_metric([arm], _histogram(counts, STAGE_BUCKETS), seconds)
+        knowledge = CounterMetricFamily(
+            "coachflow_knowledge_decisions",
+            "Knowledge decisions (knowledge job) by outcome (shown, suppressed, not_needed, shed, recorded) and "
+            "reason (the shed reason, why none was needed, the rule that held a card).",
+            labels=["outcome", "reason"],
+        )
+        retrieval = HistogramMetricFamily(
+            "coachflow_knowledge_retrieval_seconds", "Retrieval and ranking time of each ask (knowledge job)."
+        )
+        if tallies:
+            for labels, count in sorted(_sum_dicts(t.knowledge for t in tallies).items()):
+                knowledge.add_metric(labels, count)
+            counts = [sum(col) for col in zip(*(t.retrieval for t in tallies), strict=True)]
+            retrieval.add_metric([], _histogram(counts, STAGE_BUCKETS), sum(t.retrieval_sum for t in tallies) / 1000)
+        yield knowledge
+        yield retrieval
         yield accept
         yield versions
         yield arm_decisions
@@ -305,10 +327,23 @@ class JobMetrics:
                 tally.records[(published, "published")] += 1
             if kind is Acceptance:
                 self._acceptance(tally, record)
+            elif kind is KnowledgeDecision:
+                self._knowledge(tally, record)
             elif kind is Alert:
                 arm = NO_ARM if self.experiment is None else assign(*self.experiment, record.conversation_id)
                 key = (arm, record.kind)
                 tally.arm_alerts[key] = tally.arm_alerts.get(key, 0) + 1
+
+    def _knowledge(self, tally: _Tally, decision: KnowledgeDecision) -> None:
+        outcome = decision.outcome
+        reason = "none" if outcome == "shown" else "recorded" if outcome == "recorded" else (
+            _rule_label(decision.reasons[0]) if decision.reasons else "none")
+        key = (outcome, reason)
+        tally.knowledge[key] = tally.knowledge.get(key, 0) + 1
+        if outcome in ("shown", "suppressed"):
+            ms = decision.latency_ms.retrieve_ms
+            tally.retrieval[bisect_left(_STAGE_BOUNDS_MS, ms)] += 1
+            tally.retrieval_sum += ms
 
     def _acceptance(self, tally: _Tally, record: Acceptance) -> None:
         key = (record.mode, record.arm or NO_ARM, record.outcome)
@@ -353,16 +388,15 @@ class JobMetrics:
 class ConsumerLag:
     """Sets ``coachflow_consumer_lag`` from ``positions`` and the brokers' high watermarks."""
 
-    def __init__(self, brokers: str, kafka_config: Mapping[str, str], interval_s: float,
-                 timeout_s: float = 5.0) -> None:
+    def __init__(self, kafka_config: Mapping[str, object], interval_s: float, timeout_s: float = 5.0) -> None:
+        """``kafka_config``: the client's librdkafka configuration (``Settings.kafka_client``)."""
         self.positions: dict[tuple[str, int], int] = {}
         self.interval_s = interval_s
-        self._config = {
-            "bootstrap.servers": brokers,
+        self._config = client_config({
             "group.id": "coachflow-metrics-lag",  # never joins: it only asks for watermarks
             "enable.auto.commit": False,
             **kafka_config,
-        }
+        })
         self._timeout_s = timeout_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -188,11 +188,11 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
     settle_heap()  # as the job does after start-up
     streams = {settings.topic_events: "events", settings.topic_context: "context"}
     topics = settings.outputs()
-    consumer = Consumer({
-        "bootstrap.servers": settings.brokers, "group.id": group or f"coach-reference-{time.time_ns()}",
-        "enable.auto.commit": False, "auto.offset.reset": "earliest", **dict(settings.kafka_config),
-    })
-    producer = Producer({"bootstrap.servers": settings.brokers, **dict(settings.kafka_config)})
+    consumer = Consumer(settings.kafka_client(**{
+        "group.id": group or f"coach-reference-{time.time_ns()}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    }))
+    producer = Producer(settings.kafka_client())
     metadata = consumer.list_topics(timeout=30).topics
     share = settings.kafka_partitions  # the job's COACH_KAFKA_PARTITIONS, read the same way
     parts = {topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams}

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from coachflow.kafka_log import client_config
 from models import star
 from operators.keys import key_field
 from schemas.topics import topic
@@ -106,7 +107,9 @@ def _count(stats: ReplayStats, record: dict[str, Any]) -> None:
 def to_file(items: Iterable[tuple[datetime, dict]], out: Path | str, speed: float = 0.0) -> ReplayStats:
     """Write records as JSONL (the embedded mode's input format)."""
     stats = ReplayStats()
-    with open(out, "w", encoding="utf-8") as sink:
+    from coachflow.private import private_file
+
+    with open(private_file(out), "w", encoding="utf-8") as sink:
         for _, record in _paced(items, speed):
             sink.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
             if speed > 0:
@@ -134,12 +137,12 @@ def to_kafka(
     """Produce events keyed by conversation id (or customer id: ``key_by``) and context keyed by customer id."""
     from confluent_kafka import Producer
 
-    producer = Producer({
+    producer = Producer(client_config({
         "bootstrap.servers": brokers,
         "linger.ms": 5 if speed == 0 else 0,
         "enable.idempotence": True,
         **(config or {}),
-    })
+    }))
     stats = ReplayStats()
     failures: list[str] = []
 
@@ -188,13 +191,14 @@ def main_replay(args) -> int:
         from coachflow.config import Settings
         from coachflow.topics import ensure_topics
 
-        ensure_topics(Settings(
+        settings = Settings(
             brokers=args.brokers, topic_events=args.topic_events,
             topic_context=args.topic_context, topic_partitions=args.partitions,
-        ), only=(args.topic_events, args.topic_context))
+        )
+        ensure_topics(settings, only=(args.topic_events, args.topic_context))
         stats = to_kafka(
             items, args.brokers, topic_events=args.topic_events,
-            topic_context=args.topic_context, speed=args.speed, key_by=args.key,
+            topic_context=args.topic_context, speed=args.speed, config=settings.kafka_client(), key_by=args.key,
         )
     else:
         stats = to_file(items, args.out, speed=args.speed)

@@ -147,8 +147,10 @@ def _topic_values(brokers: str, topic: str, timeout: float = 10.0, idle_s: float
     """Every value of a topic up to its end as of now (as ``coachflow.explain`` reads it)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "coachflow-report",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    from coachflow.config import Settings
+
+    consumer = Consumer(Settings(brokers=brokers).kafka_client(**{
+        "group.id": "coachflow-report", "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     try:
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
         if meta.error is not None:
@@ -464,6 +466,75 @@ def build_report(frames: dict[str, pl.DataFrame], top: int = 10, by: str = "verd
     }
 
 
+# --------------------------------------------------------------------------- knowledge cards
+
+#: The knowledge job's topic kinds the report reads: its cards and the agent UIs' feedback on them.
+KNOWLEDGE_SOURCES = ("knowledge", "knowledge_feedback")
+
+
+def _knowledge_rows(kind: str, record: dict) -> dict:
+    if kind == "knowledge":
+        return {"card_id": record["card_id"], "kb_version": record["kb_version"],
+                "ranker_version": record.get("ranker_version"), "created_at": _ts(record.get("created_at"))}
+    return {"feedback_id": record["feedback_id"], "card_id": record["card_id"], "event": record["event"],
+            "at": _ts(record.get("at"))}
+
+
+def read_knowledge(directory: Path | None = None, brokers: str | None = None) -> tuple[dict, dict]:
+    """Cards and card feedback as frames: ``DIR/knowledge/<kind>.jsonl`` (the knowledge job's
+    default output directory beside the coaching job's) or ``DIR/<kind>.jsonl``, or the topics."""
+    text, moment = pl.String, pl.Datetime("us", "UTC")
+    shapes = {"knowledge": {"card_id": text, "kb_version": text, "ranker_version": text, "created_at": moment},
+              "knowledge_feedback": {"feedback_id": text, "card_id": text, "event": text, "at": moment}}
+    frames, status = {}, {}
+    for kind in KNOWLEDGE_SOURCES:
+        spec = topic(kind)
+        if brokers:
+            where = os.environ.get(f"COACH_KNOWLEDGE_{spec.setting.upper()}", spec.default)
+            try:
+                lines, state = list(_topic_values(brokers, where)), "ok"
+            except _NoTopic:
+                lines, state = [], "missing"
+            except Exception:  # noqa: BLE001 - an unreadable topic must not stop the report
+                lines, state = [], "error"
+        else:
+            candidates = [Path(directory) / "knowledge" / f"{kind}.jsonl", Path(directory) / f"{kind}.jsonl"]
+            path = next((c for c in candidates if c.is_file()), candidates[0])
+            where = str(path)
+            lines, state = (list(_file_lines(path)), "ok") if path.is_file() else ([], "missing")
+        rows, bad = [], 0
+        for line in lines:
+            try:
+                rows.append(_knowledge_rows(kind, json.loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                bad += 1
+        frames[kind] = pl.DataFrame(rows, schema=shapes[kind])
+        status[kind] = {"source": where, "status": "empty" if state == "ok" and not rows else state,
+                        "records": len(rows), "unreadable": bad}
+    return frames, status
+
+
+def knowledge_report(frames: dict[str, pl.DataFrame]) -> dict:
+    """Card acceptance overall and per knowledge-base version: a card is judged by the last
+    accepted or dismissed report of the agent UI on it (``CardFeedback``)."""
+    cards = _dedup(frames["knowledge"], "card_id", "created_at")
+    feedback = _dedup(frames["knowledge_feedback"], "feedback_id", "at")
+    verdicts = (feedback.filter(pl.col("event").is_in(["accepted", "dismissed"])).sort("at")
+                .group_by("card_id", maintain_order=True).last().select("card_id", "event"))
+    judged = cards.join(verdicts, on="card_id", how="left")
+
+    def figures(frame: pl.DataFrame) -> dict:
+        accepted = frame.filter(pl.col("event") == "accepted").height
+        dismissed = frame.filter(pl.col("event") == "dismissed").height
+        return {"cards": frame.height, "judged": accepted + dismissed, "accepted": accepted, "dismissed": dismissed,
+                "acceptance": _rate(accepted, accepted + dismissed)}
+
+    unknown = verdicts.join(cards.select("card_id"), on="card_id", how="anti").height
+    per_version = [{"kb_version": version, **figures(part)}
+                   for (version,), part in judged.sort("kb_version").group_by("kb_version", maintain_order=True)]
+    return {"overall": figures(judged), "by_kb_version": per_version, "feedback_for_unknown_cards": unknown}
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -552,6 +623,13 @@ def render(report: dict) -> str:
         lines.append(f"{'Action (top ' + str(len(report['actions'])) + ')':<36} {'shown':>6}  acceptance")
         for a in report["actions"]:
             lines.append(f"{a['action']:<36} {a['shown']:>6}  {_acc(a['acceptance'])}")
+    knowledge = report.get("knowledge")
+    if knowledge and knowledge["overall"]["cards"]:
+        lines.append("")
+        lines.append(f"{'Knowledge cards by KB version':<36} {'cards':>6} {'judged':>6}  acceptance")
+        for row in [*knowledge["by_kb_version"], {"kb_version": "all", **knowledge["overall"]}]:
+            lines.append(f"{row['kb_version']:<36} {row['cards']:>6} {row['judged']:>6}  "
+                         f"{_pct(row['acceptance'])} ({row['accepted']}/{row['judged']})")
     lines.append("")
     chart = report.get("chart")
     lines.append(f"chart: {chart}" if chart else f"chart: not written ({report.get('chart_note', 'no data')})")
@@ -581,7 +659,10 @@ def main_report(args) -> int:
     frames, sources = read_sources(None if args.brokers else args.dir, args.brokers)
     report = build_report(frames, top=args.top, by=args.by, every=args.bucket)
     series = report.pop("_series")
+    card_frames, card_sources = read_knowledge(None if args.brokers else args.dir, args.brokers)
+    report["knowledge"] = knowledge_report(card_frames)
     missing = [k for k, s in sources.items() if s["status"] != "ok"]
+    sources.update(card_sources)
     report = {"sources": sources, "missing": missing, **report, "chart": None}
     if not args.no_chart:
         path = args.chart or (Path(args.dir) if not args.brokers else Path(".")) / "acceptance.png"

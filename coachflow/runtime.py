@@ -1,6 +1,6 @@
 """The job's lifecycle: what a job process opens besides its dataflow, and closes at its end.
 
-``JobResources(settings).open()`` loads the model (and an experiment's
+``JobResources(settings).open()`` checks that Kafka lets the job in, loads the model (and an experiment's
 candidate), the policy store and the data-quality suites, creates missing
 topics (in embedded mode, the output directory), emits the lineage run's START, starts the GX side process and the
 Prometheus endpoint, and prints the banner; ``close()`` emits COMPLETE, FAIL
@@ -18,23 +18,26 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
-from pathlib import Path
 from types import TracebackType
 
 from coachflow import metrics
 from coachflow.config import Settings
+from coachflow.private import private_dir, private_file
+from coachflow.security import check_job_access
 from coachflow.topics import ensure_topics
 from lineage import Lineage, RunState, install_exit_hooks
 from lineage.job import job_lineage
 from models.registry import load_scorer
 from operators.experiment import Arms
 from operators.policy import PolicyStore
+from operators.privacy import MaskingFilter
 from operators.quality import Gate, QualityMonitor, Suite, load_suites
 from operators.scoring import Scorer
 
 
 def configure_logging(level: str) -> None:
-    """``coachflow.*`` log lines to stderr (unless the host application configured logging)."""
+    """``coachflow.*`` log lines to stderr (unless the host application configured logging), personal
+    data masked (``MaskingFilter`` on every handler of the ``coachflow`` logger)."""
     root = logging.getLogger("coachflow")
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -42,6 +45,9 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
         root.setLevel(level.upper())
         root.propagate = False
+    for handler in root.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
 
 
 class JobResources:
@@ -72,6 +78,8 @@ class JobResources:
             return self
         settings = self.settings
         configure_logging(settings.log_level)
+        if settings.kafka_mode:
+            check_job_access(settings)  # credentials or rights Kafka refuses stop the job here, before it loads
         self.scorer = load_scorer(settings.model, threads=settings.onnx_threads)
         self.policies = settings.policy_store()
         self.suites = load_suites(settings.quality_suites)
@@ -79,8 +87,10 @@ class JobResources:
         self.arms = experiment_arms(settings, self.scorer, self.policies)
         if settings.kafka_mode and settings.create_topics:
             ensure_topics(settings)
-        if not settings.kafka_mode:
-            Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
+        if not settings.kafka_mode:  # outputs hold personal data: owner-only before the sink appends to them
+            directory = private_dir(settings.output_dir)
+            for kind in settings.outputs():
+                private_file(directory / f"{kind}.jsonl")
         self.lineage = self._start_lineage()
         self.monitor = self._start_monitor()
         self.metrics = start_metrics(settings)
@@ -99,12 +109,7 @@ class JobResources:
             self.monitor.close()
         if self.metrics is not None and self.metrics.lag is not None:
             self.metrics.lag.stop()
-        if isinstance(error, KeyboardInterrupt):
-            self.lineage.finish(RunState.ABORT)
-        elif error is not None:
-            self.lineage.finish(RunState.FAIL, error)
-        else:
-            self.lineage.finish(RunState.COMPLETE)
+        end_run(self.lineage, error)
 
     def close_at_exit(self) -> None:
         """Close when the process ends (a ``bytewax.run`` process: the run loop is Bytewax's).
@@ -168,6 +173,16 @@ class JobResources:
         )
 
 
+def end_run(lineage: Lineage, error: BaseException | None) -> None:
+    """The run's last lineage event: ABORT for an interrupt, FAIL with ``error``, else COMPLETE."""
+    if isinstance(error, KeyboardInterrupt):
+        lineage.finish(RunState.ABORT)
+    elif error is not None:
+        lineage.finish(RunState.FAIL, error)
+    else:
+        lineage.finish(RunState.COMPLETE)
+
+
 def start_metrics(settings: Settings) -> metrics.JobMetrics | None:
     """The Prometheus endpoint of this process (port + process index) and the hot-path hook.
 
@@ -184,7 +199,7 @@ def start_metrics(settings: Settings) -> metrics.JobMetrics | None:
         metrics.serve(settings.metrics_host, port)
     lag = None
     if settings.kafka_mode:
-        lag = metrics.ConsumerLag(settings.brokers, settings.kafka_config, settings.metrics_lag_interval_s)
+        lag = metrics.ConsumerLag(settings.kafka_client(), settings.metrics_lag_interval_s)
         lag.start()
     experiment = settings.experiment
     return metrics.JobMetrics(lag, experiment=None if experiment is None else (experiment.name, experiment.share))

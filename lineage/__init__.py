@@ -27,7 +27,8 @@ import socket
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from openlineage.client.facet_v2 import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
     data_quality_metrics_input_dataset,
+    dataset_version_dataset,
     documentation_job,
     error_message_run,
     job_type_job,
@@ -47,23 +49,29 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.uuid import generate_new_uuid
 
+from coachflow.private import private_file
+from operators.records import SHAPED
+
 log = logging.getLogger("coachflow.lineage")
 
 PRODUCER = "https://coachflow.dev/lineage"
-FACET_SCHEMAS = Path(__file__).parent / "facets"
 
 
 @attr.define
 class CoachflowRunFacet(RunFacet):
-    """The model, policy and data-quality suites a run used."""
+    """The model, policy and data-quality suites a run used (schema: ``facets/CoachflowRunFacet.json``)."""
 
     model: dict
     policy: dict
     qualitySuites: list[str]  # noqa: N815
 
+    def __attrs_post_init__(self) -> None:
+        self._producer = self._producer or PRODUCER  # coachflow's facet, not the client's
+        super().__attrs_post_init__()
+
     @staticmethod
     def _get_schema() -> str:
-        return "https://coachflow.dev/lineage/facets/CoachflowRunFacet.json"
+        return "https://coachflow.dev/lineage/facets/CoachflowRunFacet.json#/$defs/CoachflowRunFacet"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ class LineageConfig:
     file: Path = Path("out/lineage.jsonl")
     url: str | None = None
     brokers: str | None = None
+    kafka_config: Mapping[str, object] = field(default_factory=dict, repr=False)
+    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials, the log's route)."""
     topic: str = "openlineage.events"
     namespace: str = "coachflow"
     job: str = "coaching"
@@ -89,7 +99,7 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
     if config.transport == "file":
         from openlineage.client.transport.file import FileConfig, FileTransport
 
-        config.file.parent.mkdir(parents=True, exist_ok=True)
+        private_file(config.file)  # the events name the job's datasets: owner only, as its outputs
         return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True)))
     if config.transport == "http":
         from openlineage.client.transport.http import HttpConfig, HttpTransport
@@ -103,7 +113,8 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
         if not config.brokers:
             raise ValueError("the kafka lineage transport needs brokers (COACH_BROKERS)")
         return OpenLineageClient(transport=KafkaTransport(KafkaConfig(
-            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage"},
+            config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage",
+                    **config.kafka_config},
             topic=config.topic, flush=True,
         )))
     raise ValueError(f"unknown lineage transport {config.transport!r}")
@@ -156,6 +167,8 @@ class Lineage:
         self.column_lineage = column_lineage or {}
         self.description = description
         self.quality: dict[str, dict] = {}
+        #: Input dataset name -> its version, as the next events report it (a knowledge base's, say).
+        self.versions: dict[str, str] = {}
         self.emitted = 0
         self.failed = 0
         self.dropped = 0
@@ -200,9 +213,11 @@ class Lineage:
             "coachflow": self.run_facet,
         }
         if error is not None:
+            # An exception's text may quote a record: shaped personal data is masked, as in dead letters.
             run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=f"{type(error).__name__}: {error}"[:2000], programmingLanguage="python",
-                stackTrace="".join(traceback.format_exception(error))[-8000:],
+                message=SHAPED.redact(f"{type(error).__name__}: {error}")[0][:2000],
+                programmingLanguage="python",
+                stackTrace=SHAPED.redact("".join(traceback.format_exception(error)))[0][-8000:],
             )
         job = Job(
             namespace=self.config.namespace,
@@ -226,16 +241,21 @@ class Lineage:
 
     def _input(self, spec: DatasetSpec) -> InputDataset:
         facets = {"schema": schema_facet(spec.contract)} if spec.contract else {}
-        input_facets = {}
+        version = self.versions.get(spec.name)
+        if version is not None:
+            facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=version)
+        input_facets: dict = {}
         summary = self.quality.get(spec.suite) if spec.suite else None
         if summary is not None:
-            facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-                assertions=[
-                    data_quality_assertions_dataset.Assertion(
-                        assertion=r["id"], success=r["success"], column=r["column"], severity=r["severity"]
-                    )
-                    for r in summary["results"]
-                ]
+            assertions = [
+                data_quality_assertions_dataset.Assertion(
+                    assertion=r["id"], success=r["success"], column=r["column"], severity=r["severity"],
+                    description=r.get("description"),
+                )
+                for r in summary["results"]
+            ]
+            input_facets["dataQualityAssertions"] = (
+                data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=assertions)
             )
             input_facets["dataQualityMetrics"] = (
                 data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(

@@ -76,7 +76,7 @@ Per domain (of the task in progress):
   mean, {dev['score_us_p99_batch_of_one']} µs p99, measured by {measured}.
   This shared 2-core VM's speed drifts between runs (by a quarter, in slow
   spells by half); `bench/scoring.py` reports a machine-speed indicator
-  beside its figures, and the README's "The model" section gives three runs.
+  beside its figures, and docs/performance.md gives its latest runs.
 
 ## Limits
 - STAR's wizards were crowd workers following scripted flows; "correct" means

@@ -72,7 +72,7 @@ def build(
     nodes = [
         # action heads: one embedding bag for all members, then each member's layer
         # The bag is an integer [1, K] @ [K, H] per point (mask @ int8 rows):
-        # several times faster in onnxruntime than casting the gathered rows
+        # faster in onnxruntime than casting the gathered rows
         # to float and reducing them.
         helper.make_node("Gather", ["Eq", "action_idx"], ["rows8"]),
         helper.make_node("Unsqueeze", ["action_mask", "axis1"], ["mask_row"]),

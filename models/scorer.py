@@ -403,8 +403,8 @@ def _pad(indices: list[Packed], lengths: np.ndarray, values: list[array] | None)
 def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best columns of each row, best first (ties to the lower column), and their values.
 
-    k passes of argmax: for the 3 of ~160 labels served, several times
-    cheaper than argpartition and a sort per row.
+    k passes of argmax: for the 3 of ~160 labels served, cheaper than
+    argpartition and a sort per row.
     """
     k = min(k, probs.shape[1])
     rows = np.arange(len(probs))
@@ -450,7 +450,7 @@ class OnnxScorer:
 
     #: Session calls take at most this many points, grouped by input length:
     #: rows are padded to the longest in a call, and the gathered rows of a
-    #: bigger call fall out of the CPU caches (64 measured ~10% cheaper than 128).
+    #: bigger call fall out of the CPU caches.
     CHUNK = 64
 
     def run(self, batch: Sequence[Features]) -> tuple[np.ndarray, np.ndarray]:

@@ -98,6 +98,69 @@ class TemplateBook:
             return None
         return fill(template, dict(kb_item))
 
+    def stated_facts(
+        self, action: str, text: str, task: str | None, tasks: tuple[str, ...] = (),
+        kb_item: tuple[tuple[str, object], ...] = (),
+    ) -> list[tuple[str, str, object]]:
+        """The facts ``text`` states from the knowledge-base result: (slot, stated value, the result's
+        value) for each of the template's slots that ``text`` fills and the result has a field for."""
+        if action == QUERY_ACTION or not kb_item:
+            return []
+        template = self.template(action, task, tasks)
+        if template is None or "{" not in template:
+            return []
+        pattern, names = _slots(template)
+        match = pattern.match(text)
+        if match is None:
+            return []
+        item = dict(kb_item)
+        facts = []
+        for group, name in enumerate(names, 1):
+            stated = match.group(group)
+            if stated is None or stated == f"[{name}]":
+                continue
+            value = _lookup(name, item)
+            if value is not None:
+                facts.append((name, stated, value))
+        return facts
+
+
+    def contradictions(
+        self, action: str, text: str, task: str | None, tasks: tuple[str, ...] = (),
+        kb_item: tuple[tuple[str, object], ...] = (),
+    ) -> list[str]:
+        """The slots whose value in ``text`` is not the knowledge-base result's (``agrees``)."""
+        return [slot for slot, stated, value in self.stated_facts(action, text, task, tasks, kb_item)
+                if not agrees(stated, value)]
+
+
+def agrees(stated: str, value: object) -> bool:
+    """Whether a value a suggestion states is the result's ``value`` (as ``fill`` writes it, or the same number)."""
+    if _norm_text(stated) in (_norm_text(_safe(value)), _norm_text(str(value))):
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return abs(float(stated.replace(",", "").lstrip("$")) - float(value)) < 0.5
+        except ValueError:
+            return False
+    return False
+
+
+def _norm_text(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@lru_cache(maxsize=4096)
+def _slots(template: str) -> tuple[re.Pattern, tuple[str, ...]]:
+    """A template as a pattern with a group per slot, and the slots' names in order."""
+    out, names = [], []
+    for literal, name, _spec, _conversion in _FORMATTER.parse(template):
+        out.append(re.escape(literal))
+        if name is not None:
+            out.append(r"(.+?)")
+            names.append(name)
+    return re.compile("".join(out) + r"\Z", re.DOTALL), tuple(names)
+
 
 @lru_cache(maxsize=4096)
 def _pattern(template: str, max_slot_chars: int) -> re.Pattern:

@@ -37,7 +37,7 @@ from bytewax.operators import KeyedStream, StatefulLogic
 from operators.envelope import Envelope, Origin, RawRecord, now_ns
 from operators.records import dead_letter, mask_message, refuse
 from operators.state import freeze
-from schemas import Acceptance, DeadLetter, Decision, SourceRef
+from schemas import Acceptance, DeadLetter, Decision, KnowledgeDecision, SourceRef
 
 log = logging.getLogger("coachflow.boundary")
 
@@ -119,12 +119,13 @@ def internal_error(step: str, item: object, error: BaseException, payload_limit:
         )
     if isinstance(item, Envelope):
         return refuse(item, "internal_error", detail, payload_limit, step=step, error_type=kind)
-    if isinstance(item, Decision | DeadLetter | Acceptance):
-        source = item.input.source if isinstance(item, Decision) else getattr(item, "source", None)
+    if isinstance(item, Decision | KnowledgeDecision | DeadLetter | Acceptance):
+        decided = isinstance(item, Decision | KnowledgeDecision)
+        source = item.input.source if decided else getattr(item, "source", None)
         return dead_letter(
             origin=_origin(source), reason="internal_error", detail=detail, payload=None,
             received_ns=now_ns(), payload_limit=payload_limit, form="withheld",
-            event_id=item.input.event_id if isinstance(item, Decision) else getattr(item, "event_id", None),
+            event_id=item.input.event_id if decided else getattr(item, "event_id", None),
             conversation_id=item.conversation_id, customer_id=getattr(item, "customer_id", None),
             step=step, error_type=kind,
         )

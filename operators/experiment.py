@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CONTROL = "control"
 CANDIDATE = "candidate"
-ARMS = (CONTROL, CANDIDATE)
 
 
 class ExperimentConfig(BaseModel):
@@ -83,8 +82,3 @@ class Arms:
 
     def templates(self, arm: str | None):
         return self.scorer(arm).templates
-
-
-def single(scorer, policies) -> Arms:
-    """No experiment: one scorer and one policy store."""
-    return Arms(control_scorer=scorer, control_policies=policies)

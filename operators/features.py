@@ -121,7 +121,7 @@ _SHORT_VALUE = 24
 
 # ASCII text is tokenised by one byte translation (upper to lower case, every
 # byte outside [a-z0-9'] to a space) and a split: the same tokens as
-# ``_TOKEN.findall(text.lower())`` at a third of its cost. Other text takes the regex.
+# ``_TOKEN.findall(text.lower())`` at a lower cost. Other text takes the regex.
 _TOKEN_BYTES = bytes(
     (c | 0x20) if chr(c).isalpha() else c if chr(c).isdigit() or c == 0x27 else 0x20 for c in range(128)
 ) + b" " * 128

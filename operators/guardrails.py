@@ -54,6 +54,9 @@ from schemas import (
 
 #: A structural rule, not in the policy: a point superseded by a newer event.
 LATEST_EVENT = "stream.latest_event"
+#: A structural rule, not in the policy: a suggestion that states a fact (a template slot filled from the
+#: knowledge-base result) must state the result's value; checked where the point has a result.
+GROUNDED = "grounding.stated_facts"
 NO_CANDIDATE = "model.no_candidate"
 
 
@@ -160,6 +163,10 @@ class Guard:
             (rules.consent.id, lambda a, t: "the customer opted out of marketing"
                 if opted_out and a in rules.consent.marketing_actions else None),
         ]
+        contradictions = getattr(self.templates, "contradictions", None)
+        if features.kb_item and contradictions is not None:
+            checks.insert(1, (GROUNDED, lambda a, t: self._contradicted(contradictions(
+                a, t, features.task, features.tasks, features.kb_item), features.kb_api)))
         for rule in rules.jurisdiction:
             checks.append((rule.id, lambda a, t, r=rule: f"not offered in {jurisdiction}"
                            if jurisdiction in r.jurisdictions and a in r.blocked_actions else None))
@@ -195,6 +202,11 @@ class Guard:
             for rule_id, actions in removed.items()
         ]
         return chosen, verdicts
+
+    @staticmethod
+    def _contradicted(slots: list[str], api: str | None) -> str | None:
+        # Slot names only: the values are the customer's business (masked or not, they stay out of the log).
+        return f"states {', '.join(slots)} other than the {api or 'knowledge-base'} result" if slots else None
 
     # -- the decision --------------------------------------------------------
     def decide(self, envelope: Envelope, policy: Policy, clock: Callable[[], int] = now_ns) -> list:

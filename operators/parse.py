@@ -20,7 +20,7 @@ from operators.boundary import Boundary
 from operators.envelope import Envelope, RawRecord, now_ns
 from operators.keys import key_field
 from operators.limits import JsonLimits, check_shape
-from operators.pii import Redactor
+from operators.pii import FAST, Redactor
 from operators.records import STRICT, dead_letter, mask_text
 from schemas import (
     CONTEXT_ADAPTER,
@@ -162,7 +162,7 @@ def mask_record(record, redactor: Redactor):
 
 
 def parse_record(
-    raw: RawRecord, limits: ParseLimits, received_ns: int, redactor: Redactor = STRICT
+    raw: RawRecord, limits: ParseLimits, received_ns: int, redactor: Redactor = FAST
 ) -> Envelope | DeadLetter:
     """Parse one raw input into an ``Envelope`` (PII masked), or refuse it as a ``DeadLetter``."""
     payload = raw.value or b""
@@ -234,7 +234,7 @@ def parse_records(
     step_id: str,
     up: Stream[RawRecord],
     limits: ParseLimits,
-    redactor_getter: Callable[[], Redactor] = lambda: STRICT,
+    redactor_getter: Callable[[], Redactor] = lambda: FAST,
     boundary: Boundary | None = None,
     now_getter: Callable[[], int] = now_ns,
 ) -> ParseOut:

@@ -22,15 +22,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from operators.pii import Redactor
 from operators.records import mask_message
 from schemas.policy import PolicyDocument, RequiredStepRule
 
 log = logging.getLogger("coachflow.policy")
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "policies" / "coaching.yaml"
 
@@ -70,33 +72,38 @@ class Policy:
 
     @classmethod
     def from_document(cls, document: PolicyDocument) -> Policy:
-        canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         rules = document.rules
         return cls(
             document=document,
-            hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+            hash=document_hash(document),
             redactor=Redactor(frozenset(rules.pii.kinds), rules.pii.min_digits),
             conduct=_phrases(rules.conduct.phrases),
             steps=tuple((step, _phrases(step.agent_phrases)) for step in rules.required_steps),
         )
 
 
-def parse_policy(text: str | bytes | None) -> Policy:
-    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong.
+def document_hash(document) -> str:
+    """``sha256:`` and the hex SHA-256 of a policy document's canonical JSON."""
+    canonical = json.dumps(document.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
-    It raises nothing else, whatever ``text`` is: the policy topic brings any bytes, or none (a
-    tombstone), and the store keeps the policy in force on a ``PolicyError`` only. The reasons
+
+def read_document(text: str | bytes | None, model: type[M], what: str = "a policy") -> M:
+    """A policy document of contract ``model`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong.
+
+    It raises nothing else, whatever ``text`` is: a policy topic brings any bytes, or none (a
+    tombstone), and a store keeps the document in force on a ``PolicyError`` only. The reasons
     are masked like an exception's message (they may quote the document).
     """
     try:
-        return _parse_policy(text)
+        return _read_document(text, model, what)
     except PolicyError as exc:
         raise PolicyError(mask_message(exc, 2_000)) from None
     except Exception as exc:  # noqa: BLE001 - a document the YAML library fails on: rejected, never a crash
         raise PolicyError(f"not a readable document: {type(exc).__name__}: {mask_message(exc)}") from None
 
 
-def _parse_policy(text: str | bytes | None) -> Policy:
+def _read_document(text: str | bytes | None, model: type[M], what: str) -> M:
     if text is None:
         raise PolicyError("no document (a tombstone): a policy is replaced by a new version, never deleted")
     try:
@@ -104,21 +111,25 @@ def _parse_policy(text: str | bytes | None) -> Policy:
     except yaml.YAMLError as exc:
         raise PolicyError(f"not valid YAML: {exc}") from None
     if not isinstance(body, dict):
-        raise PolicyError("a policy is a mapping with schema_version, name, version and rules")
+        raise PolicyError(f"{what} is a mapping with schema_version, name, version and rules")
     try:
-        document = PolicyDocument.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False)[:10]
         )
         raise PolicyError(problems) from None
-    return Policy.from_document(document)
 
 
-def load_policy(path: Path | str) -> Policy:
+def parse_policy(text: str | bytes | None) -> Policy:
+    """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
+    return Policy.from_document(read_document(text, PolicyDocument))
+
+
+def load_policy(path: Path | str, parser=parse_policy) -> Policy:
     try:
-        return parse_policy(Path(path).read_bytes())
+        return parser(Path(path).read_bytes())
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
 
@@ -137,7 +148,10 @@ class PolicyStore:
         clock=time.monotonic,
         catch_up_s: float = 30.0,
         consumer_factory=None,
+        parser=parse_policy,
     ) -> None:
+        self._parser = parser
+        """How a document becomes a policy (``parse_policy``; the knowledge job's ``parse_knowledge_policy``)."""
         self.path = Path(path) if path is not None else None
         self.reload_s = reload_s
         self.rejections: list[str] = []
@@ -147,7 +161,7 @@ class PolicyStore:
         self._checked = clock()
         if self.path is None:
             raise PolicyError("a policy file is required (the topic only brings updates)")
-        self._policy = load_policy(self.path)
+        self._policy = load_policy(self.path, parser)
         log.info("policy %s %s (%s) in force", self._policy.name, self._policy.version, self._policy.hash)
         self._stop = threading.Event()
         self._consumer_thread = None
@@ -179,7 +193,7 @@ class PolicyStore:
             mtime = self._stat()
             if mtime != self._mtime:
                 self._mtime = mtime
-                self._offer(lambda: load_policy(self.path), str(self.path))
+                self._offer(lambda: load_policy(self.path, self._parser), str(self.path))
         return self._policy
 
     def _stat(self) -> float | None:
@@ -233,7 +247,7 @@ class PolicyStore:
 
     def _take(self, msg, topic: str) -> None:
         value = msg.value()
-        self._offer(lambda v=value: parse_policy(v), f"{topic}@{msg.partition()}:{msg.offset()}")
+        self._offer(lambda v=value: self._parser(v), f"{topic}@{msg.partition()}:{msg.offset()}")
 
     def _follow_topic(self, consumer, topic: str) -> None:
         try:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from operators.boundary import Boundary
-from schemas import OUTPUT_KIND, Acceptance, DeadLetter, Decision, Suggestion
+from operators.privacy import scrub
+from schemas import OUTPUT_KIND, Acceptance, DeadLetter, Decision, KnowledgeDecision, Suggestion
 
 
 def kind_of(record: object) -> str:
@@ -26,7 +27,8 @@ def key_of(record: object) -> bytes | None:
 
 
 def serialize(record) -> tuple[str, bytes | None, bytes]:
-    """``(output kind, key, JSON bytes)`` of a published record."""
+    """``(output kind, key, JSON bytes)`` of a published record, personal data masked (``scrub``)."""
+    record = scrub(record)
     return kind_of(record), key_of(record), record.__pydantic_serializer__.to_json(record)
 
 
@@ -55,12 +57,14 @@ def serialize_batch(boundary: Boundary) -> Callable[[list], list[tuple[str, byte
 
 def accounts_for_input(record: object) -> bool:
     """Whether a published record is its input's one decision or dead letter (or a feedback's click verdict)."""
-    return isinstance(record, Decision | DeadLetter) or (isinstance(record, Acceptance) and record.mode == "click")
+    return isinstance(record, Decision | KnowledgeDecision | DeadLetter) or (
+        isinstance(record, Acceptance) and record.mode == "click")
 
 
 def show(suggestion: Suggestion, out: TextIO | None = None) -> None:
     """One readable line per suggestion, for people watching the embedded run (never raises)."""
     try:
+        suggestion = scrub(suggestion)
         alternatives = ", ".join(c.action for c in suggestion.alternatives)
         print(
             f"{suggestion.conversation_id:<12} {suggestion.channel:<5} after {suggestion.event_id}: "

@@ -339,6 +339,7 @@ def gx_validate(suite_name: str, rows: list[dict] | bytes, observed: int | None 
         results.append({
             "id": (config.meta or {}).get("id") or config.type,
             "type": config.type,
+            "description": config.description,
             "column": config.kwargs.get("column"),
             "severity": str(getattr(config.severity, "value", config.severity)),
             "success": bool(r.success),
@@ -469,8 +470,8 @@ class QualityMonitor:
             return
         self.latest[summary["suite"]] = summary
         self.validated_rows += summary["rows"]
-        log.info("GX %s@%s: %d of %d rows, success=%s in %.0f ms", summary["suite"], summary["version"],
-                 summary["rows"], summary["observed_rows"], summary["success"], summary["validated_in_ms"])
+        level, message = describe(summary)
+        log.log(level, "%s", message)
         if self.on_result is not None:
             self.on_result(summary)
 
@@ -482,6 +483,37 @@ class QualityMonitor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def describe(summary: dict) -> tuple[int, str]:
+    """The log level and line of a GX result: the failed expectations, on how many rows, and what it means.
+
+    Warning expectations are only measured (each record's decision notes them);
+    critical ones are enforced per record by the gate before GX sees the rows,
+    so a critical failure here means GX and the gate disagree (or a batch-only
+    check failed): that one is logged as a warning.
+    """
+    head = (f"GX {summary['suite']}@{summary['version']}: {summary['rows']} of {summary['observed_rows']}"
+            f" rows in {summary['validated_in_ms']:.0f} ms")
+    failed: dict[str, list[str]] = {}
+    for r in summary["results"]:
+        if not r["success"]:
+            what = f" ({r['description'].rstrip('.')})" if r.get("description") else ""
+            count = f"{r['unexpected_count']} of {summary['rows']} rows"
+            failed.setdefault(r["severity"], []).append(f"{r['id']}{what} on {count}")
+    if not failed:
+        return logging.INFO, f"{head}: every expectation passed"
+    parts = []
+    if "critical" in failed:
+        parts.append("critical expectations failed on rows the per-record gate had passed: "
+                     + ", ".join(failed.pop("critical")))
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    for severity, names in failed.items():
+        parts.append(f"{severity} expectations failed (measured only, no record held back): "
+                     + ", ".join(names))
+    return level, f"{head}; " + "; ".join(parts)
 
 
 def _encode(rows: list[dict], chunk: int) -> bytes:

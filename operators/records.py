@@ -27,15 +27,16 @@ from datetime import datetime, timezone
 
 from operators.envelope import Envelope, Origin
 from operators.limits import JsonLimits, check_shape
-from operators.pii import Redactor
+from operators.pii import STRICT_KINDS, Redactor
 from schemas import CustomerContext, DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
-STRICT = Redactor()
-#: For the contracts' structural fields (ids, times, enums): personal data
-#: that has a shape (cards, SSNs, phones, e-mails) is masked, other numbers stay.
-SHAPED = Redactor(frozenset({"email", "card_number", "ssn", "phone"}), min_digits=99)
+#: Every kind ``operators.pii`` knows, people and addresses too: for what leaves the job.
+STRICT = Redactor(frozenset(STRICT_KINDS))
+#: For the contracts' structural fields (ids, times, enums) and the job's own messages: every
+#: kind, but a bare number only where a keyword names it ("account 1234"); other numbers stay.
+SHAPED = Redactor(frozenset(STRICT_KINDS), min_digits=99)
 STRUCTURAL = frozenset((
     "schema_version", "type", "event_id", "conversation_id", "customer_id", "agent_id", "channel",
     "event_time", "updated_at", "sequence", "speaker", "is_final", "action", "tasks", "task", "api",
@@ -43,9 +44,6 @@ STRUCTURAL = frozenset((
     "language", "open_cases",
 ))
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-#: A structural value as the contracts write one (an id, a time, a label): no whitespace. Other
-#: text in a structural place is free text and is masked as such.
-_TOKEN = re.compile(r"\S*")
 _UNPARSED = object()
 
 
@@ -53,7 +51,7 @@ def stable_id(kind: str, *parts: object) -> str:
     """A UUIDv5 over ``kind`` and ``parts``: same inputs, same id.
 
     Exactly ``str(uuid.uuid5(namespace, name))``, without building a ``UUID``
-    (half its cost; every decision and suggestion takes one).
+    (cheaper, and every decision and suggestion takes one).
     """
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join((kind, *map(str, parts))).encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
@@ -66,15 +64,8 @@ def utc_from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
 
 
-def _structural(text: str) -> Redactor:
-    """``SHAPED`` for a token (an id, a time, a label), ``STRICT`` for anything else."""
-    return SHAPED if _TOKEN.fullmatch(text) else STRICT
-
-
 def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
     if isinstance(value, str):
-        if redactor is SHAPED:
-            redactor = _structural(value)
         clean, kinds = redactor.redact(value)
         found += kinds
         return clean
@@ -138,9 +129,8 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
 
 def mask_text(text: str | None) -> str | None:
     """Untrusted structural text (record keys, ids, field names) as quoted in our own messages:
-    shaped personal data (e-mails, cards, SSNs, phones) masked, other digits kept; text that
-    is not a token (it has whitespace) is masked like free text."""
-    return None if text is None else _structural(text).redact(text)[0]
+    personal data masked (``SHAPED``: a bare number only where a keyword names it)."""
+    return None if text is None else SHAPED.redact(text)[0]
 
 
 def mask_message(error: BaseException, limit: int = 500) -> str:

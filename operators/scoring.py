@@ -18,8 +18,8 @@ from schemas import DeadLetter
 class Scores(NamedTuple):
     """A prediction point's ranked actions and, if the model has one, escalation risk.
 
-    A named tuple: one is built per prediction point, at a third of a frozen
-    dataclass's cost.
+    A named tuple: one is built per prediction point, and a named tuple is
+    cheaper to build than a frozen dataclass.
     """
 
     candidates: list[tuple[str, float]]

@@ -33,7 +33,7 @@ def freeze(state: object) -> bytes:
 
 def thaw(resume: S | bytes | None) -> S | None:
     """A resume state as a step's builder gets it: a ``freeze``d snapshot,
-    a state object (the snapshots of earlier releases, and tests), or None."""
+    a state object (snapshots written before ``freeze`` existed, and tests), or None."""
     return pickle.loads(resume) if isinstance(resume, bytes) else resume
 
 

@@ -26,6 +26,15 @@ from schemas.events import (
     Turn,
 )
 from schemas.feedback import Acceptance, Feedback
+from schemas.knowledge import (
+    Article,
+    CardFeedback,
+    Citation,
+    KnowledgeCard,
+    KnowledgeDecision,
+    KnowledgePolicyDocument,
+    Section,
+)
 from schemas.outputs import (
     Alert,
     Candidate,
@@ -43,13 +52,14 @@ from schemas.outputs import (
     Suggestion,
 )
 from schemas.policy import PolicyDocument
-from schemas.topics import INPUTS, OUTPUT_KIND, OUTPUTS, TOPICS, TopicSpec, topic
+from schemas.topics import CATALOG, INPUTS, KNOWLEDGE_TOPICS, OUTPUT_KIND, OUTPUTS, TOPICS, TopicSpec, topic
 
 JSON_DIR = Path(__file__).parent / "json"
 
-#: file stem -> (the topic it describes, its model or adapter): one per catalog entry (``schemas.topics``)
+#: file stem -> (the topic it describes, its model or adapter): one per catalog entry (``schemas.topics``);
+#: a contract two topics share (dead letters) names the coaching job's.
 CONTRACTS: dict[str, tuple[str, type[BaseModel] | TypeAdapter]] = {
-    spec.contract: (spec.default, spec.schema) for spec in TOPICS
+    spec.contract: (spec.default, spec.schema) for spec in (*KNOWLEDGE_TOPICS, *TOPICS)
 }
 
 
@@ -84,6 +94,15 @@ def export_all(directory: Path = JSON_DIR) -> list[Path]:
 
 
 __all__ = [
+    "CATALOG",
+    "KNOWLEDGE_TOPICS",
+    "Article",
+    "CardFeedback",
+    "Citation",
+    "KnowledgeCard",
+    "KnowledgeDecision",
+    "KnowledgePolicyDocument",
+    "Section",
     "INPUTS",
     "OUTPUTS",
     "OUTPUT_KIND",

@@ -15,9 +15,6 @@ from pydantic import Field, StringConstraints, TypeAdapter
 
 from schemas._base import Contract, Identifier, Label, Text, UtcDatetime, utc_iso
 
-EVENTS_VERSION = "1.0"
-CONTEXT_VERSION = "1.0"
-
 Channel = Literal["voice", "chat"]
 Speaker = Literal["customer", "agent"]
 

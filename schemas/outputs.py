@@ -17,8 +17,6 @@ from pydantic import Field
 from schemas._base import Contract, Identifier, Label, UtcDatetime
 from schemas.events import Channel
 
-OUTPUTS_VERSION = "1.0"
-
 
 class SourceRef(Contract):
     """Where an input record came from: a Kafka offset or a file line."""

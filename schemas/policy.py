@@ -19,7 +19,12 @@ Severity = Literal["info", "warning", "critical"]
 Audience = Literal["agent", "supervisor"]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=80)]
 Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
-PiiKind = Literal["email", "card_number", "ssn", "phone", "pin", "account_number"]
+PiiKind = Literal[
+    "email", "card_number", "ssn", "phone", "pin", "account_number", "date_of_birth", "iban", "credential",
+    "address", "person",
+]
+"""What ``operators.pii`` can mask at parse. Where text leaves the job every kind is masked
+(``operators.privacy``), whatever the policy lists; ``address`` and ``person`` cost most at parse."""
 
 
 class _Rule(Contract):

@@ -1,4 +1,4 @@
-"""The catalog of topics: every topic the job reads or writes, in one table.
+"""The catalog of topics: every topic the jobs read or write, in one table.
 
 Each entry names the topic's kind (how the code refers to it), its record
 types and contract, its default name (renamed by its ``COACH_*`` setting),
@@ -29,6 +29,7 @@ from schemas.events import (
     Turn,
 )
 from schemas.feedback import Acceptance, Feedback
+from schemas.knowledge import Article, CardFeedback, KnowledgeCard, KnowledgeDecision, KnowledgePolicyDocument
 from schemas.outputs import Alert, ConversationSummary, DeadLetter, Decision, Suggestion
 from schemas.policy import PolicyDocument
 
@@ -60,6 +61,9 @@ class TopicSpec:
     """Only the latest record per key matters (``cleanup.policy=compact``)."""
     optional: bool = False
     """Read only when its setting names it (the setting is unset by default)."""
+    job: Literal["coaching", "knowledge"] = "coaching"
+    """The job it belongs to: ``coaching`` topics are ``Settings`` fields (``COACH_*``), ``knowledge``
+    topics ``KnowledgeSettings`` fields (``COACH_KNOWLEDGE_*``)."""
 
     @property
     def version(self) -> str:
@@ -115,11 +119,49 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
 )
 
-_BY_KIND = {spec.kind: spec for spec in TOPICS}
+#: The knowledge job's topics (``flows/knowledge.py``): it reads ``events`` and ``context`` above too.
+KNOWLEDGE_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        "knowledge", "output", (KnowledgeCard,), KnowledgeCard, "knowledge_card.v1", "coaching.knowledge",
+        "topic_cards", "conversation_id", "Output: knowledge cards, keyed by conversation id.", job="knowledge",
+    ),
+    TopicSpec(
+        "knowledge_decisions", "output", (KnowledgeDecision,), KnowledgeDecision, "knowledge_decision.v1",
+        "coaching.knowledge.decisions", "topic_decisions", "conversation_id",
+        "Output: one knowledge decision per input.", job="knowledge",
+    ),
+    TopicSpec(
+        "knowledge_dlq", "output", (DeadLetter,), DeadLetter, "dead_letter.v1", "coaching.knowledge.dlq",
+        "topic_dlq", "conversation_id", "Output: inputs the knowledge job refused.", job="knowledge",
+    ),
+    TopicSpec(
+        "knowledge_feedback", "input", (CardFeedback,), CardFeedback, "card_feedback.v1",
+        "coaching.knowledge.feedback", "topic_feedback", "conversation_id",
+        "Agent UIs' feedback on cards, keyed by conversation id (read by coach report).", job="knowledge",
+    ),
+    TopicSpec(
+        "articles", "control", (Article,), Article, "article.v1", "knowledge.articles", "articles_topic",
+        "article_id", "Kafka mode: index the articles of this compacted topic instead (latest per key wins).",
+        compacted=True, optional=True, job="knowledge",
+    ),
+    TopicSpec(
+        "knowledge_policies", "control", (KnowledgePolicyDocument,), KnowledgePolicyDocument,
+        "knowledge_policy.v1", "coaching.knowledge.policies", "policy_topic", "name",
+        "Kafka mode: also take knowledge policies from this topic (latest wins).",
+        compacted=True, optional=True, job="knowledge",
+    ),
+)
+#: Every topic of both jobs.
+CATALOG: tuple[TopicSpec, ...] = (*TOPICS, *KNOWLEDGE_TOPICS)
+
+_BY_KIND = {spec.kind: spec for spec in CATALOG}
 INPUTS: tuple[TopicSpec, ...] = tuple(spec for spec in TOPICS if spec.role == "input")
 OUTPUTS: tuple[TopicSpec, ...] = tuple(spec for spec in TOPICS if spec.role == "output")
-#: Output kind of each published record type.
-OUTPUT_KIND: dict[type[BaseModel], str] = {record: spec.kind for spec in OUTPUTS for record in spec.records}
+KNOWLEDGE_OUTPUTS: tuple[TopicSpec, ...] = tuple(spec for spec in KNOWLEDGE_TOPICS if spec.role == "output")
+#: Output kind of each published record type (the coaching job's; the knowledge job's own record types).
+OUTPUT_KIND: dict[type[BaseModel], str] = {
+    record: spec.kind for spec in (*KNOWLEDGE_OUTPUTS, *OUTPUTS) for record in spec.records
+}
 
 
 def topic(kind: str) -> TopicSpec:

@@ -11,7 +11,12 @@
 # on a directory it already initialised; this script creates DIR and leaves
 # existing partitions (the state a restart resumes from) alone. The partition
 # count is fixed once created: delete DIR to start over from no state.
+#
+# The partitions hold the job's state (held turns, customer context, windows),
+# personal data: DIR is created with mode 0700 and the partitions 0600 (SQLite
+# gives its journal files the same mode); existing partitions are set to 0600.
 set -euo pipefail
+umask 077
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -19,6 +24,7 @@ DIR="${1:?usage: scripts/recovery-init.sh DIR [PARTITIONS]}"
 PARTS="${2:-1}"
 
 if compgen -G "$DIR/part-*.sqlite3" >/dev/null; then
+  chmod go-rwx "$DIR"/part-*.sqlite3*
   echo "recovery: $DIR already holds $(ls "$DIR"/part-*.sqlite3 | wc -l) partition(s); keeping them" >&2
   exit 0
 fi

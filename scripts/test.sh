@@ -15,7 +15,10 @@ if ! scripts/kafka.sh status >/dev/null 2>&1; then
 fi
 cleanup() { if [ -n "$started" ]; then scripts/kafka.sh stop; fi; }
 trap cleanup EXIT
-# The Kafka tests fail (never skip) when COACH_TEST_BROKERS is set and unreachable.
+# The Kafka tests fail (never skip) when COACH_TEST_BROKERS is set and unreachable; so do the
+# secured ones when the same broker's SASL_SSL listener is (tests/integration/test_kafka_secured.py).
 export COACH_TEST_BROKERS="127.0.0.1:$KAFKA_PORT"
+export COACH_TEST_SASL_BROKERS="127.0.0.1:${KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}"
+export COACH_TEST_KAFKA_SECRETS="${KAFKA_HOME:-$ROOT/.kafka}/secrets-$KAFKA_PORT"
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -3,8 +3,9 @@
 ``seed(valid)`` rewrites some customer turns of a replay to carry personal
 data and injection attempts (still valid records: they get decisions), and
 ``bad_records(valid)`` adds refused records that carry personal data (they get
-dead letters). ``leaks(texts)`` finds any of the seeded personal data in
-output text, however it is spaced.
+dead letters). ``PLANTED`` holds personal data of every kind ``operators.pii``
+names, spoken, spelled and typed. ``leaks(texts)`` finds any of the seeded or
+planted personal data in output text, however it is spaced, spoken or spelled.
 """
 
 from __future__ import annotations
@@ -35,6 +36,64 @@ PII = [
     ("PIN: 8 2 4 6", "8246"),
     ("my account number is 86753091", "86753091"),
     ("acct 4417 1234 5678", "441712345678"),
+]
+
+#: Planted personal data of every kind, in the forms voice transcripts and chat take:
+#: (text, the values that must never come out, the kinds its masking must name).
+PLANTED = [
+    # digits spoken as words, and mixed with typed digits
+    ("my card is four one one one, one one one one, one one one one, one one one one",
+     ["4111111111111111"], ["card_number"]),
+    ("card number five five oh oh, oh oh oh oh, oh oh oh oh, oh oh oh four", ["5500000000000004"],
+     ["card_number"]),
+    ("it's 4 0 one 2, eight eight 8 8, double eight eight eight, one eight eight one", ["4012888888881881"],
+     ["card_number"]),
+    ("my social is oh seven eight, oh five, one one two oh", ["078051120"], ["ssn"]),
+    ("you can reach me on oh two oh, seven nine four six, oh nine five eight", ["02079460958"], ["phone"]),
+    ("my mobile is double oh four four, seven seven double oh, nine double oh, one two three",
+     ["00447700900123"], ["phone"]),
+    ("my number is five five five, two one two, nine eight seven six", ["5552129876"], ["phone"]),
+    ("the pin is seven three nine one", ["7391"], ["pin"]),
+    ("account number eight six seven five three oh nine one", ["86753091"], ["account_number"]),
+    # IBANs
+    ("IBAN GB82 WEST 1234 5698 7654 32 please", ["12345698765432", "gb82 west"], ["iban"]),
+    ("my iban is DE89370400440532013000", ["de89370400440532013000"], ["iban"]),
+    ("pay it to FR14 2004 1010 0505 0001 3M02 606", ["FR14 2004 1010 0505 0001 3M02 606"], ["iban"]),
+    # credentials
+    ("password is hunter2, username jsmith", ["hunter2", "jsmith"], ["credential"]),
+    ("my passcode is Tr0ub4dor&3", ["tr0ub4dor&3"], ["credential"]),
+    ("the answer to my security question is Rosebud", ["rosebud"], ["credential"]),
+    ("my mother's maiden name is Featherstonehaugh", ["featherstonehaugh"], ["credential"]),
+    ("memorable word: marmalade", ["marmalade"], ["credential"]),
+    ("login id jwatson221", ["jwatson221"], ["credential"]),
+    # e-mail addresses spelled out
+    ("john dot smith at gmail dot com", ["john dot smith", "smith at gmail"], ["email"]),
+    ("it's john dot smith at gmail.com", ["john dot smith", "smith at gmail"], ["email"]),
+    ("j dot watson underscore two two one at example dot co dot uk", ["watson underscore"], ["email"]),
+    ("sherlock.holmes at bakerstreet dot org", ["sherlock.holmes", "bakerstreet"], ["email"]),
+    # dates of birth
+    ("my date of birth is 12/03/1980", ["12/03/1980"], ["date_of_birth"]),
+    ("born on the third of May 1980", ["third of may 1980"], ["date_of_birth"]),
+    ("DOB 1975-07-14", ["1975-07-14"], ["date_of_birth"]),
+    ("I was born on March 3rd, nineteen eighty two", ["march 3rd, nineteen eighty two"], ["date_of_birth"]),
+    ("date of birth is oh four one two nineteen seventy", ["04121970"], ["date_of_birth"]),
+    # people, in several phrasings
+    ("my name is Sherlock Holmes", ["sherlock", "holmes"], ["person"]),
+    ("hi, this is Irene Adler speaking", ["irene adler"], ["person"]),
+    ("the name's Bond, James Bond", ["bond"], ["person"]),
+    ("speaking to mister john watson", ["john watson"], ["person"]),
+    ("my surname is Moriarty, first name Jim", ["moriarty", "jim"], ["person"]),
+    ("Mrs. Hudson is my landlady", ["hudson"], ["person"]),
+    ("my name is s h e r l o c k", ["sherlock"], ["person"]),
+    # street addresses, UK and US, postcodes and ZIPs
+    ("221B Baker Street, London NW1 6XE", ["221b baker street", "nw1 6xe"], ["address"]),
+    ("I live at 1600 Pennsylvania Avenue NW, Washington, DC 20500", ["pennsylvania avenue", "20500"],
+     ["address"]),
+    ("send it to 10 Downing Street, SW1A 2AA", ["downing street", "sw1a 2aa"], ["address"]),
+    ("my address is flat 4, 27 Acacia Avenue, Leeds LS6 2AB", ["acacia avenue", "ls6 2ab"], ["address"]),
+    ("I'm at 350 Fifth Ave, New York, NY 10118", ["fifth ave", "10118"], ["address"]),
+    ("my zip code is 90210", ["90210"], ["address"]),
+    ("it's two two one b baker street", ["221 b baker street"], ["address"]),
 ]
 
 INJECTIONS = [
@@ -87,12 +146,31 @@ def bad_records(valid: list[dict]) -> list[tuple[str, bytes | None, bytes]]:
     return out
 
 
-_DIGITS_ONLY = re.compile(r"(?<=\d)[ \-.\u00a0]+(?=\d)")
+_DIGITS_ONLY = re.compile(r"(?<=\d)[ \-.,\u00a0]+(?=\d)")
 _IDS = re.compile(r"(?:^|_)ids?$|sha256$")
+# Spoken digits, read here on their own (not with operators.pii, whose misses this is to find).
+_UNITS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+          "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+_TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15",
+          "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19"}
+_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7",
+         "eighty": "8", "ninety": "9"}
+_REPEAT = re.compile(rf"\b(double|triple)\s+({'|'.join(_UNITS)})\b")
+_NONZERO = "|".join(k for k in _UNITS if k not in ("zero", "oh", "o"))
+_TENS_UNIT = re.compile(rf"\b({'|'.join(_TENS)})[\s-]+({_NONZERO})\b")
+_WORD = re.compile(rf"\b({'|'.join([*_UNITS, *_TEENS, *_TENS])})\b")
+# Letters spelled one by one: "s h e r l o c k", "h-o-l-m-e-s".
+_LETTERS = re.compile(r"\b[a-z](?:[ .\-]+[a-z]\b){2,}")
 
 
 def _normal(text: str) -> str:
-    return _DIGITS_ONLY.sub("", text.lower())
+    """Lower case, spoken digits as digits, spelled letters joined, digits without separators."""
+    text = _LETTERS.sub(lambda m: re.sub(r"[ .\-]", "", m.group(0)), text.lower())
+    text = _REPEAT.sub(lambda m: _UNITS[m.group(2)] * (2 if m.group(1) == "double" else 3), text)
+    text = _TENS_UNIT.sub(lambda m: _TENS[m.group(1)] + _UNITS[m.group(2)], text)
+    text = _WORD.sub(lambda m: _UNITS.get(m.group(1)) or _TEENS.get(m.group(1)) or _TENS[m.group(1)] + "0",
+                     text)
+    return _DIGITS_ONLY.sub("", text)
 
 
 def _strings(value, key: str = ""):
@@ -119,8 +197,8 @@ def leaks(lines: list[str]) -> list[str]:
         except ValueError:
             corpus.append(line)
     haystack = _normal("\n".join(corpus))
-    found = []
-    for _, needle in PII:
-        if re.search(rf"(?<![0-9a-z]){re.escape(_normal(needle))}(?![0-9a-z])", haystack):
-            found.append(needle)
-    return found
+    needles = [needle for _, needle in PII] + [needle for _, values, _ in PLANTED for needle in values]
+    return [
+        needle for needle in needles
+        if re.search(rf"(?<![0-9a-z]){re.escape(_normal(needle))}(?![0-9a-z])", haystack)
+    ]

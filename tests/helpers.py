@@ -1,9 +1,12 @@
-"""Builders for test records and envelopes."""
+"""Builders for test records and envelopes; the embedded job run on a file."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from itertools import count
 from pathlib import Path
@@ -16,6 +19,20 @@ STAR_DIR = ROOT.parent / "shared" / "data" / "star"
 STAR_DIALOGUES = STAR_DIR / "dialogues.jsonl.gz"
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
 _lines = count(1)
+
+
+def run_embedded(source: Path, out: Path, **env: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Run the embedded job on ``source`` (it must succeed): each output file's lines by name, and
+    every line it wrote (outputs, lineage, stdout, stderr)."""
+    environment = {**os.environ, "COACH_INPUT": str(source), "COACH_OUTPUT_DIR": str(out),
+                   "COACH_PRINT_SUGGESTIONS": "true", "COACH_CONTEXT_WAIT_MS": "50", **env}
+    environment.pop("COACH_BROKERS", None)
+    done = subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=ROOT,
+                          env=environment, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = {f.name: f.read_text().splitlines() for f in out.glob("*.jsonl")}
+    written = [line for rows in outputs.values() for line in rows]
+    return outputs, written + done.stdout.splitlines() + done.stderr.splitlines()
 
 
 def run_job(settings) -> None:

@@ -2,7 +2,9 @@
 
 `make test` starts the broker and sets COACH_TEST_BROKERS. When it is set and
 the broker cannot be reached, the Kafka tests fail; they are skipped only when
-it is unset (a bare `pytest` on a laptop without a broker).
+it is unset (a bare `pytest` on a laptop without a broker). The same broker's
+SASL_SSL listener (``secured``) is at its port + 2 (COACH_TEST_SASL_BROKERS),
+with the principals' client files in .kafka/secrets-PORT (COACH_TEST_KAFKA_SECRETS).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from coachflow import security
 from coachflow.bench import prefixed_settings, topic_env
 from coachflow.config import Settings
+from coachflow.knowledge import topic_specs as knowledge_topic_specs
+from coachflow.knowledge_config import KnowledgeSettings
+from coachflow.private import read_properties, read_secret
 from coachflow.topics import ensure_topics
 from schemas.topics import OUTPUTS
 from tests.helpers import ROOT
+
+#: The knowledge job's own topic settings (``KnowledgeSettings``), prefixed per test like the coaching job's.
+KNOWLEDGE_TOPICS = ("topic_cards", "topic_decisions", "topic_dlq", "topic_feedback")
 
 #: Output kind -> its contract's model (``schemas.topics``).
 OUTPUT_MODELS = {spec.kind: spec.schema for spec in OUTPUTS}
@@ -45,15 +54,30 @@ def brokers() -> str:
 
 @dataclass
 class KafkaJob:
-    """One test's topics, and the job's environment on them."""
+    """One test's topics, and the job's environment on them.
+
+    ``client_file``: the librdkafka properties (credentials) of the test's own clients, which create
+    the topics and produce and read the records (the secured listener's admin); none on PLAINTEXT.
+    """
 
     brokers: str
     prefix: str
+    client_file: Path | None = None
+    overrides: dict = field(default_factory=dict)
     settings: Settings = field(init=False)
+    knowledge: KnowledgeSettings = field(init=False)
+    """The knowledge job's settings on this test's topics (``COACH_KNOWLEDGE_TOPIC_*``, prefixed too)."""
 
     def __post_init__(self) -> None:
-        self.settings = prefixed_settings(self.brokers, self.prefix)
+        credentials = {"kafka_config_file": self.client_file} if self.client_file else {}
+        self.settings = prefixed_settings(self.brokers, self.prefix, **credentials, **self.overrides)
+        defaults = KnowledgeSettings()
+        self.knowledge = KnowledgeSettings(**{name: self.prefix + getattr(defaults, name) for name in KNOWLEDGE_TOPICS})
         ensure_topics(self.settings)
+
+    def knowledge_env(self) -> dict[str, str]:
+        """The ``COACH_KNOWLEDGE_TOPIC_*`` variables of this test's knowledge topics."""
+        return {f"COACH_KNOWLEDGE_{name.upper()}": getattr(self.knowledge, name) for name in KNOWLEDGE_TOPICS}
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
@@ -61,6 +85,8 @@ class KafkaJob:
         env.update({
             "COACH_BROKERS": self.brokers,
             **topic_env(s),
+            **({"COACH_POLICY_TOPIC": s.policy_topic} if s.policy_topic else {}),
+            **({"COACH_LINEAGE": "kafka", "COACH_LINEAGE_TOPIC": s.lineage_topic} if s.lineage == "kafka" else {}),
             "PYTHONUNBUFFERED": "1",
             # No metrics endpoint unless a test asks for one: jobs of tests that run side by side
             # (several checkouts on one machine) would contend for the default port.
@@ -80,7 +106,7 @@ class KafkaJob:
     def produce(self, items: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, int, int]]:
         """Produce (stream, key, value) in order; return each record's (topic, partition, offset)."""
         topics = self.settings.inputs()
-        producer = Producer({"bootstrap.servers": self.brokers, "enable.idempotence": True, "linger.ms": 5})
+        producer = Producer(self.settings.kafka_client(**{"enable.idempotence": True, "linger.ms": 5}))
         positions: list[tuple[str, int, int] | None] = [None] * len(items)
         errors: list[str] = []
 
@@ -104,10 +130,9 @@ class KafkaJob:
         ``until`` (then ``settle`` seconds more, to catch extras); validate each record."""
         names = self.settings.outputs()
         kinds = {topic: kind for kind, topic in names.items()}
-        consumer = Consumer({
-            "bootstrap.servers": self.brokers, "group.id": f"{self.prefix}reader",
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        })
+        consumer = Consumer(self.settings.kafka_client(**{
+            "group.id": f"{self.prefix}reader", "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        }))
         parts = []
         for topic in names.values():
             meta = consumer.list_topics(topic, timeout=10).topics[topic]
@@ -136,6 +161,59 @@ class KafkaJob:
 @pytest.fixture
 def kafka_job(brokers) -> Iterator[KafkaJob]:
     yield KafkaJob(brokers, f"t{uuid.uuid4().hex[:10]}.")
+
+
+@dataclass(frozen=True)
+class SecuredKafka:
+    """The broker's SASL_SSL listener, and its principals' client files as ``scripts/kafka.sh`` made them."""
+
+    address: str
+    secrets: Path
+
+    def properties(self, principal: str) -> Path:
+        return self.secrets / f"{principal}.properties"
+
+    def config(self, principal: str, **extra) -> dict:
+        """A raw client's librdkafka configuration as ``principal``."""
+        return {"bootstrap.servers": self.address, **read_properties(self.properties(principal)), **extra}
+
+    def password(self, principal: str) -> str:
+        return read_secret(self.secrets / f"{principal}.password")
+
+    def passwords(self) -> dict[str, str]:
+        return {principal: self.password(principal) for principal in security.principals()}
+
+    def env(self, principal: str) -> dict[str, str]:
+        """A client process's variables as ``principal`` (the documented settings)."""
+        return {"COACH_BROKERS": self.address, "COACH_KAFKA_CONFIG_FILE": str(self.properties(principal))}
+
+
+@pytest.fixture(scope="session")
+def secured(brokers) -> SecuredKafka:
+    host, port = brokers.rsplit(":", 1)
+    found = SecuredKafka(os.environ.get("COACH_TEST_SASL_BROKERS", f"{host}:{int(port) + 2}"),
+                         Path(os.environ.get("COACH_TEST_KAFKA_SECRETS", ROOT / ".kafka" / f"secrets-{port}")))
+    restart = "restart the broker with this checkout's scripts/kafka.sh (stop, then start)"
+    if not found.properties(security.ADMIN).is_file():
+        pytest.fail(f"no {found.properties(security.ADMIN)}: {restart}")
+    try:
+        security.metadata(Settings(brokers=found.address, kafka_config_file=found.properties(security.ADMIN)), 15)
+    except security.KafkaAccessError as exc:
+        pytest.fail(f"the SASL_SSL listener at {found.address} does not serve the admin: {exc}; {restart}")
+    return found
+
+
+@pytest.fixture
+def secured_job(secured) -> Iterator[KafkaJob]:
+    """A test's topics on the SASL_SSL listener, made by the admin, with the ACLs of coachflow.security."""
+    prefix = f"s{uuid.uuid4().hex[:10]}."
+    # The policy and lineage topics too (their names are no COACH_TOPIC_* setting: the job gets them in env()).
+    job = KafkaJob(secured.address, prefix, client_file=secured.properties(security.ADMIN), overrides={
+        "policy_topic": f"{prefix}coaching.policy", "lineage": "kafka", "lineage_topic": f"{prefix}openlineage.events"})
+    ensure_topics(job.settings, specs=knowledge_topic_specs(job.knowledge, job.settings))
+    security.apply(job.settings, knowledge=job.knowledge)
+    yield job
+    security.revoke(job.settings, knowledge=job.knowledge)
 
 
 def stop(process: subprocess.Popen, timeout: float = 30.0) -> int:

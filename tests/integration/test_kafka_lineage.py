@@ -12,13 +12,14 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from coachflow import replay
+from lineage.validate import SpecValidator
 from tests import badcorpus
 from tests.helpers import STAR_DIALOGUES
 from tests.integration.conftest import KafkaJob
 from tests.integration.test_kafka_flow import to_messages
-from tests.openlineage_spec import problems
 
 pytestmark = pytest.mark.kafka
+SPEC = SpecValidator()
 
 
 def read_topic(brokers: str, topic: str) -> list[dict]:
@@ -54,7 +55,8 @@ def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob,
         # RUNNING event then carries the results.
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not any(
-            "dataQualityAssertions" in d["facets"] for e in read_topic(kafka_job.brokers, topic) for d in e["inputs"]
+            "dataQualityAssertions" in d["inputFacets"]
+            for e in read_topic(kafka_job.brokers, topic) for d in e["inputs"]
         ):
             time.sleep(2)
     finally:
@@ -65,7 +67,7 @@ def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob,
     assert kinds[0] == "START" and kinds[-1] == "ABORT" and "RUNNING" in kinds, kinds
     assert len({e["run"]["runId"] for e in events}) == 1
     for e in events:
-        assert problems(e) == [], problems(e)
+        assert SPEC.problems(e) == [], SPEC.problems(e)
     last = events[-1]
     names = {(d["namespace"], d["name"]) for d in last["inputs"]}
     assert names == {(f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_events),
@@ -73,7 +75,7 @@ def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob,
                      (f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_feedback)}
     outputs = {d["name"] for d in last["outputs"]}
     assert kafka_job.settings.topic_suggestions in outputs and kafka_job.settings.topic_decisions in outputs
-    with_quality = [e for e in events if any("dataQualityAssertions" in d["facets"] for d in e["inputs"])]
+    with_quality = [e for e in events if any("dataQualityAssertions" in d["inputFacets"] for d in e["inputs"])]
     assert with_quality, "a RUNNING or ABORT event carries the GX results"
-    assertions = with_quality[-1]["inputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assertions = with_quality[-1]["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert any(a["assertion"] == "events.sequence.increasing" for a in assertions)

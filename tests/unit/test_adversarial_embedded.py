@@ -5,15 +5,12 @@ approved template, every input still accounted for."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 from coachflow import replay
 from models.templates import TemplateBook
 from tests import adversarial
-from tests.helpers import ROOT, STAR_DIALOGUES, STAR_DIR
+from tests.helpers import STAR_DIALOGUES, STAR_DIR, run_embedded
 
 BOOK = TemplateBook.from_star(STAR_DIR / "tasks")
 
@@ -32,17 +29,7 @@ def test_no_personal_data_leaves_the_job_and_suggestions_stay_templated(tmp_path
     source.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
     assert adversarial.leaks([source.read_text("utf-8", "replace")]), "the input itself must carry the PII"
 
-    out = tmp_path / "out"
-    env = {**os.environ, "COACH_INPUT": str(source), "COACH_OUTPUT_DIR": str(out), "COACH_PRINT_SUGGESTIONS": "true",
-           "COACH_CONTEXT_WAIT_MS": "50"}
-    env.pop("COACH_BROKERS", None)
-    done = subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    outputs = {f.name: f.read_text().splitlines() for f in out.glob("*.jsonl")}
-    everything = [line for rows in outputs.values() for line in rows] + done.stdout.splitlines() \
-        + done.stderr.splitlines()
+    outputs, everything = run_embedded(source, tmp_path / "out")
     assert adversarial.leaks(everything) == []
 
     decisions = [json.loads(line) for line in outputs["decisions.jsonl"]]

@@ -1,4 +1,4 @@
-"""Configuration: environment variables, derived step configs, README reference."""
+"""Configuration: environment variables, derived step configs, the reference in docs/operations.md."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from coachflow.config import Settings, reference_table
+from coachflow.config import REFERENCE_DOC, Settings, with_reference_table
 from tests.helpers import ROOT
 
 
-def test_readme_configuration_reference_matches_the_settings():
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
-    end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end] == reference_table(), "README config table is stale"
+def test_operations_doc_configuration_reference_matches_the_settings():
+    page = REFERENCE_DOC.read_text()
+    assert page == with_reference_table(page), (
+        f"the configuration reference in {REFERENCE_DOC.relative_to(ROOT)} is stale: "
+        "run .venv/bin/python scripts/update_config_reference.py"
+    )
+
+
+def test_the_reference_needs_both_markers():
+    with pytest.raises(ValueError):
+        with_reference_table("<!-- config-reference:start -->\nno end marker\n")
 
 
 def test_brokers_switch_to_kafka_mode_from_the_environment(monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from coachflow.explain import explain
+from lineage.validate import SpecValidator
 from tests.helpers import ROOT
-from tests.openlineage_spec import problems
+
+SPEC = SpecValidator()
 
 
 def run_job(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
@@ -34,7 +37,7 @@ def embedded(tmp_path_factory):
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp / "out"
     return {"events": lines(out / "lineage.jsonl"), "decisions": lines(out / "decisions.jsonl"),
-            "suggestions": lines(out / "suggestions.jsonl"), "out": out}
+            "suggestions": lines(out / "suggestions.jsonl"), "out": out, "stderr": done.stderr}
 
 
 def test_an_embedded_run_writes_a_start_and_a_complete_that_follow_the_spec(embedded):
@@ -42,7 +45,7 @@ def test_an_embedded_run_writes_a_start_and_a_complete_that_follow_the_spec(embe
     assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
     assert len({e["run"]["runId"] for e in events}) == 1
     for e in events:
-        assert problems(e) == [], problems(e)
+        assert SPEC.problems(e) == [], SPEC.problems(e)
 
 
 def test_the_events_carry_the_facets(embedded):
@@ -61,9 +64,9 @@ def test_the_events_carry_the_facets(embedded):
     assert source["namespace"] == "file" and source["name"].endswith("data/sample/conversations.jsonl")
     fields = {f["name"] for f in source["facets"]["schema"]["fields"]}
     assert {"event_id", "conversation_id", "speaker", "text", "event_time"} <= fields
-    assertions = source["facets"]["dataQualityAssertions"]["assertions"]
+    assertions = source["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert {a["assertion"] for a in assertions} >= {"events.event_id.not_null", "events.channel.in_set"}
-    assert "dataQualityAssertions" not in start["inputs"][0]["facets"]  # no results yet at the start
+    assert start["inputs"][0]["inputFacets"] == {}  # no results yet at the start
     assert source["inputFacets"]["dataQualityMetrics"]["rowCount"] > 100
 
     outputs = {Path(o["name"]).name: o for o in complete["outputs"]}
@@ -73,6 +76,17 @@ def test_the_events_carry_the_facets(embedded):
     assert {f["field"] for f in lineage["action"]["inputFields"]} >= {"text", "marketing_opt_out"}
     assert lineage["conversation_id"]["inputFields"][0]["transformations"][0]["subtype"] == "IDENTITY"
     assert "columnLineage" in outputs["decisions.jsonl"]["facets"]
+
+
+def test_the_gx_lines_of_the_sample_name_what_failed_and_what_it_means(embedded):
+    said = [line.split("coachflow.quality: ", 1)[1] for line in embedded["stderr"].splitlines()
+            if "coachflow.quality: GX " in line]
+    assert len(said) == 2, embedded["stderr"][-3000:]
+    outcome = re.compile(r"GX (conversation_events|customer_context)@1\.0\.0: \d+ of \d+ rows in \d+ ms"
+                         r"(: every expectation passed|; warning expectations failed \(measured only, no record held"
+                         r" back\): ((events|context)\.[\w.]+ \(.+\) on \d+ of \d+ rows(, )?)+)$")
+    for line in said:
+        assert outcome.match(line), line
 
 
 def test_every_suggestion_and_decision_names_the_run(embedded):
@@ -109,7 +123,7 @@ def test_a_crash_is_reported_as_fail(tmp_path):
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
     error = events[1]["run"]["facets"]["errorMessage"]
     assert "BytewaxRuntimeError" in error["message"] and "IsADirectoryError" in error["stackTrace"]
-    assert problems(events[1]) == []
+    assert SPEC.problems(events[1]) == []
 
 
 def test_a_catalog_that_is_down_costs_lineage_not_turns(tmp_path):

@@ -152,7 +152,7 @@ def test_e2e_latency_is_measured_from_the_kafka_timestamp(run):
 
 
 def test_consumer_lag_is_high_watermark_minus_next_offset():
-    lag = metrics.ConsumerLag("127.0.0.1:1", {}, interval_s=60)
+    lag = metrics.ConsumerLag({"bootstrap.servers": "127.0.0.1:1"}, interval_s=60)
     lag.positions.update({("lagtest.events", 0): 10, ("lagtest.events", 1): 5, ("lagtest.context", 0): 3})
     highs = {("lagtest.events", 0): 25, ("lagtest.events", 1): 5, ("lagtest.context", 0): 2}
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from coachflow import replay
 from coachflow.config import Settings
 from operators.envelope import Envelope, Origin
 from operators.quality import (
     CONTEXT_SUITE,
     EVENTS_SUITE,
-    SUITES_DIR,
     Gate,
     QualityMonitor,
-    _gx_init,
     gx_validate,
     load_suites,
     quality_row,
@@ -73,11 +69,6 @@ def corpus() -> tuple[list[dict], list[dict]]:
         {**c, "customer_id": None},
     ]
     return events, contexts
-
-
-@pytest.fixture(scope="module")
-def gx_ready():
-    _gx_init(str(SUITES_DIR))
 
 
 def test_the_gate_and_gx_agree_row_by_row(gx_ready):

@@ -1,0 +1,39 @@
+"""`coach bench` starting its own broker says what it does, without librdkafka's reconnect lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from coachflow.bench import free_ports
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.kafka
+
+
+def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path):
+    # `brokers`: run with the other Kafka tests (the jars are there); the bench starts its own broker,
+    # on free ports, its data under tmp_path.
+    home = tmp_path / "kafka"
+    home.mkdir()
+    (home / "lib").symlink_to(ROOT / ".kafka" / "lib")
+    port, controller = free_ports(2)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COACH_")},
+           "KAFKA_HOME": str(home), "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller)}
+    done = subprocess.run(
+        [sys.executable, "-m", "coachflow.cli", "bench", "--rounds", "1", "--throughput-records", "300",
+         "--duration", "0", "--no-reference", "--partitions", "1", "--concurrency", "10", "--compact"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["records"] == 300
+    lines = done.stderr.splitlines()
+    assert not [line for line in lines if "Connection refused" in line or "rdkafka" in line], lines
+    # First start: the TLS files, the broker, its ACLs (docs/security.md); then the bench's two steps.
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "kafka", "kafka", "kafka", "coach acls", "coach bench", "coach bench", "kafka"], lines
+    assert lines[2].startswith(f"kafka: ready on 127.0.0.1:{port}") and lines[-1] == "kafka: stopped"
