@@ -35,121 +35,22 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from coachflow.bench import (  # noqa: E402
-    Collector,
-    Publisher,
-    Usage,
-    bench_settings,
+    FLOOR_MODES,
     broker_up,
-    create_topics,
     delete_created_topics,
+    floor_run,
     machine,
     records_pool,
+    sample_decisions,
 )
-from coachflow.kafka_log import client_config  # noqa: E402
 
 BROKERS = "127.0.0.1:9092"
-
-
-def sample_decisions() -> list:
-    """Decisions the embedded job writes for the bundled sample (the reference loop's steps, in process)."""
-    from coachflow.config import Settings
-    from coachflow.reference import Pipeline
-    from operators.envelope import Origin, RawRecord
-    from schemas import Decision
-
-    path = ROOT / "data" / "sample" / "conversations.jsonl"
-    settings = Settings(input=path, output_dir=tempfile.mkdtemp(prefix="floor-"), quality_monitor=False,
-                        lineage="none", print_suggestions=False, log_level="WARNING")
-    pipeline = Pipeline(settings)
-    raws = [RawRecord(value=line, key=None, origin=Origin(file=str(path), line=n), stream="any", size=len(line) + 1)
-            for n, line in enumerate(path.read_bytes().splitlines(), 1)]
-    out = [*pipeline.process(raws), *pipeline.finish()]
-    return [record for record in out if isinstance(record, Decision)]
-
-
-def broker_pid() -> int:
-    status = subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "status"], capture_output=True, text=True).stdout
-    return int(status.rsplit("pid", 1)[1].strip(" )\n"))
-
-
-def floor_run(mode: str, count: int, partitions: int, decisions: list) -> dict:
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
-    from schemas.events import CONTEXT_ADAPTER, EVENT_ADAPTER  # the parse step's adapters for the two topics
-
-    adapters = {"events": EVENT_ADAPTER, "context": CONTEXT_ADAPTER}
-    as_dicts = [json.loads(decision.__pydantic_serializer__.to_json(decision)) for decision in decisions]
-
-    settings = bench_settings(BROKERS, f"floor{uuid.uuid4().hex[:8]}.", partitions)
-    create_topics(settings)
-    publisher = Publisher(settings)
-    for record in records_pool(count, 400):
-        publisher.send(record)
-    publisher.flush()
-    collector = Collector(settings, topics=(settings.topic_decisions,))
-    collector.start()
-    consumer = Consumer(client_config({"bootstrap.servers": BROKERS, "group.id": f"floor-{uuid.uuid4().hex}",
-                                       "enable.auto.commit": False}))
-    consumer.assign([TopicPartition(topic, p, 0) for topic in (settings.topic_events, settings.topic_context)
-                     for p in range(partitions)])
-    producer = Producer(client_config({"bootstrap.servers": BROKERS, "linger.ms": 5,
-                                       "delivery.report.only.error": True, "enable.idempotence": True}))
-    broker = Usage([broker_pid()])
-    broker.sample()
-    broker_before = broker.cpu_s
-    broker.start()
-    cpu, thread_cpu, done = time.process_time(), time.thread_time(), 0
-    while done < count:
-        for message in consumer.consume(1000, 0.1):
-            if message.error():
-                continue
-            if mode == "bytes":
-                value = message.value()
-            elif mode == "contracts":
-                stream = "context" if message.topic() == settings.topic_context else "events"
-                record = adapters[stream].validate_json(message.value())
-                decision = decisions[done % len(decisions)]
-                decision = decision.model_copy(update={"decision_id": getattr(record, "event_id", record.customer_id)})
-                value = decision.__pydantic_serializer__.to_json(decision)
-            else:
-                record = json.loads(message.value())
-                decision = as_dicts[done % len(as_dicts)]
-                value = json.dumps({**decision, "decision_id": record.get("event_id", record["customer_id"])},
-                                   separators=(",", ":")).encode()
-            done += 1
-            while True:
-                try:
-                    producer.produce(settings.topic_decisions, value=value, key=message.key())
-                    break
-                except BufferError:
-                    producer.poll(0.01)
-            producer.poll(0)
-    if producer.flush(60):
-        raise RuntimeError("floor: undelivered records")
-    cpu, thread_cpu = time.process_time() - cpu, time.thread_time() - thread_cpu
-    arrived = collector.wait_for(count, 120)
-    broker.sample()
-    broker.stop()
-    collector.stop()
-    consumer.close()
-    appends = sorted(appended for _, _, appended in collector.outputs)
-    if not arrived or len(appends) < 2:
-        raise RuntimeError(f"floor: {len(appends)} of {count} outputs arrived")
-    span = appends[-1] - appends[0]
-    return {"mode": mode, "records": count, "throughput_per_s": round(count / span) if span > 0 else None,
-            "loop_cpu_us_per_record": round(cpu / count * 1e6, 1),
-            "loop_thread_cpu_us_per_record": round(thread_cpu / count * 1e6, 1),
-            "broker_cpu_cores": round((broker.cpu_s - broker_before) / broker.wall, 2) if broker.wall > 0 else None,
-            "output_bytes_per_record": round(sum(len(v) for v, _, _ in collector.outputs) / count)}
 
 
 def main() -> int:
@@ -163,7 +64,8 @@ def main() -> int:
         started = True
     try:
         decisions = sample_decisions()
-        runs = [floor_run(mode, args.records, args.partitions, decisions) for mode in ("bytes", "contracts", "json")]
+        records = records_pool(args.records, 400)
+        runs = [floor_run(BROKERS, mode, records, args.partitions, decisions) for mode in FLOOR_MODES]
         print(json.dumps({"runs": runs, "partitions": args.partitions, "machine": machine()}, indent=2))
         return 0
     finally:

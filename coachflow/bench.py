@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -470,6 +470,27 @@ class Usage:
             self.sample()
 
 
+def working_cpu_us(usage: Usage, collector: Collector, count: int, timeout: float,
+                   still: Callable[[], bool] = lambda: True) -> float | None:
+    """Wait for ``count`` outputs; CPU microseconds a record while the processes of ``usage`` worked,
+    from their first output to their last (start-up and shutdown left out). None if they did not answer
+    them all within ``timeout`` (or ``still`` says they stopped; the caller sees the outputs missing), or
+    if the run is too short for that window (half its records or more out at once)."""
+    deadline = time.monotonic() + timeout
+    while not collector.outputs and still() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    usage.sample()
+    first, cpu = len(collector.outputs), usage.cpu_s
+    while not collector.wait_for(count, 1) and still() and time.monotonic() < deadline:
+        pass
+    if len(collector.outputs) < count:
+        return None
+    usage.sample()
+    if count - first < count / 2:
+        return None
+    return round((usage.cpu_s - cpu) / (count - first) * 1e6, 1)
+
+
 class KnowledgeJob:
     """The knowledge job (``flows.knowledge:flow``) on a run's input topics, with output topics of its own."""
 
@@ -661,7 +682,8 @@ def _job_run(settings: Settings, count: int, log_dir: Path, env: dict[str, str] 
     job = Job(settings, {"COACH_KAFKA_TAIL": "false", **(env or {})}, log_dir, workers=workers, processes=processes,
               jobs=jobs)
     try:
-        if not collector.wait_for(count, 600):
+        working = working_cpu_us(job.usage, collector, count, 600)
+        if len(collector.outputs) < count:
             raise RuntimeError(f"{count - len(collector.outputs)} records unanswered; see {job.log_path}")
         job.wait(120)
     finally:
@@ -670,6 +692,7 @@ def _job_run(settings: Settings, count: int, log_dir: Path, env: dict[str, str] 
     return {
         "throughput_per_s": round(collector.throughput(), 1),
         "cpu_cores": round(job.usage.cpu_s / job.usage.wall, 2),
+        "cpu_us_per_record": working,
         "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1),
     }
 
@@ -685,9 +708,7 @@ def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, 
     collector.start()
     loops = ReferenceLoops(ref, log_dir, jobs)
     try:
-        deadline = time.monotonic() + 600
-        while not collector.wait_for(count, 1) and loops.running() and time.monotonic() < deadline:
-            pass
+        working = working_cpu_us(loops.usage, collector, count, 600, loops.running)
         if len(collector.outputs) < count:
             raise RuntimeError(f"the reference loop left {count - len(collector.outputs)} unanswered; "
                                f"see {loops.log_path}")
@@ -696,6 +717,7 @@ def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, 
         loops.stop()
     return {
         "reference_throughput_per_s": round(collector.throughput(), 1),
+        "reference_cpu_us_per_record": working,
         "reference_peak_rss_mb": round(loops.usage.peak_rss / 2**20, 1),
     }
 
@@ -762,6 +784,115 @@ def machine() -> dict:
             "python": sys.version.split()[0]}
 
 
+FLOOR_MODES = ("bytes", "contracts", "json")
+
+
+def sample_decisions() -> list:
+    """Decisions the embedded job writes for the bundled sample (the reference loop's steps, in process)."""
+    from coachflow.config import SAMPLE_INPUT
+    from coachflow.reference import Pipeline
+    from operators.envelope import Origin, RawRecord
+    from schemas import Decision
+
+    settings = Settings(input=SAMPLE_INPUT, output_dir=tempfile.mkdtemp(prefix="floor-"), quality_monitor=False,
+                        lineage="none", print_suggestions=False, log_level="WARNING")
+    pipeline = Pipeline(settings)
+    raws = [RawRecord(value=line, key=None, origin=Origin(file=str(SAMPLE_INPUT), line=n), stream="any",
+                      size=len(line) + 1)
+            for n, line in enumerate(SAMPLE_INPUT.read_bytes().splitlines(), 1)]
+    out = [*pipeline.process(raws), *pipeline.finish()]
+    return [record for record in out if isinstance(record, Decision)]
+
+
+def _local_broker_pid(brokers: str) -> int | None:
+    """The pid of the project's own broker when ``brokers`` is it (for its CPU), else None."""
+    port = brokers.rsplit(":", 1)[-1]
+    status = subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "status"], capture_output=True, text=True,
+                            env={**os.environ, "KAFKA_PORT": port}, check=False).stdout
+    return int(status.rsplit("pid", 1)[1].strip(" )\n")) if "pid" in status else None
+
+
+def floor_run(brokers: str, mode: str, records: list[dict], partitions: int, decisions: list) -> dict:
+    """The Kafka floor: a bare confluent-kafka loop over ``records`` with no pipeline (see bench/kafka_floor.py).
+
+    ``bytes`` produces each input's own bytes; ``contracts`` validates each input with its topic
+    contract's adapter and serialises a real decision of the sample (the least work a record costs
+    while the topics keep their pydantic contracts); ``json`` does the same with the standard library.
+    """
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from schemas.events import CONTEXT_ADAPTER, EVENT_ADAPTER  # the parse step's adapters for the two topics
+
+    adapters = {"events": EVENT_ADAPTER, "context": CONTEXT_ADAPTER}
+    as_dicts = [json.loads(decision.__pydantic_serializer__.to_json(decision)) for decision in decisions]
+    count = len(records)
+    settings = bench_settings(brokers, f"floor{uuid.uuid4().hex[:8]}.", partitions)
+    create_topics(settings)
+    publisher = Publisher(settings)
+    for record in records:
+        publisher.send(record)
+    publisher.flush()
+    collector = Collector(settings, topics=(settings.topic_decisions,))
+    collector.start()
+    consumer = Consumer(settings.kafka_client(**{"group.id": f"floor-{uuid.uuid4().hex}", "enable.auto.commit": False}))
+    consumer.assign([TopicPartition(topic, p, 0) for topic in (settings.topic_events, settings.topic_context)
+                     for p in range(partitions)])
+    producer = Producer(settings.kafka_client(**{"linger.ms": 5, "delivery.report.only.error": True,
+                                                 "enable.idempotence": True}))
+    pid = _local_broker_pid(brokers)
+    broker = Usage([pid]) if pid is not None else None
+    broker_before = 0.0
+    if broker is not None:
+        broker.sample()
+        broker_before = broker.cpu_s
+        broker.start()
+    cpu, thread_cpu, done = time.process_time(), time.thread_time(), 0
+    while done < count:
+        for message in consumer.consume(1000, 0.1):
+            if message.error():
+                continue
+            if mode == "bytes":
+                value = message.value()
+            elif mode == "contracts":
+                stream = "context" if message.topic() == settings.topic_context else "events"
+                record = adapters[stream].validate_json(message.value())
+                decision = decisions[done % len(decisions)]
+                decision = decision.model_copy(update={"decision_id": getattr(record, "event_id", record.customer_id)})
+                value = decision.__pydantic_serializer__.to_json(decision)
+            else:
+                parsed = json.loads(message.value())
+                as_dict = as_dicts[done % len(as_dicts)]
+                value = json.dumps({**as_dict, "decision_id": parsed.get("event_id", parsed["customer_id"])},
+                                   separators=(",", ":")).encode()
+            done += 1
+            while True:
+                try:
+                    producer.produce(settings.topic_decisions, value=value, key=message.key())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("floor: undelivered records")
+    cpu, thread_cpu = time.process_time() - cpu, time.thread_time() - thread_cpu
+    arrived = collector.wait_for(count, 120)
+    if broker is not None:
+        broker.sample()
+        broker.stop()
+    collector.stop()
+    consumer.close()
+    appends = sorted(appended for _, _, appended in collector.outputs)
+    if not arrived or len(appends) < 2:
+        raise RuntimeError(f"floor: {len(appends)} of {count} outputs arrived")
+    span = appends[-1] - appends[0]
+    return {"mode": mode, "records": count, "throughput_per_s": round(count / span) if span > 0 else None,
+            "loop_cpu_us_per_record": round(cpu / count * 1e6, 1),
+            "loop_thread_cpu_us_per_record": round(thread_cpu / count * 1e6, 1),
+            "broker_cpu_cores": (round((broker.cpu_s - broker_before) / broker.wall, 2)
+                                 if broker is not None and broker.wall > 0 else None),
+            "output_bytes_per_record": round(sum(len(v) for v, _, _ in collector.outputs) / count)}
+
+
 def _medians(rounds: list[dict]) -> dict:
     """Per figure, the median over the rounds (the ratio is the median of each round's own ratio);
     peak memory is the largest."""
@@ -808,6 +939,22 @@ def main_bench(args) -> int:
         result = {"throughput_per_s": tput.get("throughput_per_s"),
                   "reference_throughput_per_s": tput.get("reference_throughput_per_s"),
                   "ratio": tput.get("ratio")}
+        if rounds and not args.no_floor:  # the floor in the same run: the ratio to it is what drifts least
+            log(f"the Kafka floor: {args.throughput_records} records, bytes only and with the contracts")
+            decisions = sample_decisions()
+            floors = {mode: floor_run(brokers, mode, pool[:args.throughput_records], args.partitions, decisions)
+                      for mode in ("bytes", "contracts")}
+            log(json.dumps(floors))
+            floor = floors["contracts"]["throughput_per_s"]
+            result.update({
+                "floor_throughput_per_s": floor,
+                "floor_bytes_throughput_per_s": floors["bytes"]["throughput_per_s"],
+                "ratio_to_floor": round(result["throughput_per_s"] / floor, 3) if floor else None,
+                "cpu_us_per_record": tput.get("cpu_us_per_record"),
+                "reference_cpu_us_per_record": tput.get("reference_cpu_us_per_record"),
+                "floor_cpu_us_per_record": floors["contracts"]["loop_cpu_us_per_record"],
+                "floor_bytes_cpu_us_per_record": floors["bytes"]["loop_cpu_us_per_record"],
+            })
         if len(rounds) > 1:
             result["rounds"] = [{key: r.get(key) for key in ("throughput_per_s", "reference_throughput_per_s", "ratio")}
                                 for r in rounds]

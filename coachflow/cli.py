@@ -310,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(COACH_KAFKA_PARTITIONS; the replay then keys events by customer id)")
     bench.add_argument("--concurrency", type=int, default=400, help="conversations in flight")
     bench.add_argument("--no-reference", action="store_true", help="skip the reference loop (its throughput and latency runs)")
+    bench.add_argument("--no-floor", action="store_true",
+                       help="skip the Kafka floor (bytes only, and with the contracts) after the throughput rounds")
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
     bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
     bench.add_argument("--knowledge", type=Path, nargs="?", const=Path("data/knowledge/articles.jsonl"),

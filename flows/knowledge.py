@@ -43,7 +43,7 @@ from schemas import Feedback
 def get_flow(ks: KnowledgeSettings, settings: Settings, job: KnowledgeResources) -> Dataflow:
     """The knowledge dataflow for ``ks`` and the job's ``settings`` (``ks.job_settings()``), around ``job``."""
     flow = Dataflow("knowledge")
-    inputs = {settings.topic(kind): kind for kind in ("events", "context")}
+    inputs = {name: kind for kind, name in settings.inputs().items() if kind in ("events", "context")}
     raw = read_inputs(flow, settings, job.metrics, streams=inputs)
     parsed = parse_records("parse", raw, settings.parse_limits(), lambda: job.redactor, settings.boundary("parse"))
     # UI feedback only comes in the embedded mode's mixed file: recorded, like context.

@@ -36,6 +36,7 @@ import attr
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
+    DatasetFacet,
     RunFacet,
     column_lineage_dataset,
     data_quality_assertions_dataset,
@@ -114,7 +115,7 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
             raise ValueError("the kafka lineage transport needs brokers (COACH_BROKERS)")
         return OpenLineageClient(transport=KafkaTransport(KafkaConfig(
             config={"bootstrap.servers": config.brokers, "client.id": "coachflow-lineage",
-                    **config.kafka_config},
+                    **{key: str(value) for key, value in config.kafka_config.items()}},
             topic=config.topic, flush=True,
         )))
     raise ValueError(f"unknown lineage transport {config.transport!r}")
@@ -240,7 +241,7 @@ class Lineage:
         )
 
     def _input(self, spec: DatasetSpec) -> InputDataset:
-        facets = {"schema": schema_facet(spec.contract)} if spec.contract else {}
+        facets: dict[str, DatasetFacet] = {"schema": schema_facet(spec.contract)} if spec.contract else {}
         version = self.versions.get(spec.name)
         if version is not None:
             facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=version)
@@ -265,7 +266,7 @@ class Lineage:
         return InputDataset(namespace=spec.namespace, name=spec.name, facets=facets, inputFacets=input_facets)
 
     def _output(self, spec: DatasetSpec) -> OutputDataset:
-        facets = {"schema": schema_facet(spec.contract)} if spec.contract else {}
+        facets: dict[str, DatasetFacet] = {"schema": schema_facet(spec.contract)} if spec.contract else {}
         if spec.contract in self.column_lineage:
             facets["columnLineage"] = self.column_lineage[spec.contract]
         return OutputDataset(namespace=spec.namespace, name=spec.name, facets=facets)
@@ -279,12 +280,15 @@ class Lineage:
             log.warning("lineage queue full: %s event dropped", state.value)
 
     def _send(self) -> None:
+        client = self._client
+        if client is None:
+            return
         while True:
             event = self._queue.get()
             if event is None:
                 return
             try:
-                self._client.emit(event)
+                client.emit(event)
                 self.emitted += 1
             except Exception as exc:  # noqa: BLE001 - a catalog outage costs lineage, never turns
                 self.failed += 1
@@ -351,11 +355,14 @@ def _on_sigterm(signum, frame) -> None:
 _previous_excepthook = sys.excepthook
 
 
+_HOOKS: list[bool] = []  # one entry once the hooks are installed
+
+
 def install_exit_hooks() -> None:
     """COMPLETE on a normal exit, FAIL on an uncaught exception, ABORT on Ctrl-C or SIGTERM."""
-    if getattr(install_exit_hooks, "done", False):
+    if _HOOKS:
         return
-    install_exit_hooks.done = True
+    _HOOKS.append(True)
     sys.excepthook = _excepthook
     atexit.register(_at_exit)
     if threading.current_thread() is threading.main_thread():

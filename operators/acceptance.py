@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -58,6 +59,7 @@ from schemas import (
     TaskSelected,
     Turn,
 )
+from schemas.events import AnyEvent
 
 #: The action a knowledge-base result shows the agent took (as STAR labels it).
 QUERY_ACTION = "query"
@@ -243,7 +245,7 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
 
     # -- inferred acceptance -------------------------------------------------
     def _observe(self, envelope: Envelope) -> list[Acceptance]:
-        record, state = envelope.record, self.state
+        record, state = envelope.event, self.state
         if envelope.features is not None:  # a prediction point
             at = record.event_time.timestamp()
             verdict = None
@@ -279,10 +281,10 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
 
     # -- clicks --------------------------------------------------------------
     def _feedback(self, envelope: Envelope, now: float) -> list[object]:
-        feedback: Feedback = envelope.record
+        feedback = envelope.feedback
         state = self.state
         seen = any(feedback.feedback_id in s.feedback_ids for s in state.shown.values()) or any(
-            e.record.feedback_id == feedback.feedback_id for _, e in state.waiting
+            e.feedback.feedback_id == feedback.feedback_id for _, e in state.waiting
         )
         if seen:
             return [self._dead(envelope, "duplicate_event", f"feedback {mask_text(feedback.feedback_id)} seen before")]
@@ -295,15 +297,15 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
     def _release(self, suggestion_id: str, now: float) -> list[object]:
         """Feedback that was waiting for this suggestion."""
         state = self.state
-        ready = [e for _, e in state.waiting if e.record.suggestion_id == suggestion_id]
+        ready = [e for _, e in state.waiting if e.feedback.suggestion_id == suggestion_id]
         if not ready:
             return []
-        state.waiting = [(d, e) for d, e in state.waiting if e.record.suggestion_id != suggestion_id]
+        state.waiting = [(d, e) for d, e in state.waiting if e.feedback.suggestion_id != suggestion_id]
         shown = state.shown[suggestion_id]
         return [self._judge(shown, envelope) for envelope in ready]
 
     def _judge(self, shown: Shown, envelope: Envelope) -> object:
-        feedback: Feedback = envelope.record
+        feedback = envelope.feedback
         shown = self.state.shown[shown.suggestion_id]  # as an earlier verdict of this batch left it
         clicked = shown.clicked or feedback.event != "shown"
         self.state.shown[shown.suggestion_id] = replace(
@@ -352,7 +354,7 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
         )
 
     def _recorded(self, shown: Shown, envelope: Envelope, reason: str) -> Decision:
-        feedback: Feedback = envelope.record
+        feedback = envelope.feedback
         return Decision.trusted(
             schema_version="1.0",
             decision_id=stable_id("decision", feedback.feedback_id, "feedback"),
@@ -389,7 +391,7 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
         return refuse(envelope, reason, detail, self.config.payload_limit)
 
     def _unknown(self, envelope: Envelope):
-        feedback: Feedback = envelope.record
+        feedback = envelope.feedback
         return self._dead(
             envelope, "unknown_suggestion",
             f"suggestion {mask_text(feedback.suggestion_id)} was not shown in conversation "
@@ -403,13 +405,14 @@ def is_feedback(item: object) -> bool:
     return isinstance(item, Envelope) and isinstance(item.record, Feedback)
 
 
-def acceptance_key(item: object) -> str:
+def acceptance_key(item: Envelope | Suggestion | Decision) -> str:
+    """The conversation of an item the step wants (``wants``): every one has it."""
     if isinstance(item, Envelope):
-        return item.record.conversation_id
-    return item.conversation_id
+        return cast(AnyEvent | Feedback, item.record).conversation_id
+    return cast(str, item.conversation_id)
 
 
-def wants(item: object) -> bool:
+def wants(item: object) -> TypeGuard[Envelope | Suggestion | Decision]:
     """What the acceptance step takes from the guardrails' output: envelopes of
     conversation events, suggestions and shown decisions."""
     if isinstance(item, Envelope):

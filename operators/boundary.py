@@ -120,12 +120,12 @@ def internal_error(step: str, item: object, error: BaseException, payload_limit:
     if isinstance(item, Envelope):
         return refuse(item, "internal_error", detail, payload_limit, step=step, error_type=kind)
     if isinstance(item, Decision | KnowledgeDecision | DeadLetter | Acceptance):
-        decided = isinstance(item, Decision | KnowledgeDecision)
-        source = item.input.source if decided else getattr(item, "source", None)
+        decided = item.input if isinstance(item, Decision | KnowledgeDecision) else None
+        source = decided.source if decided is not None else getattr(item, "source", None)
         return dead_letter(
             origin=_origin(source), reason="internal_error", detail=detail, payload=None,
             received_ns=now_ns(), payload_limit=payload_limit, form="withheld",
-            event_id=item.input.event_id if decided else getattr(item, "event_id", None),
+            event_id=decided.event_id if decided is not None else getattr(item, "event_id", None),
             conversation_id=item.conversation_id, customer_id=getattr(item, "customer_id", None),
             step=step, error_type=kind,
         )
@@ -202,7 +202,7 @@ class Bounded(StatefulLogic[V, W, bytes], Generic[V, W]):
             return call()
         except Exception as error:  # noqa: BLE001 - the boundary
             inner.state = before
-            held = getattr(inner, "held", lambda: [])()
+            held: list[Any] = getattr(inner, "held", list)()
             out: list = []
             for item in held or [None]:
                 out += self.boundary.failed(item, error)

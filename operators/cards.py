@@ -128,7 +128,7 @@ class CardGuard:
 
     def choose(self, ask: Ask, policy: KnowledgePolicy) -> tuple[PassageHit | None, list[RuleResult]]:
         rules = policy.rules
-        record, context = ask.envelope.record, ask.envelope.context
+        record, context = ask.envelope.event, ask.envelope.context
         opted_out = context.marketing_opt_out if context is not None else rules.consent.missing_context_means_opted_out
         jurisdiction = context.jurisdiction if context is not None else None
         marketing = set(rules.consent.marketing_tags)
@@ -212,12 +212,12 @@ class CardGuard:
             guard_ms = _ms(decided, ask.retrieved_ns)
         else:  # not retrieved: shed ones waited until now, the rest did not queue
             queue_ms, guard_ms = (_ms(decided, ask.asked_ns) if ask.asked_ns else 0.0), 0.0
-        context = record if is_context else envelope.context
+        context = record if isinstance(record, CustomerContext) else envelope.context
         decision = KnowledgeDecision.trusted(
             schema_version="1.0",
             decision_id=decision_id,
             decided_at=utc_from_ns(decided),
-            conversation_id=None if is_context else record.conversation_id,
+            conversation_id=None if isinstance(record, CustomerContext) else envelope.event.conversation_id,
             customer_id=getattr(record, "customer_id", None),
             agent_id=None if is_context else getattr(record, "agent_id", None),
             input=DecisionInput.trusted(
@@ -260,7 +260,7 @@ class CardGuard:
             verdicts.append(_result(rules.score.id, "block", f"score {best.score:.3f} is below {rules.score.min_score}"))
             return None
         verdicts.append(_result(rules.score.id, "pass"))
-        at = ask.envelope.record.event_time.timestamp()
+        at = ask.envelope.event.event_time.timestamp()
         last = self.state.last_card_at
         if last is not None and at - last < rules.rate.min_interval_s:
             verdicts.append(_result(rules.rate.id, "block",
@@ -271,7 +271,7 @@ class CardGuard:
 
     def _card(self, ask: Ask, best: PassageHit, policy: KnowledgePolicy, decision_id: str, kb_version: str,
               verdicts: list[RuleResult], clock: Callable[[], int]) -> KnowledgeCard:
-        record = ask.envelope.record
+        record = ask.envelope.event
         state = self.state
         state.shown.append(f"{best.article_id}@{best.start}")
         del state.shown[:-MAX_SHOWN]

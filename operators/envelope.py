@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from operators.features import Features
 from schemas import CustomerContext, Feedback, SourceRef
@@ -111,8 +112,19 @@ class Envelope:
     """The conversation's experiment arm, when an experiment runs."""
 
     @property
+    def event(self) -> AnyEvent:
+        """The record as a conversation event: what the steps after the split of feedback and context
+        hold (a name for the type the stream guarantees; no check is made)."""
+        return cast(AnyEvent, self.record)
+
+    @property
+    def feedback(self) -> Feedback:
+        """The record as UI feedback (the acceptance step's feedback envelopes; no check is made)."""
+        return cast(Feedback, self.record)
+
+    @property
     def join_key(self) -> str:
-        return self.record.customer_id
+        return cast(AnyEvent | CustomerContext, self.record).customer_id
 
     @property
     def input_id(self) -> str:

@@ -124,7 +124,7 @@ class ContextJoinLogic(KeyedLogic[Envelope, Envelope | DeadLetter, JoinState]):
         state = self.state
         out: list[Envelope | DeadLetter] = []
         if state.pending and state.hold_until is not None and now >= state.hold_until:
-            out = self._give_up()
+            out = [*self._give_up()]
         idle_before = now - self.config.idle_s
         for conversation_id, seen in list(state.conversations.items()):
             if seen <= idle_before:
@@ -196,7 +196,7 @@ def join_context(
     """
     keyed = op.key_on("key_customer", up, lambda envelope: envelope.join_key)
     boundary = boundary or Boundary(step_id, config.payload_limit)
-    joined = op.key_rm(
+    joined: Stream[Envelope | DeadLetter] = op.key_rm(
         "unkey", keyed_step("join", keyed, lambda resume: ContextJoinLogic(config, resume, now_getter), boundary)
     )
     oks = op.branch("split_errs", joined, lambda item: isinstance(item, Envelope))

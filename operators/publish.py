@@ -6,12 +6,14 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from pydantic import BaseModel
+
 from operators.boundary import Boundary
 from operators.privacy import scrub
 from schemas import OUTPUT_KIND, Acceptance, DeadLetter, Decision, KnowledgeDecision, Suggestion
 
 
-def kind_of(record: object) -> str:
+def kind_of(record: BaseModel) -> str:
     """The output kind (``schemas.topics``) a published record goes to."""
     return OUTPUT_KIND[type(record)]
 

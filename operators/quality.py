@@ -43,6 +43,7 @@ from schemas import (
     ConversationStart,
     CustomerContext,
     DeadLetter,
+    Feedback,
     KbResult,
     TaskSelected,
     Turn,
@@ -70,7 +71,9 @@ def quality_row(envelope: Envelope) -> dict:
             "open_cases": record.open_cases,
             "updated_at_skew_s": round(record.updated_at.timestamp() - received, 3),
         }
-    row = {
+    if isinstance(record, Feedback):
+        raise TypeError("feedback has no quality row: it goes straight to the acceptance step")
+    row: dict[str, object] = {
         "type": record.type,
         "event_id": record.event_id,
         "conversation_id": record.conversation_id,
@@ -198,11 +201,12 @@ class Gate:
         }
 
     def judge(self, suite: str, row: dict) -> Verdict:
-        critical, warnings = [], []
+        critical: list[str] = []
+        warnings: list[str] = []
         for e in self._plans[suite]:
             if e.condition is not None and row.get(e.condition[0]) != e.condition[1]:
                 continue
-            if not e.check(row.get(e.column)):
+            if e.check is not None and not e.check(row.get(e.column)):
                 (critical if e.severity == "critical" else warnings).append(e.id)
         return Verdict(self.suites[suite].label, critical, warnings)
 
@@ -284,7 +288,7 @@ def _gx_init(suites_dir: str) -> None:
     _logging.getLogger("great_expectations").setLevel(_logging.ERROR)
     context = gx.get_context(mode="ephemeral")
     try:
-        context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        context.variables.progress_bars = {"globally": False, "metric_calculations": False}  # type: ignore[assignment]
     except Exception:  # noqa: BLE001 - an older layout of the setting
         pass
     source = context.data_sources.add_pandas("coachflow")
@@ -325,10 +329,9 @@ def gx_validate(suite_name: str, rows: list[dict] | bytes, observed: int | None 
     """
     import pandas as pd
 
-    if isinstance(rows, bytes):
-        rows = json.loads(rows)
+    table: list[dict] = json.loads(rows) if isinstance(rows, bytes) else rows
     suite, version = _GX["suites"][suite_name]
-    frame = pd.DataFrame(_with_steps(rows) if suite_name == EVENTS_SUITE else rows)
+    frame = pd.DataFrame(_with_steps(table) if suite_name == EVENTS_SUITE else table)
     started = time.perf_counter()
     result = _GX["batches"][suite_name].get_batch(batch_parameters={"dataframe": frame}).validate(
         suite, result_format={"result_format": "COMPLETE"}
@@ -350,8 +353,8 @@ def gx_validate(suite_name: str, rows: list[dict] | bytes, observed: int | None 
     return {
         "suite": suite_name,
         "version": version,
-        "rows": len(rows),
-        "observed_rows": len(rows) if observed is None else observed,
+        "rows": len(table),
+        "observed_rows": len(table) if observed is None else observed,
         "success": bool(result.success),
         "validated_in_ms": round((time.perf_counter() - started) * 1000, 1),
         "results": results,
@@ -410,10 +413,15 @@ class QualityMonitor:
             # threading's exit hooks run newest first, before concurrent.futures'
             # own (which refuses new work) and before atexit (where lineage
             # sends its final event, with these results).
-            threading._register_atexit(self.close)
+            threading._register_atexit(self.close)  # type: ignore[attr-defined]
         if self._timer is None:
             self._timer = threading.Thread(target=self._tick, name="quality-monitor", daemon=True)
             self._timer.start()
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        self.start()
+        assert self._pool is not None  # start() made it
+        return self._pool
 
     def add(self, items: list[tuple[str, dict]]) -> None:
         with self._lock:
@@ -442,10 +450,10 @@ class QualityMonitor:
         for suite, rows in batches.items():
             if not rows:
                 continue
-            self.start()
+            pool = self._start_pool()
             payload = _encode(rows, self.CHUNK)
             log.debug("quality monitor: %d of %d %s rows to GX", len(rows), seen.get(suite, 0), suite)
-            future = self._pool.submit(gx_validate, suite, payload, seen.get(suite, len(rows)))
+            future = pool.submit(gx_validate, suite, payload, seen.get(suite, len(rows)))
             future.add_done_callback(self._done)
             self._pending.append(future)
         if wait is not None:

@@ -11,7 +11,6 @@ boundary in the dataflow.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from bytewax.operators import StatefulLogic
@@ -43,8 +42,8 @@ class KeyedLogic(StatefulLogic[V, W, bytes], Generic[V, W, S]):
     :arg state: A snapshot (``freeze``d bytes), a state object, or None for a new key.
     """
 
-    state_type: ClassVar[Callable[[], Any]]
-    """Makes the state of a new key."""
+    state_type: ClassVar[type]
+    """The state's class: called with no argument, it makes the state of a new key."""
 
     def __init__(self, state: S | bytes | None = None) -> None:
         resumed = thaw(state)

@@ -70,7 +70,7 @@ def _plan_of(cls: type[Contract]) -> tuple:
     fields = cls.__pydantic_fields__
     if cls.__pydantic_post_init__ or any(f.alias or f.validation_alias for f in fields.values()):
         raise TypeError(f"{cls.__name__}: trusted() does not serve aliases or post-init hooks")
-    steps = []
+    steps: list[tuple[str, Any, Any]] = []
     for name, field in fields.items():
         if field.is_required():
             steps.append((name, _REQUIRED, None))

@@ -215,7 +215,7 @@ class PassageMaskRule(_KnowledgeRule):
 
     action: Literal["rewrite"] = "rewrite"
     kinds: list[PiiKind] = Field(
-        default_factory=lambda: ["email", "credential", "iban", "card_number", "ssn", "phone", "pin"]
+        default_factory=lambda: list[PiiKind](("email", "credential", "iban", "card_number", "ssn", "phone", "pin"))
     )
     min_digits: int = Field(default=12, ge=3, le=64, description="Longer digit runs are masked as account numbers.")
 
@@ -243,7 +243,7 @@ class SourceRule(Contract):
     source: Label
     enabled: bool = True
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)
-    channels: list[Channel] = Field(default_factory=lambda: ["voice", "chat"])
+    channels: list[Channel] = Field(default_factory=lambda: list[Channel](("voice", "chat")))
 
 
 class CardSourceRule(_KnowledgeRule):

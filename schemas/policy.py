@@ -38,7 +38,7 @@ class PiiRule(_Rule):
 
     action: Literal["rewrite"] = "rewrite"
     kinds: list[PiiKind] = Field(
-        default_factory=lambda: ["email", "card_number", "ssn", "phone", "pin", "account_number"]
+        default_factory=lambda: list[PiiKind](("email", "card_number", "ssn", "phone", "pin", "account_number"))
     )
     min_digits: int = Field(default=4, ge=3, le=12, description="Longer digit runs are masked.")
 
@@ -96,12 +96,12 @@ class RequiredStepRule(_Rule):
     """Alert when a required step (a disclosure, say) has not happened by a deadline."""
 
     action: Literal["alert"] = "alert"
-    channels: list[Literal["voice", "chat"]] = Field(default_factory=lambda: ["voice", "chat"])
+    channels: list[Literal["voice", "chat"]] = Field(default_factory=lambda: list[Literal["voice", "chat"]](("voice", "chat")))
     jurisdictions: list[Jurisdiction] = Field(default_factory=list, description="Empty: everywhere.")
     agent_phrases: list[str] = Field(default_factory=list, description="The agent said one of these ...")
     agent_actions: list[Label] = Field(default_factory=list, description="... or took one of these actions.")
     deadline_s: float = Field(gt=0, description="Event-time seconds after the conversation started.")
-    audience: list[Audience] = Field(default_factory=lambda: ["agent", "supervisor"])
+    audience: list[Audience] = Field(default_factory=lambda: list[Audience](("agent", "supervisor")))
 
 
 class ConductRule(_Rule):
@@ -109,7 +109,7 @@ class ConductRule(_Rule):
 
     action: Literal["alert"] = "alert"
     phrases: list[Annotated[str, StringConstraints(min_length=2, max_length=80)]]
-    audience: list[Audience] = Field(default_factory=lambda: ["agent", "supervisor"])
+    audience: list[Audience] = Field(default_factory=lambda: list[Audience](("agent", "supervisor")))
 
 
 class RateRule(_Rule):

@@ -30,10 +30,17 @@ def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout)["records"] == 300
+    result = json.loads(done.stdout)
+    assert result["records"] == 300
+    # The floor ran in the same invocation: the job's rate against it, and each one's CPU a record.
+    # (300 records are too few for the CPU a record while working, or the bytes floor's rate: none here.)
+    assert result["floor_throughput_per_s"] > result["throughput_per_s"] > 0
+    assert result["ratio_to_floor"] == round(result["throughput_per_s"] / result["floor_throughput_per_s"], 3)
+    assert result["floor_cpu_us_per_record"] > result["floor_bytes_cpu_us_per_record"] > 0
     lines = done.stderr.splitlines()
     assert not [line for line in lines if "Connection refused" in line or "rdkafka" in line], lines
-    # First start: the TLS files, the broker, its ACLs (docs/security.md); then the bench's two steps.
+    # First start: the TLS files, the broker, its ACLs (docs/security.md); then the bench's steps (the
+    # throughput round and its result, the floor and its result).
     assert [line.split(":", 1)[0] for line in lines] == [
-        "kafka", "kafka", "kafka", "coach acls", "coach bench", "coach bench", "kafka"], lines
+        "kafka", "kafka", "kafka", "coach acls", *["coach bench"] * 4, "kafka"], lines
     assert lines[2].startswith(f"kafka: ready on 127.0.0.1:{port}") and lines[-1] == "kafka: stopped"
