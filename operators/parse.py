@@ -185,13 +185,14 @@ def parse_record(
 
     if raw.error is not None:
         return refuse("source_error", f"the source reported: {mask_text(raw.error)}")
-    if not payload.strip():
-        return refuse("empty_payload", "the record has no value")
+    # Size first: a source keeps only the head of an over-long record, and a blank head is not an empty record.
     if raw.payload_bytes > limits.max_payload_bytes:
         return refuse(
             "payload_too_large",
             f"{raw.payload_bytes} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
+    if not payload.strip():
+        return refuse("empty_payload", "the record has no value")
     shape = check_shape(payload, limits.json)
     if shape is not None:
         return refuse(shape.reason, shape.detail)
