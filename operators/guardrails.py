@@ -215,7 +215,11 @@ class Guard:
         rules = policy.rules
         is_context = isinstance(record, CustomerContext)
         model_version = envelope.model_version
-        decision_id = stable_id("decision", envelope.input_id, model_version or "-", policy.version, policy.hash)
+        # The conversation is part of the id: event ids repeat across conversations (the conversation
+        # step refuses repeats within one only), and two decisions must never share an id.
+        conversation = getattr(record, "conversation_id", None) or "-"
+        decision_id = stable_id("decision", conversation, envelope.input_id, model_version or "-", policy.version,
+                                policy.hash)
         verdicts: list[RuleResult] = []
         if envelope.masked:
             verdicts.append(_result(rules.pii.id, "rewrite", "masked " + ", ".join(envelope.masked)))

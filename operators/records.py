@@ -83,6 +83,15 @@ def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
     return value
 
 
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are unique; a repeated key would hide its other values from masking
+    (``json.loads`` keeps the last), so such a payload is masked as text."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        raise ValueError("repeated key")
+    return obj
+
+
 #: JSON beyond these is masked as text: ``json.loads`` and ``_mask_json`` recurse.
 _MASKABLE = JsonLimits(depth=64, keys=100_000, items=1_000_000, string_chars=1 << 30)
 
@@ -106,7 +115,7 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
     parsed = _UNPARSED
     if check_shape(payload, _MASKABLE) is None:
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, object_pairs_hook=_unique)
         except ValueError:
             pass
     if parsed is not _UNPARSED:
