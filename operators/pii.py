@@ -898,6 +898,8 @@ class Redactor:
         if len(digits) < _PIN_DIGITS.start:
             return run  # too short to be any kind
         start = match.start()
+        if _in_digest(text, start, match.end()):
+            return run  # a hash or a UUID (a policy's sha256, an id): not personal data
         before = text[max(0, start - _CONTEXT_CHARS):start]
         if "date_of_birth" in self.kinds and _DATE_PART.match(_token_at(text, start, match.end())) \
                 and _last_context(before) not in _ID_CONTEXTS:
@@ -1070,6 +1072,24 @@ def _mod97(compact: str) -> bool:
     if not _IBAN_CHARS.fullmatch(compact):
         return False
     return int((compact[4:] + compact[:4]).translate(_IBAN_LETTERS)) % 97 == 1
+
+
+_HEX = frozenset("0123456789abcdefABCDEF-")
+_DIGEST = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _in_digest(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies in a digest or a UUID (exactly an MD5, SHA-1 or SHA-256 hex
+    digest, or a UUID, with a letter in it), whose digits a number pass would take for a phone."""
+    if not (start > 0 and text[start - 1] in _HEX or end < len(text) and text[end] in _HEX):
+        return False
+    low, high = start, end
+    while low > 0 and text[low - 1] in _HEX:
+        low -= 1
+    while high < len(text) and text[high] in _HEX:
+        high += 1
+    token = text[low:high]
+    return _DIGEST.fullmatch(token) is not None and not token.replace("-", "").isdigit()
 
 
 def _token_at(text: str, start: int, end: int) -> str:

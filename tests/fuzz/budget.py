@@ -6,7 +6,8 @@
   examples are a function of each test's code and the same on every run; no
   example database; each test's base budget (a few thousand examples in all).
 - ``campaign`` (``make fuzz``): random examples, each test's budget times
-  ``COACH_FUZZ_SCALE`` (default 40: over 100,000 examples in all); Hypothesis's
+  ``COACH_FUZZ_SCALE`` (default 40; ``COACH_FUZZ_JOB_SCALE``, default 4, for the
+  tests that run the embedded job on each example: over 100,000 in all); Hypothesis's
   example database in ``tests/fuzz/corpus/.hypothesis`` (not committed), so
   the next campaign on this checkout replays its failures first. The smallest
   failing input per kind of failure is written to ``tests/fuzz/corpus/found/``
@@ -47,14 +48,18 @@ if PROFILE not in ("ci", "campaign"):
 settings.load_profile(PROFILE)
 
 SCALE = int(os.environ.get("COACH_FUZZ_SCALE", "40" if PROFILE == "campaign" else "1"))
+#: Tests that run the whole embedded job per example (about a second each) scale less, so that a
+#: campaign's 100,000 examples fit in well under an hour on two cores.
+JOB_SCALE = int(os.environ.get("COACH_FUZZ_JOB_SCALE", "4" if PROFILE == "campaign" else "1"))
 COUNTS: Counter[str] = Counter()
 STARTED = time.monotonic()
 _found: dict[tuple[str, str], dict] = {}
 
 
-def examples(base: int) -> settings:
-    """A test's Hypothesis settings: ``base`` examples in CI, times ``COACH_FUZZ_SCALE`` in a campaign."""
-    return settings(max_examples=max(1, base * SCALE))
+def examples(base: int, runs_the_job: bool = False) -> settings:
+    """A test's Hypothesis settings: ``base`` examples in CI, times ``COACH_FUZZ_SCALE`` in a campaign
+    (``COACH_FUZZ_JOB_SCALE`` for a test that runs the embedded job on each example)."""
+    return settings(max_examples=max(1, base * (JOB_SCALE if runs_the_job else SCALE)))
 
 
 def tried(target: str) -> None:

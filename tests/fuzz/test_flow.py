@@ -135,7 +135,7 @@ def check(embedded_job, lines: list[bytes]) -> None:
         assert not problems, problems
 
 
-@examples(120)
+@examples(120, runs_the_job=True)
 @given(data=st.data())
 def test_hostile_records_in_valid_traffic(embedded_job, pool, data) -> None:
     if id(pool) not in _PAYLOADS:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -127,7 +126,7 @@ def run_policy(embedded_job, tmp_path_factory, doc: dict, chunks) -> None:
             assert not problems, problems
 
 
-@examples(25)
+@examples(25, runs_the_job=True)
 @given(data=st.data())
 def test_any_policy_the_contract_accepts_decides_every_record(embedded_job, pool, tmp_path_factory,
                                                               data) -> None:
@@ -141,9 +140,5 @@ def test_a_policy_at_the_far_ends_of_its_numbers_decides_every_record(embedded_j
     run_policy(embedded_job, tmp_path_factory, EXTREME, pool.chunks)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a policy may turn masking off (pii.kinds: []), and then knowledge-base values reach suggestion "
-    "texts in clear: published records need a strict mask of their own (the masking branch's "
-    "operators.privacy.scrub in operators.publish.serialize)"))
 def test_a_policy_that_masks_nothing_leaks_nothing(embedded_job, pool, tmp_path_factory) -> None:
     run_policy(embedded_job, tmp_path_factory, PERMISSIVE, pool.chunks)
