@@ -14,7 +14,7 @@
   filled with every knowledge-base item of the dialogues that ``STRICT`` or ``SHAPED``
   changes (none of them holds personal data of the caller: any change is a false positive
   or a knowledge-base value), and the share of customer turns changed per kind, with a
-  sample of each new kind's changes to read.
+  sample of each new kind's changes to read; what the uncued names rule of dead letters adds.
 
 Prints a summary and writes everything to ``--json``.
 """
@@ -41,11 +41,13 @@ sys.path.insert(0, str(ROOT))
 from models import star  # noqa: E402
 from models.templates import TemplateBook, fill  # noqa: E402
 from operators import privacy  # noqa: E402
-from operators.pii import FAST  # noqa: E402
+from operators.pii import FAST, STRICT_KINDS, Redactor  # noqa: E402
 from operators.policy import DEFAULT_POLICY, load_policy  # noqa: E402
 from operators.records import SHAPED, STRICT  # noqa: E402
 from schemas import Acceptance, Alert, ConversationSummary, DeadLetter, Decision, Suggestion  # noqa: E402
 
+#: ``STRICT`` without its uncued rules (names from a list, streets without a number).
+CUED = Redactor(frozenset(STRICT_KINDS))
 _MARKER = re.compile(r"\[([A-Z_]+)\]")
 _TYPES = {"suggestions": Suggestion, "alerts": Alert, "decisions": Decision, "dlq": DeadLetter,
           "summaries": ConversationSummary, "acceptance": Acceptance}
@@ -97,6 +99,19 @@ def baseline_redactor(rev: str, kinds, min_digits: int):
     return module.Redactor(frozenset(k for k in kinds if k in known), min_digits)
 
 
+def uncued_names(corpus: list[str], samples: int) -> dict:
+    """Texts where ``STRICT`` masks more names than it would without its uncued rule (a name from
+    ``operators.names`` with no cue), with examples: in agent turns and templates, false positives
+    or names the agent said; in customer turns, names given without a cue."""
+    hits = []
+    for text in corpus:
+        clean, found = STRICT.redact(text)
+        if found.count("person") > CUED.redact(text)[1].count("person"):
+            hits.append((text, clean))
+    return {"changed": len(hits), "of": len(corpus), "share": round(len(hits) / max(1, len(corpus)), 5),
+            "examples": random.Random(7).sample(hits, min(samples, len(hits)))}
+
+
 def changes(redactor, corpus: list[str]) -> tuple[Counter, list[tuple[str, str]]]:
     kinds: Counter = Counter()
     changed = []
@@ -108,25 +123,41 @@ def changes(redactor, corpus: list[str]) -> tuple[Counter, list[tuple[str, str]]
     return kinds, changed
 
 
-#: 64 KiB payloads (the default payload limit) made of what costs the strict passes most.
+#: 64 KiB payloads (the default payload limit) made of what costs the passes most: (unit, tail).
+#: The e-mail ones backtracked quadratically before their repeats were bounded (82 s for the first).
 HOSTILE = {
-    "spoken digits": "nine nine nine nine ",
-    "mixed digits": "four 1 one, ",
-    "IBAN-shaped groups": "GB82 ",
-    "dates": "12/03/",
-    "name cues": "my name is ",
-    "address cues": "I live at ",
-    "plain words": "Hello World ",
+    "dotted local part, @": ("a.", "@" + "b" * 2000),
+    "dashed local part, @": ("a-", "@b.com"),
+    "underscored local part, @": ("a_", "@b.com"),
+    "spoken at and dot": ("a at b dot ", "com"),
+    "spelled letters, @": ("w a t s o n ", "@b.com"),
+    "spoken digits": ("nine nine nine nine ", ""),
+    "mixed digits": ("four 1 one, ", ""),
+    "IBAN-shaped groups": ("GB82 ", ""),
+    "IPv4-shaped groups": ("1.1.", ""),
+    "IPv6-shaped groups": ("1:1:", "::"),
+    "dates": ("12/03/", ""),
+    "name cues": ("my name is ", ""),
+    "capitalised names": ("Katrina Miller ", ""),
+    "id cues": ("passport number ", "1"),
+    "credential cues": ("password is ", ""),
+    "address cues": ("I live at ", ""),
+    "plain words": ("Hello World ", ""),
 }
 
 
 def hostile() -> dict[str, float]:
+    """Milliseconds for the slowest of ``STRICT``, ``SHAPED`` and ``FAST`` on each hostile text."""
     out = {}
-    for name, unit in HOSTILE.items():
-        text = (unit * (65_536 // len(unit) + 1))[:65_536]
-        started = time.perf_counter()
-        STRICT.redact(text)
-        out[name] = round((time.perf_counter() - started) * 1e3, 1)
+    for name, (unit, tail) in HOSTILE.items():
+        size = 65_536 - len(tail)
+        text = (unit * (size // len(unit) + 1))[:size] + tail
+        slowest = 0.0
+        for redactor in (STRICT, SHAPED, FAST):
+            started = time.perf_counter()
+            redactor.redact(text)
+            slowest = max(slowest, time.perf_counter() - started)
+        out[name] = round(slowest * 1e3, 1)
     return out
 
 
@@ -199,24 +230,30 @@ def main(argv: list[str] | None = None) -> int:
                 "examples": changed[: args.samples],
             }
     result["not_personal_changed"] = false_positives
+    result["uncued_names"] = {name: uncued_names(corpus[name], args.samples)
+                              for name in ("agent", "templates", "filled", "customer")}
     kinds, changed = changes(STRICT, customer)
     policy_kinds, policy_changed = changes(policy.redactor, customer)
     rng = random.Random(7)
     samples = {}
-    for kind in ("person", "address", "credential", "date_of_birth", "iban"):
+    for kind in ("person", "address", "credential", "date_of_birth", "iban", "national_id", "passport",
+                 "driving_licence", "tax_id", "bank_code", "licence_plate", "cvv", "card_expiry", "ip_address",
+                 "age"):
         hits = [(t, c) for t, c in changed if f"[{kind.upper()}]" in c]
         samples[kind] = {"turns": len(hits), "sample": rng.sample(hits, min(args.samples, len(hits)))}
     result["customer_turns"] = {
         "of": len(customer), "strict_changed": len(changed), "policy_changed": len(policy_changed),
         "strict_kinds": dict(kinds), "policy_kinds": dict(policy_kinds), "new_kinds": samples,
     }
-    result["strict_ms_per_64kib_hostile"] = hostile()
+    result["slowest_ms_per_64kib_hostile"] = hostile()
     if args.job_dialogues:
         job = job_cost(args.dialogues, args.job_dialogues)
         result["job"] = job
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    summary = {k: v for k, v in result.items() if k not in ("not_personal_changed", "customer_turns")}
+    summary = {k: v for k, v in result.items()
+               if k not in ("not_personal_changed", "customer_turns", "uncued_names")}
+    summary["uncued_names"] = {k: f"{v['changed']}/{v['of']}" for k, v in result["uncued_names"].items()}
     summary["not_personal_changed"] = {k: f"{v['changed']}/{v['of']} {v['kinds']}"
                                        for k, v in false_positives.items()}
     summary["customer_turns"] = {k: v for k, v in result["customer_turns"].items() if k != "new_kinds"}

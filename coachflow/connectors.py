@@ -50,22 +50,26 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
         offset, self._line = resume if resume is not None else (0, 0)
         self._file.seek(offset)
 
-    def _read_line(self) -> tuple[bytes, int] | None:
-        """The next line (cut at ``limit + 1`` bytes) and its full size, or None at EOF."""
+    def _read_line(self) -> tuple[bytes, int, bool] | None:
+        """The next line (cut at ``limit + 1`` bytes), its full size and whether all of it is blank, or None
+        at EOF."""
         chunk = self._file.readline(self._limit + 1)
         if not chunk:
             return None
         size = len(chunk)
-        # An over-long line: keep its head, skip the rest, remember its size.
+        blank = not chunk.strip()
+        # An over-long line: keep its head, skip the rest, remember its size (and whether all of it is blank:
+        # a head of whitespace must not hide the record after it).
         while not chunk.endswith(b"\n") and size > self._limit:
             rest = self._file.readline(1 << 20)
             if not rest:
                 break
             size += len(rest)
+            blank = blank and not rest.strip()
             if rest.endswith(b"\n"):
                 break
         line = chunk.rstrip(b"\r\n")
-        return line, size - (len(chunk) - len(line)) if chunk.endswith(b"\n") else size
+        return line, (size - (len(chunk) - len(line)) if chunk.endswith(b"\n") else size), blank
 
     def next_batch(self) -> list[RawRecord]:
         batch: list[RawRecord] = []
@@ -76,8 +80,8 @@ class _JsonlPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
                     return batch
                 raise StopIteration
             self._line += 1
-            line, size = read
-            if not line.strip():
+            line, size, blank = read
+            if blank:
                 continue  # a blank line holds no record
             batch.append(RawRecord(
                 value=line, key=None, origin=Origin(file=self._name, line=self._line),

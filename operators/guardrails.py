@@ -21,6 +21,7 @@ missing by their deadline.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -93,6 +94,11 @@ def _latency(envelope: Envelope, decided: int) -> StageLatency:
         guard_ms=_ms(decided, scored),
         total_ms=_ms(decided, envelope.received_ns),
     )
+
+
+def record_digest(record: CustomerContext) -> str:
+    """A short digest of a record's content, as its contract serialises it."""
+    return hashlib.blake2b(record.model_dump_json().encode(), digest_size=8).hexdigest()
 
 
 @lru_cache(maxsize=4096)
@@ -215,7 +221,13 @@ class Guard:
         rules = policy.rules
         is_context = isinstance(record, CustomerContext)
         model_version = envelope.model_version
-        decision_id = stable_id("decision", envelope.input_id, model_version or "-", policy.version, policy.hash)
+        # Two decisions must never share an id. Event ids repeat across conversations (the conversation
+        # step refuses repeats within one only), so the conversation is part of the id; a context's id is
+        # its version (updated_at), which two contents can share (the join lets the later win), so its
+        # content is.
+        scope = record_digest(record) if is_context else getattr(record, "conversation_id", None) or "-"
+        decision_id = stable_id("decision", scope, envelope.input_id, model_version or "-", policy.version,
+                                policy.hash)
         verdicts: list[RuleResult] = []
         if envelope.masked:
             verdicts.append(_result(rules.pii.id, "rewrite", "masked " + ", ".join(envelope.masked)))

@@ -90,9 +90,18 @@ def _loc(loc: tuple) -> str:
     return ".".join(parts) or "$"
 
 
+def _msg(error: dict) -> str:
+    """Pydantic's message; the one kind that quotes the input (a discriminator's unknown tag) has it masked."""
+    tag = (error.get("ctx") or {}).get("tag")
+    if tag is None:
+        return error["msg"]
+    tag = str(tag)
+    return error["msg"].replace(tag, mask_text(tag[:64] + ("..." if len(tag) > 64 else "")) or "")
+
+
 def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:
     """Map pydantic errors to one dead-letter reason, a detail line and the error list."""
-    raw = error.errors(include_url=False, include_input=False)
+    raw = [{**e, "msg": _msg(e)} for e in error.errors(include_url=False, include_input=False)]
     errors = [FieldError(loc=_loc(e["loc"]), type=e["type"], msg=e["msg"]) for e in raw[:_MAX_ERRORS]]
     first = raw[0]
     kinds = {e["type"] for e in raw}
@@ -176,13 +185,14 @@ def parse_record(
 
     if raw.error is not None:
         return refuse("source_error", f"the source reported: {mask_text(raw.error)}")
-    if not payload.strip():
-        return refuse("empty_payload", "the record has no value")
+    # Size first: a source keeps only the head of an over-long record, and a blank head is not an empty record.
     if raw.payload_bytes > limits.max_payload_bytes:
         return refuse(
             "payload_too_large",
             f"{raw.payload_bytes} bytes exceeds the limit of {limits.max_payload_bytes}",
         )
+    if not payload.strip():
+        return refuse("empty_payload", "the record has no value")
     shape = check_shape(payload, limits.json)
     if shape is not None:
         return refuse(shape.reason, shape.detail)

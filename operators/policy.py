@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from operators.pii import Redactor
+from operators.records import mask_message
 from schemas.policy import PolicyDocument, RequiredStepRule
 
 log = logging.getLogger("coachflow.policy")
@@ -87,8 +88,24 @@ def document_hash(document) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def read_document(text: str | bytes, model: type[M], what: str = "a policy") -> M:
-    """A policy document of contract ``model`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
+def read_document(text: str | bytes | None, model: type[M], what: str = "a policy") -> M:
+    """A policy document of contract ``model`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong.
+
+    It raises nothing else, whatever ``text`` is: a policy topic brings any bytes, or none (a
+    tombstone), and a store keeps the document in force on a ``PolicyError`` only. The reasons
+    are masked like an exception's message (they may quote the document).
+    """
+    try:
+        return _read_document(text, model, what)
+    except PolicyError as exc:
+        raise PolicyError(mask_message(exc, 2_000)) from None
+    except Exception as exc:  # noqa: BLE001 - a document the YAML library fails on: rejected, never a crash
+        raise PolicyError(f"not a readable document: {type(exc).__name__}: {mask_message(exc)}") from None
+
+
+def _read_document(text: str | bytes | None, model: type[M], what: str) -> M:
+    if text is None:
+        raise PolicyError("no document (a tombstone): a policy is replaced by a new version, never deleted")
     try:
         body = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -105,7 +122,7 @@ def read_document(text: str | bytes, model: type[M], what: str = "a policy") -> 
         raise PolicyError(problems) from None
 
 
-def parse_policy(text: str | bytes) -> Policy:
+def parse_policy(text: str | bytes | None) -> Policy:
     """A ``Policy`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong."""
     return Policy.from_document(read_document(text, PolicyDocument))
 

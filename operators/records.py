@@ -32,11 +32,15 @@ from schemas import CustomerContext, DeadLetter, FieldError
 
 _NAMESPACE = uuid.UUID("6f1c7d0e-4b8a-5c39-9a51-3a0f2f7c2b10")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
-#: Every kind ``operators.pii`` knows, people and addresses too: for what leaves the job.
-STRICT = Redactor(frozenset(STRICT_KINDS))
+#: Every kind ``operators.pii`` knows, and names and streets said with no cue: for dead letters.
+STRICT = Redactor(frozenset(STRICT_KINDS), uncued=True)
 #: For the contracts' structural fields (ids, times, enums) and the job's own messages: every
 #: kind, but a bare number only where a keyword names it ("account 1234"); other numbers stay.
 SHAPED = Redactor(frozenset(STRICT_KINDS), min_digits=99)
+#: For untrusted structural text (a refused record's ids, times and enums, the ids our messages quote):
+#: ``SHAPED``, and names with no cue too (an id is never a person's name; numbers in it stay readable).
+#: A refused record's field names get ``STRICT``: a field name worth reading has no digits.
+IDS = Redactor(frozenset(STRICT_KINDS), min_digits=99, uncued=True)
 STRUCTURAL = frozenset((
     "schema_version", "type", "event_id", "conversation_id", "customer_id", "agent_id", "channel",
     "event_time", "updated_at", "sequence", "speaker", "is_final", "action", "tasks", "task", "api",
@@ -73,10 +77,19 @@ def _mask_json(value, found: list[str], redactor: Redactor = STRICT):
         return [_mask_json(v, found, redactor) for v in value]
     if isinstance(value, dict):
         return {
-            _mask_json(k, found, SHAPED): _mask_json(v, found, SHAPED if k in STRUCTURAL else STRICT)
+            _mask_json(k, found, STRICT): _mask_json(v, found, IDS if k in STRUCTURAL else STRICT)
             for k, v in value.items()
         }
     return value
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are unique; a repeated key would hide its other values from masking
+    (``json.loads`` keeps the last), so such a payload is masked as text."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        raise ValueError("repeated key")
+    return obj
 
 
 #: JSON beyond these is masked as text: ``json.loads`` and ``_mask_json`` recurse.
@@ -102,7 +115,7 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
     parsed = _UNPARSED
     if check_shape(payload, _MASKABLE) is None:
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, object_pairs_hook=_unique)
         except ValueError:
             pass
     if parsed is not _UNPARSED:
@@ -120,8 +133,8 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
 
 def mask_text(text: str | None) -> str | None:
     """Untrusted structural text (record keys, ids, field names) as quoted in our own messages:
-    personal data masked (``SHAPED``: a bare number only where a keyword names it)."""
-    return None if text is None else SHAPED.redact(text)[0]
+    personal data masked (``IDS``: a bare number only where a keyword names it, names with no cue too)."""
+    return None if text is None else IDS.redact(text)[0]
 
 
 def mask_message(error: BaseException, limit: int = 500) -> str:

@@ -21,7 +21,8 @@ RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
 PiiKind = Literal[
     "email", "card_number", "ssn", "phone", "pin", "account_number", "date_of_birth", "iban", "credential",
-    "address", "person",
+    "national_id", "passport", "driving_licence", "tax_id", "bank_code", "licence_plate", "cvv", "card_expiry",
+    "ip_address", "age", "address", "person",
 ]
 """What ``operators.pii`` can mask at parse. Where text leaves the job every kind is masked
 (``operators.privacy``), whatever the policy lists; ``address`` and ``person`` cost most at parse."""

@@ -188,8 +188,8 @@ def _strings(value, key: str = ""):
             yield from _strings(v, k)
 
 
-def leaks(lines: list[str]) -> list[str]:
-    """Seeded personal data found in output lines (JSON records or log text)."""
+def leaks(lines: list[str], needles: list[str] | None = None) -> list[str]:
+    """Seeded personal data (or ``needles``) found in output lines (JSON records or log text)."""
     corpus = []
     for line in lines:
         try:
@@ -197,7 +197,8 @@ def leaks(lines: list[str]) -> list[str]:
         except ValueError:
             corpus.append(line)
     haystack = _normal("\n".join(corpus))
-    needles = [needle for _, needle in PII] + [needle for _, values, _ in PLANTED for needle in values]
+    if needles is None:
+        needles = [needle for _, needle in PII] + [needle for _, values, _ in PLANTED for needle in values]
     return [
         needle for needle in needles
         if re.search(rf"(?<![0-9a-z]){re.escape(_normal(needle))}(?![0-9a-z])", haystack)

@@ -97,3 +97,16 @@ def test_an_internal_error_names_the_step_and_the_exception() -> None:
     [letter] = Boundary("guardrails").failed(envelope(event()), KeyError("rule 42 for ann@example.com"))
     assert letter.detail == "guardrails failed: KeyError: 'rule 42 for [EMAIL]'"
     assert (letter.step, letter.error_type) == ("guardrails", "KeyError")
+
+
+def test_log_lines_keep_digests_and_uuids_and_mask_the_numbers_beside_them() -> None:
+    # A policy's sha256 and a decision's UUID hold digit runs a phone or an account number pass would take.
+    from operators.privacy import scrub_text
+
+    digest = "75e8f39505bddc0ccbf45f95fac94bf62d64e23910a3838e4155551234efe123"
+    uuid = "e2ab6aa6-a70a-5ed9-8684-b886032d30df"
+    line = f"policy permissive 9.9.9 (sha256:{digest}) in force, decision {uuid}, phone 415 555 1234"
+    assert scrub_text(line) == (
+        f"policy permissive 9.9.9 (sha256:{digest}) in force, decision {uuid}, phone [PHONE]")
+    # Only digests' exact shapes: a card number glued into other hex is still a card number.
+    assert scrub_text("ref deadbeef4111111111111111deadbeef99") == "ref deadbeef[CARD_NUMBER]deadbeef99"

@@ -38,7 +38,7 @@ def test_the_hash_follows_the_content_not_the_formatting():
         (lambda d: d.update(version="latest"), "version"),
         (lambda d: d["rules"].pop("pii"), "rules.pii"),
         (lambda d: d["rules"]["rate"].update(id="Rate Limit"), "rules.rate.id"),
-        (lambda d: d["rules"]["pii"].update(kinds=["passport"]), "rules.pii.kinds"),
+        (lambda d: d["rules"]["pii"].update(kinds=["shoe_size"]), "rules.pii.kinds"),
         (lambda d: d["rules"].update(surprise=True), "rules.surprise"),
     ],
 )

@@ -1,0 +1,1 @@
+"""Property-based fuzzing of the job's input path (docs/robustness.md)."""
