@@ -68,8 +68,23 @@ def _tokens(words: str) -> frozenset[str]:
 
 
 FAST_KINDS = (
-    "email", "credential", "iban", "national_id", "passport", "driving_licence", "tax_id", "bank_code",
-    "licence_plate", "cvv", "card_expiry", "ip_address", "date_of_birth", "card_number", "ssn", "phone", "pin",
+    "email",
+    "credential",
+    "iban",
+    "national_id",
+    "passport",
+    "driving_licence",
+    "tax_id",
+    "bank_code",
+    "licence_plate",
+    "cvv",
+    "card_expiry",
+    "ip_address",
+    "date_of_birth",
+    "card_number",
+    "ssn",
+    "phone",
+    "pin",
     "account_number",
 )
 STRICT_KINDS = (*FAST_KINDS, "age", "address", "person")
@@ -78,7 +93,14 @@ KINDS = FAST_KINDS
 #: precisely (``[BANK_CODE]``, not ``[ACCOUNT_NUMBER]``), and what goes with it (a card's expiry).
 BROUGHT = {
     "account_number": (
-        "iban", "date_of_birth", "national_id", "passport", "driving_licence", "tax_id", "bank_code", "ip_address",
+        "iban",
+        "date_of_birth",
+        "national_id",
+        "passport",
+        "driving_licence",
+        "tax_id",
+        "bank_code",
+        "ip_address",
     ),
     "pin": ("cvv",),
     "card_number": ("card_expiry",),
@@ -259,19 +281,37 @@ _IBAN_LETTERS = {ord(c): str(ord(c) - 55) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 # The words that name a value, by the kind they name. Order matters where one contains another:
 # "licence plate" before "licence", "security code on the back" (a CVV) before the PIN's "security code".
 _ID_CUES = (
-    ("licence_plate", r"licen[cs]e\s+plates?|number\s+plates?|plate\s+(?:number|no)|plates?"
-                      r"|(?:vehicle\s+|car\s+)?registration(?:\s+(?:number|plate|mark))?|reg\s+(?:number|no|plate)"),
-    ("driving_licence", r"driver'?s'?\s+licen[cs]e|drivers\s+licen[cs]e|driving\s+licen[cs]e|(?-i:DL)|licen[cs]e"),
+    (
+        "licence_plate",
+        r"licen[cs]e\s+plates?|number\s+plates?|plate\s+(?:number|no)|plates?"
+        r"|(?:vehicle\s+|car\s+)?registration(?:\s+(?:number|plate|mark))?|reg\s+(?:number|no|plate)",
+    ),
+    (
+        "driving_licence",
+        r"driver'?s'?\s+licen[cs]e|drivers\s+licen[cs]e|driving\s+licen[cs]e|(?-i:DL)|licen[cs]e",
+    ),
     ("passport", r"passport"),
-    ("national_id", r"national\s+insurance|(?-i:NI|NINO)|nino|nhs|medicare|social\s+insurance|(?-i:SIN)"
-                    r"|sin\s+(?:number|no)|aadhaa?r|national\s+id(?:entity)?|identity\s+(?:card|number|document)"
-                    r"|(?-i:ID)\s+(?:card|number|no)|id\s+(?:card|number)|health\s+(?:card|insurance)|(?-i:PPS|BSN)"),
-    ("tax_id", r"tax\s*(?:payer\s*)?(?:id|identification|reference|file|code|number)|(?-i:TIN|ITIN|EIN|UTR|TFN|PAN)"
-               r"|itin|utr|tfn|pan\s+(?:card|number)"),
-    ("bank_code", r"sort\s*code|routing|(?-i:ABA|BSB|BIC|IFSC)|aba\s+number|bsb|swift(?:\s*/\s*bic)?|bic\s+code"
-                  r"|transit\s+number|bank\s+code|ifsc"),
-    ("cvv", r"cvv2?|cvc2?|cv2|card\s+security\s+code|security\s+code\s+on\s+the\s+back(?:\s+of\s+the\s+card)?"
-            r"|(?:three|3|four|4)[\s-]+digit\s+(?:security\s+)?(?:code|number)|digits\s+on\s+the\s+back(?:\s+of\s+the\s+card)?"),
+    (
+        "national_id",
+        r"national\s+insurance|(?-i:NI|NINO)|nino|nhs|medicare|social\s+insurance|(?-i:SIN)"
+        r"|sin\s+(?:number|no)|aadhaa?r|national\s+id(?:entity)?|identity\s+(?:card|number|document)"
+        r"|(?-i:ID)\s+(?:card|number|no)|id\s+(?:card|number)|health\s+(?:card|insurance)|(?-i:PPS|BSN)",
+    ),
+    (
+        "tax_id",
+        r"tax\s*(?:payer\s*)?(?:id|identification|reference|file|code|number)|(?-i:TIN|ITIN|EIN|UTR|TFN|PAN)"
+        r"|itin|utr|tfn|pan\s+(?:card|number)",
+    ),
+    (
+        "bank_code",
+        r"sort\s*code|routing|(?-i:ABA|BSB|BIC|IFSC)|aba\s+number|bsb|swift(?:\s*/\s*bic)?|bic\s+code"
+        r"|transit\s+number|bank\s+code|ifsc",
+    ),
+    (
+        "cvv",
+        r"cvv2?|cvc2?|cv2|card\s+security\s+code|security\s+code\s+on\s+the\s+back(?:\s+of\s+the\s+card)?"
+        r"|(?:three|3|four|4)[\s-]+digit\s+(?:security\s+)?(?:code|number)|digits\s+on\s+the\s+back(?:\s+of\s+the\s+card)?",
+    ),
 )
 # A value: typed groups with a digit ("D1234567", "S530-4607"), capital letter groups ("QQ", "CDE"),
 # single letters spelled out, spoken digits, or a BIC ("DEUTDEFF").
@@ -316,9 +356,13 @@ _EXPIRY_WORDS = _tokens("exp exp. expiry expires expiration expired expiring val
 _MONTHS = range(1, 13)
 
 # -- IP addresses ------------------------------------------------------------------------------------
-_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\w|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){7})[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])",
-                   re.IGNORECASE)
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\w|\.\d)"
+)
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){7})[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])",
+    re.IGNORECASE,
+)
 _IP_GATE = re.compile(r"\d\.\d+\.\d")
 _IP_CUE = re.compile(r"\b(?:ip|ipv[46]|ip\s+address)\b", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-f]", re.IGNORECASE)
@@ -373,8 +417,8 @@ _CRED_PAIR = re.compile(
     re.IGNORECASE,
 )
 _CRED_WORDS = _wordset(
-    "password passwords passcode pass passphrase pwd pw username user userid login log security memorable secret"
-    " maiden pet pets"
+    "password passwords passcode pass passphrase pwd pw username user userid login log security memorable"
+    " secret maiden pet pets"
 )
 _SINGLE_VALUE_KEYS = re.compile(r"pass|pwd|pw|user|log", re.IGNORECASE)
 _MIN_ANSWER_CHARS = 3
@@ -432,8 +476,8 @@ _PERSON_HINT = re.compile(
     r"|spel|that's|that\s+is"
 )
 _PERSON_WORDS = _wordset(
-    "name names call mister missus mr mrs ms miss mx i im am this speaking talking calling spelled spelt holder"
-    " spell spelling hi hello hey surname that it"
+    "name names call mister missus mr mrs ms miss mx i im am this speaking talking calling spelled spelt"
+    " holder spell spelling hi hello hey surname that it"
 )
 # Capitalised words a weak cue is followed by that are not names.
 _NOT_NAMES = _wordset("""
@@ -461,8 +505,8 @@ _STREET = re.compile(
 )
 #: Street names spoken in lower case ("two two one b baker street") take only these suffixes.
 _PLAIN_SUFFIXES = _wordset(
-    "street st road rd avenue ave lane ln boulevard blvd drive crescent terrace parkway highway way place court"
-    " close grove gardens mews square"
+    "street st road rd avenue ave lane ln boulevard blvd drive crescent terrace parkway highway way place"
+    " court close grove gardens mews square"
 )
 # A street named without a house number ("Rose Court", "Church Lane"): capitalised words and suffix.
 _NAMED_STREET = re.compile(
@@ -474,7 +518,9 @@ _UNIT_NUMBER = re.compile(
     r"\b(?:flat|apartment|apt\.?|suite|unit)\s+#?\d{1,4}[a-z]?\b|\bp\.?\s?o\.?\s+box\s+\d{1,6}\b",
     re.IGNORECASE,
 )
-_CA_POSTCODE = re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b", re.IGNORECASE)
+_CA_POSTCODE = re.compile(
+    r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b", re.IGNORECASE
+)
 #: Words between a number and a suffix that make it a measure, not a street ("a 3 hour drive").
 _MEASURES = _wordset("""
 hour hours minute minutes min mins second seconds mile miles km kilometer kilometers kilometre kilometres
@@ -677,7 +723,11 @@ class Redactor:
                 found += ["licence_plate"] * n
         if (spoken or has_digit) and "card_expiry" in kinds and not _EXPIRY_WORDS.isdisjoint(tokens):
             text = _EXPIRY.sub(lambda m: self._expiry(m, found), text)
-        if "ip_address" in kinds and has_digit and (_IP_GATE.search(text) or "::" in text or text.count(":") > 6):
+        if (
+            "ip_address" in kinds
+            and has_digit
+            and (_IP_GATE.search(text) or "::" in text or text.count(":") > 6)
+        ):
             text = self._ips(text, found)
         if "date_of_birth" in kinds and (
             spoken or _DOB_HINT.search(low)
@@ -687,8 +737,9 @@ class Redactor:
             if _DOB_HINT.search(low) or "yob" in low:
                 text = _BIRTH_YEAR.sub(lambda m: _mask_group(m, "year", "date_of_birth", found), text)
         if "age" in kinds and (spoken or has_digit) and _AGE_HINT.search(low):
-            text = _AGE.sub(lambda m: _mask_group(m, "before" if m.group("before") else "after", "age", found),
-                            text)
+            text = _AGE.sub(
+                lambda m: _mask_group(m, "before" if m.group("before") else "after", "age", found), text
+            )
         if "address" in kinds and (has_digit or self.uncued or not words.isdisjoint(_ADDRESS_WORDS)):
             text = self._addresses(text, found)
         if spoken and any(k in kinds for k in _CLASSIFIED):
@@ -712,7 +763,13 @@ class Redactor:
             found.extend(("credential", "credential"))
             whole, base = match.group(0), match.start()
             (s1, e1), (s2, e2) = match.span("first"), match.span("second")
-            return whole[:s1 - base] + "[CREDENTIAL]" + whole[e1 - base:s2 - base] + "[CREDENTIAL]" + whole[e2 - base:]
+            return (
+                whole[: s1 - base]
+                + "[CREDENTIAL]"
+                + whole[e1 - base : s2 - base]
+                + "[CREDENTIAL]"
+                + whole[e2 - base :]
+            )
 
         text = _CRED_PAIR.sub(pair, text)
         parts: list[str] = []
@@ -818,7 +875,9 @@ class Redactor:
                 size = len(_HEX.findall(address))
             else:
                 size = sum(c.isdigit() for c in address)
-            if size < self.min_digits and not _IP_CUE.search(text[max(0, match.start() - _CONTEXT_CHARS):match.start()]):
+            if size < self.min_digits and not _IP_CUE.search(
+                text[max(0, match.start() - _CONTEXT_CHARS) : match.start()]
+            ):
                 return address
             found.append("ip_address")
             return "[IP_ADDRESS]"
@@ -1074,19 +1133,21 @@ def _mod97(compact: str) -> bool:
     return int((compact[4:] + compact[:4]).translate(_IBAN_LETTERS)) % 97 == 1
 
 
-_HEX = frozenset("0123456789abcdefABCDEF-")
-_DIGEST = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_HEX_CHARS = frozenset("0123456789abcdefABCDEF-")
+_DIGEST = re.compile(
+    r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+)
 
 
 def _in_digest(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` lies in a digest or a UUID (exactly an MD5, SHA-1 or SHA-256 hex
     digest, or a UUID, with a letter in it), whose digits a number pass would take for a phone."""
-    if not (start > 0 and text[start - 1] in _HEX or end < len(text) and text[end] in _HEX):
+    if not (start > 0 and text[start - 1] in _HEX_CHARS or end < len(text) and text[end] in _HEX_CHARS):
         return False
     low, high = start, end
-    while low > 0 and text[low - 1] in _HEX:
+    while low > 0 and text[low - 1] in _HEX_CHARS:
         low -= 1
-    while high < len(text) and text[high] in _HEX:
+    while high < len(text) and text[high] in _HEX_CHARS:
         high += 1
     token = text[low:high]
     return _DIGEST.fullmatch(token) is not None and not token.replace("-", "").isdigit()
@@ -1110,12 +1171,12 @@ FAST = Redactor()
 _NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'’\-]*(?:['’\-][^\W\d_]+)*")
 #: Words after a name that make it a place or a business ("Hilton Hotel", "Baker Street").
 _PLACE_WORDS = _wordset("""
-hotel hotels inn motel hostel lodge resort restaurant cafe café bar pub club grill kitchen bistro diner pizzeria
-apartments apartment tower towers plaza center centre mall market airport station hospital clinic surgery
-school university college academy park bank church museum theatre theater gallery cinema company inc ltd llc
-corp group airlines airways street st road rd avenue ave lane ln drive dr boulevard blvd close crescent court
-place square terrace way grove gardens mews parkway highway circle trail row walk hill rise green view alley
-bridge heights village city town county state beach island lake river valley
+hotel hotels inn motel hostel lodge resort restaurant cafe café bar pub club grill kitchen bistro diner
+pizzeria apartments apartment tower towers plaza center centre mall market airport station hospital clinic
+surgery school university college academy park bank church museum theatre theater gallery cinema company inc
+ltd llc corp group airlines airways street st road rd avenue ave lane ln drive dr boulevard blvd close
+crescent court place square terrace way grove gardens mews parkway highway circle trail row walk hill rise
+green view alley bridge heights village city town county state beach island lake river valley
 """)
 #: Words before a name that make it a place ("San Francisco", "St Albans", "Fort Worth").
 _PLACE_PREFIXES = _wordset("san santa santo são sao los las st saint ste fort port mount mt lake new")
