@@ -80,16 +80,32 @@ def _embedded(records: list[dict], repeat: int) -> dict:
         walls: dict[str, list[float]] = {arm: [] for arm in ARMS}
         for _ in range(repeat):
             for arm, extra in ARMS.items():
-                env = {**os.environ, **extra, "COACH_INPUT": str(source), "COACH_OUTPUT_DIR": str(Path(tmp) / arm),
-                       "COACH_PRINT_SUGGESTIONS": "false"}
+                env = {
+                    **os.environ,
+                    **extra,
+                    "COACH_INPUT": str(source),
+                    "COACH_OUTPUT_DIR": str(Path(tmp) / arm),
+                    "COACH_PRINT_SUGGESTIONS": "false",
+                }
                 env.pop("COACH_BROKERS", None)
                 began = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=root, env=env,
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [sys.executable, "-m", "bytewax.run", "flows.coaching:flow"],
+                    cwd=root,
+                    env=env,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 walls[arm].append(time.perf_counter() - began)
                 print(arm, "embedded", round(walls[arm][-1], 2), "s", file=sys.stderr)
-    out = {arm: {"wall_s": round(statistics.median(w), 2),
-                 "us_per_record": round(statistics.median(w) / len(records) * 1e6, 1)} for arm, w in walls.items()}
+    out = {
+        arm: {
+            "wall_s": round(statistics.median(w), 2),
+            "us_per_record": round(statistics.median(w) / len(records) * 1e6, 1),
+        }
+        for arm, w in walls.items()
+    }
     out["ratio"] = round(out["on"]["wall_s"] / out["off"]["wall_s"], 3)
     out["hot_path_ratio"] = round(out["hot_path"]["wall_s"] / out["off"]["wall_s"], 3)
     return out

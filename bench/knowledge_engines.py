@@ -36,8 +36,14 @@ def queries(turns) -> dict[str, list[tuple[str, ...]]]:
     agent = [text for speaker, text in turns if speaker == "agent"]
     last, every = tokens(customer[-1]), tokens(" ".join(customer))
     agents = tokens(" ".join(agent))
-    passages = [last, every, tokens(customer[-2]) if len(customer) > 1 else (), tokens(agent[-1]) if agent else (),
-                agents, *(tokens(text) for text in agent[-1 - EARLIER_AGENT_TURNS:-1])]
+    passages = [
+        last,
+        every,
+        tokens(customer[-2]) if len(customer) > 1 else (),
+        tokens(agent[-1]) if agent else (),
+        agents,
+        *(tokens(text) for text in agent[-1 - EARLIER_AGENT_TURNS : -1]),
+    ]
     return {"passages": passages, "articles": [every + agents, every, last, agents],
             "headings": [last, every], "titles": [last, every + agents]}
 
@@ -72,17 +78,24 @@ def main() -> int:
             for terms in texts:
                 if terms:
                     match = " OR ".join(f'"{term}"' for term in dict.fromkeys(terms))
-                    con.execute(f"SELECT rowid, bm25({name}) FROM {name} WHERE {name} MATCH ?", (match,)).fetchall()
+                    con.execute(
+                        f"SELECT rowid, bm25({name}) FROM {name} WHERE {name} MATCH ?", (match,)
+                    ).fetchall()
         sqlite_ms.append(1000 * (time.perf_counter() - start))
         start = time.perf_counter()
         for name, texts in wanted.items():
             index.scores_many(name, texts)
         bm25s_ms.append(1000 * (time.perf_counter() - start))
     figures = {
-        engine: {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+        engine: {
+            "p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        }
         for engine, ms in (("sqlite_fts5", sqlite_ms), ("bm25s", bm25s_ms))
     }
-    print(json.dumps({"turns": len(turns), "passages": len(index), "sqlite": sqlite3.sqlite_version, **figures}))
+    print(
+        json.dumps({"turns": len(turns), "passages": len(index), "sqlite": sqlite3.sqlite_version, **figures})
+    )
     return 0
 
 

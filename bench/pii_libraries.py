@@ -120,15 +120,20 @@ def measure(name: str, make, customer: list[str], agent: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dialogues", type=Path, default=ROOT.parent / "shared/data/star/dialogues.jsonl.gz")
     parser.add_argument("--texts", type=int, default=2000, help="customer and agent turns sampled")
     args = parser.parse_args(argv)
     customer, agent = star_texts(args.dialogues, args.texts)
-    for name, make in (("presidio-analyzer + en_core_web_sm", masker_presidio), ("usaddress", masker_usaddress),
-                       ("phonenumbers.PhoneNumberMatcher", masker_phonenumbers),
-                       ("operators.pii FAST", lambda: masker_ours(False)),
-                       ("operators.pii STRICT", lambda: masker_ours(True))):
+    for name, make in (
+        ("presidio-analyzer + en_core_web_sm", masker_presidio),
+        ("usaddress", masker_usaddress),
+        ("phonenumbers.PhoneNumberMatcher", masker_phonenumbers),
+        ("operators.pii FAST", lambda: masker_ours(False)),
+        ("operators.pii STRICT", lambda: masker_ours(True)),
+    ):
         print(json.dumps(measure(name, make, customer, agent), ensure_ascii=False), flush=True)
     return 0
 

@@ -236,9 +236,23 @@ def main(argv: list[str] | None = None) -> int:
     policy_kinds, policy_changed = changes(policy.redactor, customer)
     rng = random.Random(7)
     samples = {}
-    for kind in ("person", "address", "credential", "date_of_birth", "iban", "national_id", "passport",
-                 "driving_licence", "tax_id", "bank_code", "licence_plate", "cvv", "card_expiry", "ip_address",
-                 "age"):
+    for kind in (
+        "person",
+        "address",
+        "credential",
+        "date_of_birth",
+        "iban",
+        "national_id",
+        "passport",
+        "driving_licence",
+        "tax_id",
+        "bank_code",
+        "licence_plate",
+        "cvv",
+        "card_expiry",
+        "ip_address",
+        "age",
+    ):
         hits = [(t, c) for t, c in changed if f"[{kind.upper()}]" in c]
         samples[kind] = {"turns": len(hits), "sample": rng.sample(hits, min(args.samples, len(hits)))}
     result["customer_turns"] = {

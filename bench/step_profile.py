@@ -33,7 +33,10 @@ sys.path.insert(0, str(ROOT))
 #: (step, frames that belong to it); a sample is counted for the innermost step one of its
 #: frames matches. Contracts and JSON (``SHARED``) are counted for the step that calls them.
 STEPS: tuple[tuple[str, str], ...] = (
-    ("Bytewax runtime and operator shims", r"\(run\.py:|bytewax/operators/__init__\.py|\(operators/__init__\.py"),
+    (
+        "Bytewax runtime and operator shims",
+        r"\(run\.py:|bytewax/operators/__init__\.py|\(operators/__init__\.py",
+    ),
     ("error boundaries (state copies)", r"\(operators/boundary\.py"),
     ("read inputs", r"\(coachflow/connectors\.py:\d+\)$|_JsonlPartition|KafkaSource|confluent_kafka"),
     ("parse and contracts", r"\(operators/(parse|records|limits|envelope)\.py"),
@@ -83,7 +86,12 @@ def summarise(raw: Path) -> dict[str, object]:
     startup = counts.pop("start-up", 0)
     working = sum(counts.values())
     steps = {name: {"samples": n, "share": round(n / working, 4)} for name, n in counts.most_common()}
-    return {"samples": working + startup, "start_up_samples": startup, "working_samples": working, "steps": steps}
+    return {
+        "samples": working + startup,
+        "start_up_samples": startup,
+        "working_samples": working,
+        "steps": steps,
+    }
 
 
 def _replay(args: argparse.Namespace, work: Path) -> Path:
@@ -105,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--dialogues", type=Path, default=ROOT.parent / "shared/data/star/dialogues.jsonl.gz")
     parser.add_argument("--split", default="dev", choices=("dev", "train", "all"))
-    parser.add_argument("--limit", type=int, default=0, help="at most this many dialogues (0: all of the split)")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="at most this many dialogues (0: all of the split)"
+    )
     parser.add_argument("--rate", type=int, default=400, help="samples a second")
     parser.add_argument("--pid", type=int, help="profile this running job instead of an embedded run")
     parser.add_argument("--duration", type=int, default=30, help="seconds to sample a --pid")

@@ -81,7 +81,7 @@ CREATED: list[str] = []
 
 
 def create_topics(settings: Settings) -> None:
-    """The run's topics, as the job would create them; inputs, decisions and dead letters stamped by the broker."""
+    """The run's topics, as the job would create them; inputs, decisions, dead letters broker-stamped."""
     stamped = (settings.topic_events, settings.topic_context, settings.topic_decisions, settings.topic_dlq)
     CREATED.extend(ensure_topics(settings, extra_config=dict.fromkeys(stamped, APPEND_TIME)))
 
@@ -99,7 +99,9 @@ def delete_created_topics(brokers: str, timeout: float = 60.0) -> list[str]:
         return []
     deleted = []
     admin = AdminClient(Settings(brokers=brokers).kafka_client())
-    for name, future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).items():
+    for name, future in admin.delete_topics(
+        names, operation_timeout=timeout, request_timeout=timeout
+    ).items():
         try:
             future.result(timeout)
             deleted.append(name)
@@ -130,7 +132,9 @@ class Collector:
 
     settings: Settings
     topics: tuple[str, ...] = ()
-    outputs: list[tuple[bytes, bool, float]] = field(default_factory=list)  # (value, is dead letter, append s)
+    outputs: list[tuple[bytes, bool, float]] = field(
+        default_factory=list
+    )  # (value, is dead letter, append s)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -140,8 +144,11 @@ class Collector:
         consumer = Consumer(self.settings.kafka_client(**{
             "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
         dlq = self.settings.topic_dlq
-        parts = [TopicPartition(topic, p, 0) for topic in (self.topics or (self.settings.topic_decisions, dlq))
-                 for p in range(self.settings.topic_partitions)]
+        parts = [
+            TopicPartition(topic, p, 0)
+            for topic in (self.topics or (self.settings.topic_decisions, dlq))
+            for p in range(self.settings.topic_partitions)
+        ]
         consumer.assign(parts)
 
         def run() -> None:
@@ -186,7 +193,9 @@ class Collector:
         times = sorted(t for _, _, t in self.outputs)
         if len(times) < 2:
             return 0.0
-        began = min((parsed_at(record) for record, _ in self.records() if not record["_dlq"]), default=times[0])
+        began = min(
+            (parsed_at(record) for record, _ in self.records() if not record["_dlq"]), default=times[0]
+        )
         return len(times) / (times[-1] - began) if times[-1] > began else 0.0
 
 
@@ -248,7 +257,7 @@ class Publisher:
 
 
 def parsed_at(decision: dict) -> float:
-    """When the job parsed the decision's input (epoch seconds): ``decided_at`` less ``latency_ms.total_ms``."""
+    """When the job parsed the decision's input (epoch s): ``decided_at`` less ``latency_ms.total_ms``."""
     decided = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00")).timestamp()
     return decided - (decision.get("latency_ms") or {}).get("total_ms", 0.0) / 1000
 
@@ -280,7 +289,11 @@ def latency_report(collector: Collector, publisher: Publisher, skip: int) -> dic
         every.append(latency)
         if record.get("latency_ms"):
             in_job.append(record["latency_ms"]["total_ms"])
-        if record["input"]["kind"] == "turn" and record["input"]["is_final"] and record["input"]["speaker"] == "customer":
+        if (
+            record["input"]["kind"] == "turn"
+            and record["input"]["is_final"]
+            and record["input"]["speaker"] == "customer"
+        ):
             final_turns.append(latency)
         if context_at.get(record["customer_id"], float("inf")) <= published:
             context_first.append(latency)
@@ -326,19 +339,36 @@ class Job:
             raise ValueError("jobs sharing the partitions run one process each")
         self.log_path = log_dir / f"{settings.topic_events.split('.')[0]}.log"
         self._log = self.log_path.open("w")
-        env = job_env(settings, {"COACH_OUTPUT_DIR": str(log_dir), "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()), **env})
+        env = job_env(
+            settings, {"COACH_OUTPUT_DIR": str(log_dir), "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()), **env}
+        )
         scale: list[tuple[list[str], dict[str, str]]] = [(["-w", str(workers)], env)]
         if processes > 1:
             ports = free_ports(processes)
             addresses = ";".join(f"127.0.0.1:{port}" for port in ports)
             scale = [(["-w", str(workers), "-i", str(i), "-a", addresses], env) for i in range(processes)]
         elif jobs > 1:  # own metrics ports and lineage runs: separate jobs
-            scale = [(["-w", str(workers)], {**env, **share_env(share), "COACH_METRICS_PORT": str(port),
-                                             "COACH_LINEAGE_RUN_ID": str(uuid.uuid4())})
-                     for share, port in zip(shares(settings.topic_partitions, jobs), free_ports(jobs), strict=True)]
+            scale = [
+                (
+                    ["-w", str(workers)],
+                    {
+                        **env,
+                        **share_env(share),
+                        "COACH_METRICS_PORT": str(port),
+                        "COACH_LINEAGE_RUN_ID": str(uuid.uuid4()),
+                    },
+                )
+                for share, port in zip(shares(settings.topic_partitions, jobs), free_ports(jobs), strict=True)
+            ]
         self.processes = [
-            subprocess.Popen([sys.executable, "-m", "bytewax.run", *flags, *args, "flows.coaching:flow"], cwd=ROOT,
-                             env=process_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            subprocess.Popen(
+                [sys.executable, "-m", "bytewax.run", *flags, *args, "flows.coaching:flow"],
+                cwd=ROOT,
+                env=process_env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             for flags, process_env in scale
         ]
         self.usage = Usage([p.pid for p in self.processes])
@@ -375,8 +405,16 @@ class ReferenceLoops:
         env = job_env(settings, {"COACH_LINEAGE": "none"})
         envs = [env] if jobs == 1 else [{**env, **share_env(share)}
                                          for share in shares(settings.topic_partitions, jobs)]
-        self.processes = [subprocess.Popen([sys.executable, "-m", "coachflow.reference"], cwd=ROOT, env=loop_env,
-                                           stdout=self._log, stderr=subprocess.STDOUT) for loop_env in envs]
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "coachflow.reference"],
+                cwd=ROOT,
+                env=loop_env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            for loop_env in envs
+        ]
         self.usage = Usage([p.pid for p in self.processes])
         self.usage.start()
 
@@ -528,11 +566,18 @@ class KnowledgeJob:
         self._log.close()
 
     def report(self, since_s: float, timeout: float = 30.0) -> dict:
-        """Its decisions (by outcome) and cards since ``since_s``, and a card's latency from its turn's append."""
+        """Its decisions (by outcome) and cards since ``since_s``, a card's latency from its turn's append."""
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer(Settings(brokers=self.brokers).kafka_client(**{
-            "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False, "enable.partition.eof": True}))
+        consumer = Consumer(
+            Settings(brokers=self.brokers).kafka_client(
+                **{
+                    "group.id": f"bench-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                }
+            )
+        )
         topic = self.topics["topic_decisions"]
         consumer.assign([TopicPartition(topic, p, 0) for p in range(self.partitions)])
         outcomes: dict[str, int] = {}
@@ -548,10 +593,14 @@ class KnowledgeJob:
                     stamp = decision["input"]["source"].get("timestamp_ms")
                     if stamp is None or stamp / 1000 < since_s:
                         continue
-                    key = decision["outcome"] + ("" if decision["outcome"] != "shed" else f":{decision['reasons'][0]}")
+                    key = decision["outcome"] + (
+                        "" if decision["outcome"] != "shed" else f":{decision['reasons'][0]}"
+                    )
                     outcomes[key] = outcomes.get(key, 0) + 1
                     if decision["outcome"] == "shown":
-                        decided = datetime.fromisoformat(decision["decided_at"].replace("Z", "+00:00")).timestamp()
+                        decided = datetime.fromisoformat(
+                            decision["decided_at"].replace("Z", "+00:00")
+                        ).timestamp()
                         latencies.append(1000 * (decided - stamp / 1000))
         finally:
             consumer.close()
@@ -584,7 +633,9 @@ def live_run(
     ``knowledge``: also run the knowledge job on the same input topics, indexing
     these articles, and report its CPU, outcomes and card latency beside the job's.
     """
-    settings = bench_settings(brokers, f"{'rlat' if reference else 'bench'}{uuid.uuid4().hex[:8]}.", partitions)
+    settings = bench_settings(
+        brokers, f"{'rlat' if reference else 'bench'}{uuid.uuid4().hex[:8]}.", partitions
+    )
     create_topics(settings)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coach-bench-"))
     job = (ReferenceLoops(settings, log_dir, jobs) if reference
@@ -607,23 +658,32 @@ def live_run(
         beside_before = beside.usage.cpu_s if beside is not None else 0.0
         achieved = publisher.paced(records[warmup:], rate)
         if not collector.wait_for(len(records), 120):
-            raise RuntimeError(f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}")
+            raise RuntimeError(
+                f"{len(records) - len(collector.outputs)} records unanswered; see {job.log_path}"
+            )
         job.usage.sample()
         cpu = (job.usage.cpu_s - cpu_before) / (time.monotonic() - began)
         if beside is not None:
             time.sleep(2.0)  # the knowledge job's last answers
             beside.usage.sample()
-            extra["knowledge"] = {"cpu_cores": round((beside.usage.cpu_s - beside_before) / (time.monotonic() - began), 2),
-                                  **beside.report(began - 1.0)}
+            extra["knowledge"] = {
+                "cpu_cores": round((beside.usage.cpu_s - beside_before) / (time.monotonic() - began), 2),
+                **beside.report(began - 1.0),
+            }
         time.sleep(0.5)
     finally:
         collector.stop()
         job.stop()
         if beside is not None:
             beside.stop()
-    return {"rate_per_s": round(achieved, 1), "records": len(records), "cpu_cores": round(cpu, 2),
-            "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1), **latency_report(collector, publisher, warmup),
-            **extra}
+    return {
+        "rate_per_s": round(achieved, 1),
+        "records": len(records),
+        "cpu_cores": round(cpu, 2),
+        "peak_rss_mb": round(job.usage.peak_rss / 2**20, 1),
+        **latency_report(collector, publisher, warmup),
+        **extra,
+    }
 
 
 def throughput_run(
@@ -679,8 +739,14 @@ def _job_run(settings: Settings, count: int, log_dir: Path, env: dict[str, str] 
              workers: int, processes: int, jobs: int = 1) -> dict:
     collector = Collector(settings)
     collector.start()
-    job = Job(settings, {"COACH_KAFKA_TAIL": "false", **(env or {})}, log_dir, workers=workers, processes=processes,
-              jobs=jobs)
+    job = Job(
+        settings,
+        {"COACH_KAFKA_TAIL": "false", **(env or {})},
+        log_dir,
+        workers=workers,
+        processes=processes,
+        jobs=jobs,
+    )
     try:
         working = working_cpu_us(job.usage, collector, count, 600)
         if len(collector.outputs) < count:
@@ -702,7 +768,9 @@ def _reference_run(brokers: str, settings: Settings, count: int, log_dir: Path, 
     """The reference loop (one per share when ``jobs`` split the partitions): the job's input topics, its own
     output topics."""
     ref = bench_settings(brokers, f"ref{uuid.uuid4().hex[:8]}.", partitions)
-    ref = ref.model_copy(update={"topic_events": settings.topic_events, "topic_context": settings.topic_context})
+    ref = ref.model_copy(
+        update={"topic_events": settings.topic_events, "topic_context": settings.topic_context}
+    )
     create_topics(ref)
     collector = Collector(ref)
     collector.start()
@@ -794,8 +862,14 @@ def sample_decisions() -> list:
     from operators.envelope import Origin, RawRecord
     from schemas import Decision
 
-    settings = Settings(input=SAMPLE_INPUT, output_dir=tempfile.mkdtemp(prefix="floor-"), quality_monitor=False,
-                        lineage="none", print_suggestions=False, log_level="WARNING")
+    settings = Settings(
+        input=SAMPLE_INPUT,
+        output_dir=tempfile.mkdtemp(prefix="floor-"),
+        quality_monitor=False,
+        lineage="none",
+        print_suggestions=False,
+        log_level="WARNING",
+    )
     pipeline = Pipeline(settings)
     raws = [RawRecord(value=line, key=None, origin=Origin(file=str(SAMPLE_INPUT), line=n), stream="any",
                       size=len(line) + 1)
@@ -813,7 +887,7 @@ def _local_broker_pid(brokers: str) -> int | None:
 
 
 def floor_run(brokers: str, mode: str, records: list[dict], partitions: int, decisions: list) -> dict:
-    """The Kafka floor: a bare confluent-kafka loop over ``records`` with no pipeline (see bench/kafka_floor.py).
+    """The Kafka floor: a bare confluent-kafka loop over ``records``, no pipeline (bench/kafka_floor.py).
 
     ``bytes`` produces each input's own bytes; ``contracts`` validates each input with its topic
     contract's adapter and serialises a real decision of the sample (the least work a record costs
@@ -834,7 +908,9 @@ def floor_run(brokers: str, mode: str, records: list[dict], partitions: int, dec
     publisher.flush()
     collector = Collector(settings, topics=(settings.topic_decisions,))
     collector.start()
-    consumer = Consumer(settings.kafka_client(**{"group.id": f"floor-{uuid.uuid4().hex}", "enable.auto.commit": False}))
+    consumer = Consumer(
+        settings.kafka_client(**{"group.id": f"floor-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    )
     consumer.assign([TopicPartition(topic, p, 0) for topic in (settings.topic_events, settings.topic_context)
                      for p in range(partitions)])
     producer = Producer(settings.kafka_client(**{"linger.ms": 5, "delivery.report.only.error": True,
@@ -857,7 +933,9 @@ def floor_run(brokers: str, mode: str, records: list[dict], partitions: int, dec
                 stream = "context" if message.topic() == settings.topic_context else "events"
                 record = adapters[stream].validate_json(message.value())
                 decision = decisions[done % len(decisions)]
-                decision = decision.model_copy(update={"decision_id": getattr(record, "event_id", record.customer_id)})
+                decision = decision.model_copy(
+                    update={"decision_id": getattr(record, "event_id", record.customer_id)}
+                )
                 value = decision.__pydantic_serializer__.to_json(decision)
             else:
                 parsed = json.loads(message.value())
@@ -905,7 +983,7 @@ def _medians(rounds: list[dict]) -> dict:
 
 
 def main_bench(args) -> int:
-    """``coach bench``: throughput (job and reference loop) and latency at a target rate, as one JSON object."""
+    """``coach bench``: throughput (job, reference loop) and latency at a target rate, one JSON object."""
     if args.rounds < 1 and args.duration <= 0:
         print("coach bench: nothing to measure (--rounds 0 and --duration 0)", file=sys.stderr)
         return 2
@@ -931,9 +1009,19 @@ def main_bench(args) -> int:
                             args.concurrency)
         rounds = []
         for n in range(args.rounds):
-            log(f"throughput, round {n + 1} of {args.rounds}: {args.throughput_records} records preloaded, {scale}")
-            rounds.append(throughput_run(brokers, pool[:args.throughput_records], reference=not args.no_reference,
-                                         reference_first=n % 2 == 1, **scale))
+            log(
+                f"throughput, round {n + 1} of {args.rounds}: "
+                f"{args.throughput_records} records preloaded, {scale}"
+            )
+            rounds.append(
+                throughput_run(
+                    brokers,
+                    pool[: args.throughput_records],
+                    reference=not args.no_reference,
+                    reference_first=n % 2 == 1,
+                    **scale,
+                )
+            )
             log(json.dumps(rounds[-1]))
         tput = _medians(rounds) if rounds else {}
         result = {"throughput_per_s": tput.get("throughput_per_s"),
@@ -942,8 +1030,10 @@ def main_bench(args) -> int:
         if rounds and not args.no_floor:  # the floor in the same run: the ratio to it is what drifts least
             log(f"the Kafka floor: {args.throughput_records} records, bytes only and with the contracts")
             decisions = sample_decisions()
-            floors = {mode: floor_run(brokers, mode, pool[:args.throughput_records], args.partitions, decisions)
-                      for mode in ("bytes", "contracts")}
+            floors = {
+                mode: floor_run(brokers, mode, pool[: args.throughput_records], args.partitions, decisions)
+                for mode in ("bytes", "contracts")
+            }
             log(json.dumps(floors))
             floor = floors["contracts"]["throughput_per_s"]
             result.update({
@@ -956,8 +1046,10 @@ def main_bench(args) -> int:
                 "floor_bytes_cpu_us_per_record": floors["bytes"]["loop_cpu_us_per_record"],
             })
         if len(rounds) > 1:
-            result["rounds"] = [{key: r.get(key) for key in ("throughput_per_s", "reference_throughput_per_s", "ratio")}
-                                for r in rounds]
+            result["rounds"] = [
+                {key: r.get(key) for key in ("throughput_per_s", "reference_throughput_per_s", "ratio")}
+                for r in rounds
+            ]
         if args.duration > 0:
             log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
             live = live_run(brokers, pool[:live_count], args.rate, knowledge=args.knowledge, **scale)
@@ -978,7 +1070,9 @@ def main_bench(args) -> int:
                 log(f"latency of the reference loop: {args.rate:g} records/s for {args.duration:g} s")
                 ref = live_run(brokers, pool[:live_count], args.rate, reference=True, **scale)
                 ends = ref["decisions"]
-                result.update({f"reference_{key}": ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
+                result.update(
+                    {f"reference_{key}": ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+                )
                 result.update({"reference_rate_achieved_per_s": ref["rate_per_s"],
                                "reference_context_first": ref["context_first"],
                                "reference_in_loop": ref["in_job"],

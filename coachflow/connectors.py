@@ -274,7 +274,7 @@ class RawKafkaSource(KafkaSource):
         self._local = threading.local()  # a worker is a thread: its consumer
 
     def list_parts(self) -> list[str]:
-        """Every partition of the input topics; with a share (``COACH_KAFKA_PARTITIONS``), those numbers of each.
+        """Every partition of the input topics; with a share (``COACH_KAFKA_PARTITIONS``), those of each.
 
         Jobs that split the partitions between them keep no state in common,
         so a customer's context, conversations and feedback must be in the
@@ -291,13 +291,17 @@ class RawKafkaSource(KafkaSource):
             topic = part.split("-", 1)[1]
             counts[topic] = counts.get(topic, 0) + 1
         if len(set(counts.values())) > 1:
-            raise ValueError(f"COACH_KAFKA_PARTITIONS needs co-partitioned input topics of one partition count, "
-                             f"not {counts}")
+            raise ValueError(
+                f"COACH_KAFKA_PARTITIONS needs co-partitioned input topics of one partition count, "
+                f"not {counts}"
+            )
         count = next(iter(counts.values()), 0)
         missing = sorted(n for n in self._share if n >= count)
         if missing:
-            raise ValueError(f"COACH_KAFKA_PARTITIONS names partitions {missing}; the input topics have {count} "
-                             f"(0 to {count - 1})")
+            raise ValueError(
+                f"COACH_KAFKA_PARTITIONS names partitions {missing}; the input topics have {count} "
+                f"(0 to {count - 1})"
+            )
         return [part for part in parts if int(part.split("-", 1)[0]) in self._share]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
@@ -430,7 +434,9 @@ class CheckedKafkaSink(FixedPartitionedSink[KafkaOut, None]):
     the workers; every partition of a process shares one producer.
     """
 
-    def __init__(self, brokers: list[str], config: dict[str, str] | None = None, partitions: int = 16) -> None:
+    def __init__(
+        self, brokers: list[str], config: dict[str, str] | None = None, partitions: int = 16
+    ) -> None:
         # Delivery reports only of failures: an acknowledged record calls no Python;
         # ``flush`` still waits for every acknowledgement.
         self._config = {"bootstrap.servers": ",".join(brokers), "enable.idempotence": "true",
@@ -459,8 +465,12 @@ def write_outputs(stream: Stream[tuple[str, bytes | None, bytes]], settings: Set
     kinds = OUTPUT_KINDS if outputs is None else tuple(sorted(outputs))
     if settings.kafka_mode:
         messages = op.map(
-            "to_kafka", stream,
-            lambda item: (item[1].decode("utf-8", "replace") if item[1] else item[0], (topics[item[0]], *item[1:])),
+            "to_kafka",
+            stream,
+            lambda item: (
+                item[1].decode("utf-8", "replace") if item[1] else item[0],
+                (topics[item[0]], *item[1:]),
+            ),
         )
         op.output("write_kafka", messages, CheckedKafkaSink(settings.broker_list, settings.kafka_client()))
         return

@@ -46,13 +46,19 @@ def _topic_records(brokers: str, topic: str, timeout: float = 10.0) -> Iterator[
         consumer.close()
 
 
-def explain(suggestion_id: str, decisions: Iterable[dict], lineage_events: Iterable[dict] = ()) -> dict | None:
+def explain(
+    suggestion_id: str, decisions: Iterable[dict], lineage_events: Iterable[dict] = ()
+) -> dict | None:
     """The provenance of one suggestion, or None if no decision shows it."""
     decision = next((d for d in decisions if d.get("suggestion_id") == suggestion_id), None)
     if decision is None:
         return None
     start = next(
-        (e for e in lineage_events if e.get("eventType") == "START" and e["run"]["runId"] == decision.get("run_id")),
+        (
+            e
+            for e in lineage_events
+            if e.get("eventType") == "START" and e["run"]["runId"] == decision.get("run_id")
+        ),
         None,
     )
     chain = {

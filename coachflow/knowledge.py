@@ -121,7 +121,12 @@ class IndexStore:
         if index.kb_version == self.index.kb_version and index.max_words == self.index.max_words:
             return False
         self.retriever.swap(index)
-        log.info("knowledge base %s in force: %d articles, %d passages", index.kb_version, len(index.articles), len(index))
+        log.info(
+            "knowledge base %s in force: %d articles, %d passages",
+            index.kb_version,
+            len(index.articles),
+            len(index),
+        )
         for listener in self.on_swap:
             listener(index)
         return True
@@ -164,7 +169,9 @@ class IndexStore:
         topic, consumer = self.ks.articles_topic, self._consumer
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
-            log.warning("articles topic %s has no partitions yet: starting with an empty knowledge base", topic)
+            log.warning(
+                "articles topic %s has no partitions yet: starting with an empty knowledge base", topic
+            )
             return
         ends = {}
         for partition in meta.partitions:
@@ -202,8 +209,10 @@ class IndexStore:
         try:
             article = kb.ARTICLE_ADAPTER.validate_json(value)
         except ValidationError as error:
-            message_text = f"article at {message.topic()}/{message.partition()}@{message.offset()} rejected: " \
-                           f"{kb._problems(error)}"
+            message_text = (
+                f"article at {message.topic()}/{message.partition()}@{message.offset()} rejected: "
+                f"{kb._problems(error)}"
+            )
             self.rejections.append(message_text)
             log.error(message_text)
             return
@@ -239,8 +248,12 @@ def publish_articles(articles: list[Article], brokers: str, topic: str, partitio
     producer = Producer({**config, "enable.idempotence": "true"})
     failed: list[str] = []
     for article in articles:
-        producer.produce(topic, article.model_dump_json(exclude_none=True).encode(), article.article_id.encode(),
-                         on_delivery=lambda err, msg: failed.append(str(err)) if err is not None else None)
+        producer.produce(
+            topic,
+            article.model_dump_json(exclude_none=True).encode(),
+            article.article_id.encode(),
+            on_delivery=lambda err, msg: failed.append(str(err)) if err is not None else None,
+        )
         producer.poll(0)
     producer.flush(timeout_s)
     if failed:
@@ -281,15 +294,21 @@ def kb_dataset(ks: KnowledgeSettings, settings: Settings) -> tuple[str, str]:
 
 def knowledge_lineage(ks: KnowledgeSettings, settings: Settings, reranker: Reranker, policy: KnowledgePolicy,
                       suites: list[str]) -> tuple[Lineage, str]:
-    """The knowledge job's ``Lineage``: conversation events, context and the KB in; cards, decisions and dead letters out."""
+    """The knowledge job's ``Lineage``: events, context and the KB in; cards, decisions, dead letters out."""
     if settings.kafka_mode:
         namespace = kafka_namespace(settings.brokers)
-        inputs = [DatasetSpec(namespace, settings.topic_events, "conversation_event.v1", "conversation_events"),
-                  DatasetSpec(namespace, settings.topic_context, "customer_context.v1", "customer_context")]
+        inputs = [
+            DatasetSpec(namespace, settings.topic_events, "conversation_event.v1", "conversation_events"),
+            DatasetSpec(namespace, settings.topic_context, "customer_context.v1", "customer_context"),
+        ]
         outputs = {kind: (namespace, topic) for kind, topic in ks.outputs().items()}
     else:
         namespace = file_namespace()
-        inputs = [DatasetSpec(namespace, str(Path(ks.input).resolve()), "conversation_event.v1", "conversation_events")]
+        inputs = [
+            DatasetSpec(
+                namespace, str(Path(ks.input).resolve()), "conversation_event.v1", "conversation_events"
+            )
+        ]
         out = Path(ks.output_dir).resolve()
         outputs = {kind: (namespace, str(out / f"{kind}.jsonl")) for kind in ks.outputs()}
     kb_namespace, kb_name = kb_dataset(ks, settings)
@@ -298,14 +317,17 @@ def knowledge_lineage(ks: KnowledgeSettings, settings: Settings, reranker: Reran
                  "dlq": "dead_letter.v1"}
     entry = reranker.registry_entry
     lineage = Lineage(
-        settings.lineage_config(), inputs,
+        settings.lineage_config(),
+        inputs,
         [DatasetSpec(*outputs[kind], contracts[kind]) for kind in ks.outputs()],
         CoachflowRunFacet(
             model={"name": entry["name"], "version": entry["version"], "sha256": entry["sha256"]},
             policy={"name": policy.name, "version": policy.version, "hash": policy.hash},
             qualitySuites=suites,
         ),
-        description="Knowledge assist: cards citing the knowledge-base passage that answers the customer's question.",
+        description=(
+            "Knowledge assist: cards citing the knowledge-base passage that answers the customer's question."
+        ),
     )
     return lineage, kb_name
 
@@ -350,14 +372,20 @@ class KnowledgeResources:
         self.gate = Gate(suites)
         if settings.kafka_mode and settings.create_topics and ks.create_topics:
             # Card feedback is the console's and the report's: created here when this client may.
-            ensure_topics(settings, specs=topic_specs(ks, settings), for_others=frozenset({ks.topic_feedback}))
+            ensure_topics(
+                settings, specs=topic_specs(ks, settings), for_others=frozenset({ks.topic_feedback})
+            )
         if not settings.kafka_mode:
             Path(ks.output_dir).mkdir(parents=True, exist_ok=True)
         self.reranker = load_reranker(ks.ranker)
         self.store = IndexStore(ks, settings, self.reranker)
         self.policies = PolicyStore(
-            ks.policy, reload_s=settings.policy_reload_s, brokers=settings.brokers if settings.kafka_mode else None,
-            topic=ks.policy_topic, kafka_config=settings.kafka_client(), parser=parse_knowledge_policy,
+            ks.policy,
+            reload_s=settings.policy_reload_s,
+            brokers=settings.brokers if settings.kafka_mode else None,
+            topic=ks.policy_topic,
+            kafka_config=settings.kafka_client(),
+            parser=parse_knowledge_policy,
         )
         self.lineage, name = knowledge_lineage(ks, settings, self.reranker, self.policies.current(),
                                                [suite.label for suite in suites.values()])

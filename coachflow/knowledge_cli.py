@@ -1,11 +1,11 @@
 """``coach knowledge``: build, search, evaluate and train knowledge retrieval; publish articles.
 
-    coach knowledge import PATH --out FILE               doc2dial documents, ABCD guidelines, Markdown -> article JSONL
-    coach knowledge index --articles PATH --out DIR      build the passage index
-    coach knowledge search "text" [--index DIR]          the best passages for a question (or a conversation)
-    coach knowledge eval --turns PATH --documents PATH   recall at 1/3/5/10, MRR, latency per query
-    coach knowledge train                                train the re-ranker on doc2dial, register it
-    coach knowledge publish --articles PATH --brokers B  articles to the compacted knowledge.articles topic
+coach knowledge import PATH --out FILE               doc2dial, ABCD guidelines, Markdown -> article JSONL
+coach knowledge index --articles PATH --out DIR      build the passage index
+coach knowledge search "text" [--index DIR]          the best passages for a question (or a conversation)
+coach knowledge eval --turns PATH --documents PATH   recall at 1/3/5/10, MRR, latency per query
+coach knowledge train                                train the re-ranker on doc2dial, register it
+coach knowledge publish --articles PATH --brokers B  articles to the compacted knowledge.articles topic
 """
 
 from __future__ import annotations
@@ -128,7 +128,9 @@ def _record(reranker, args: argparse.Namespace, dev: dict) -> None:
 
     entry = reranker.registry_entry
     if file_sha256(args.turns) != entry["training_data"]["turns"]["sha256"]:
-        raise SystemExit("coach knowledge eval --record: --turns is not the file this re-ranker was trained on")
+        raise SystemExit(
+            "coach knowledge eval --record: --turns is not the file this re-ranker was trained on"
+        )
     entry = {**entry, "metrics": {**entry["metrics"], "dev": dev}, "metrics_measured": {
         "by": "coach knowledge eval --split dev --record",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -184,16 +186,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     actions = parser.add_subparsers(dest="action", required=True)
 
-    imp = actions.add_parser("import", help="articles from doc2dial, ABCD, Markdown or JSONL -> one article JSONL")
-    imp.add_argument("paths", type=Path, nargs="+",
-                     help="doc2dial documents.jsonl(.gz), ABCD guidelines.json, a folder of Markdown, article JSONL")
+    imp = actions.add_parser(
+        "import", help="articles from doc2dial, ABCD, Markdown or JSONL -> one article JSONL"
+    )
+    imp.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        help="doc2dial documents.jsonl(.gz), ABCD guidelines.json, a folder of Markdown, article JSONL",
+    )
     imp.add_argument("--out", type=Path, required=True)
     imp.add_argument("--only", nargs="*", help="keep only these article ids")
     imp.set_defaults(func=_import)
 
     def sources(p: argparse.ArgumentParser, required: bool) -> None:
-        p.add_argument("--articles", type=Path, action="append", required=required,
-                       help="articles (repeatable): JSONL, a Markdown folder, doc2dial documents, ABCD guidelines")
+        p.add_argument(
+            "--articles",
+            type=Path,
+            action="append",
+            required=required,
+            help="articles (repeatable): JSONL, a Markdown folder, doc2dial documents, ABCD guidelines",
+        )
         p.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="passage length limit")
 
     index = actions.add_parser("index", help="build the passage index of a knowledge base")
@@ -213,14 +226,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     ev = actions.add_parser("eval", help="passage recall at 1/3/5/10, MRR and latency on grounded turns")
     ev.add_argument("--turns", type=Path, required=True, help="doc2dial-format turns.jsonl(.gz)")
-    ev.add_argument("--documents", type=Path, required=True, help="their documents (doc2dial format, or articles)")
+    ev.add_argument(
+        "--documents", type=Path, required=True, help="their documents (doc2dial format, or articles)"
+    )
     ev.add_argument("--split", choices=("all", "train", "dev"), default="all",
                     help="which turns (default all; dev: our held-out dialogues of shared/data/doc2dial)")
     ev.add_argument("--limit", type=int)
     ev.add_argument("--ranker", type=Path, default=DEFAULT_RANKER)
     ev.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="passage length limit")
-    ev.add_argument("--engine", choices=("ranker", "bm25"), default="ranker",
-                    help="ranker: candidates and the learned re-ranker (default); bm25: the plain BM25 baseline")
+    ev.add_argument(
+        "--engine",
+        choices=("ranker", "bm25"),
+        default="ranker",
+        help="ranker: candidates and the learned re-ranker (default); bm25: the plain BM25 baseline",
+    )
     ev.add_argument("--compact", action="store_true", help="one JSON object on one line")
     ev.add_argument("--record", action="store_true",
                     help="store the dev figures in the re-ranker's registry entry and model card")

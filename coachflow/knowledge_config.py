@@ -41,20 +41,39 @@ class KnowledgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COACH_KNOWLEDGE_", frozen=True, extra="ignore")
 
     # Embedded mode
-    input: Path = Field(default=SAMPLE_CONVERSATIONS, description="Embedded mode: the JSONL input (conversation events, context).")
-    output_dir: Path = Field(default=Path("out/knowledge"), description="Embedded mode: where its JSONL outputs go.")
+    input: Path = Field(
+        default=SAMPLE_CONVERSATIONS,
+        description="Embedded mode: the JSONL input (conversation events, context).",
+    )
+    output_dir: Path = Field(
+        default=Path("out/knowledge"), description="Embedded mode: where its JSONL outputs go."
+    )
 
     # The knowledge base
     articles: Path = Field(
         default=SAMPLE_ARTICLES,
-        description="Articles to index at start: article JSONL, a Markdown folder, doc2dial documents or ABCD guidelines.",
+        description=(
+            "Articles to index at start: article JSONL, a Markdown folder, doc2dial documents or ABCD"
+            " guidelines."
+        ),
     )
-    index: Path | None = Field(default=None, description="A built index directory (coach knowledge index); wins over ARTICLES.")
+    index: Path | None = Field(
+        default=None, description="A built index directory (coach knowledge index); wins over ARTICLES."
+    )
     articles_topic: str | None = Field(default=None, description=topic("articles").description)
-    reload_s: float = Field(default=5.0, gt=0, description="How often the index, articles file or articles topic are checked for a new version.")
+    reload_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the index, articles file or articles topic are checked for a new version.",
+    )
     max_words: int = Field(default=100, ge=10, le=1000, description="Passage length limit when indexing.")
-    ranker: Path = Field(default=DEFAULT_RANKER, description="The re-ranker (checked against models/registry.json).")
-    policy: Path = Field(default=DEFAULT_KNOWLEDGE_POLICY, description="The knowledge cards' guardrail policy (re-read when it changes).")
+    ranker: Path = Field(
+        default=DEFAULT_RANKER, description="The re-ranker (checked against models/registry.json)."
+    )
+    policy: Path = Field(
+        default=DEFAULT_KNOWLEDGE_POLICY,
+        description="The knowledge cards' guardrail policy (re-read when it changes).",
+    )
     policy_topic: str | None = Field(default=None, description=topic("knowledge_policies").description)
 
     # Topics (defaults and meanings from the catalog, schemas.topics)
@@ -64,24 +83,56 @@ class KnowledgeSettings(BaseSettings):
     topic_feedback: str = _topic("knowledge_feedback")
 
     # Asks
-    history_turns: int = Field(default=16, ge=1, le=64, description="Final turns kept per conversation for the query.")
-    turn_chars: int = Field(default=1000, ge=50, le=16_000, description="Each kept turn is cut to this many characters.")
-    min_words: int = Field(default=4, ge=1, description="A statement (no question) seeks knowledge from this many content words.")
+    history_turns: int = Field(
+        default=16, ge=1, le=64, description="Final turns kept per conversation for the query."
+    )
+    turn_chars: int = Field(
+        default=1000, ge=50, le=16_000, description="Each kept turn is cut to this many characters."
+    )
+    min_words: int = Field(
+        default=4, ge=1, description="A statement (no question) seeks knowledge from this many content words."
+    )
     top_k: int = Field(default=10, ge=1, le=50, description="Passages ranked per ask.")
 
     # Shedding
-    shed_queue_max: int = Field(default=256, ge=1, description="Asks retrieved per batch at most; the oldest beyond are shed.")
-    shed_max_age_s: float = Field(default=5.0, gt=0, description="An ask that would be older than this when answered (from its turn's arrival) is shed as stale.")
-    shed_breaker_ms: float = Field(default=50.0, gt=0, description="The circuit breaker opens when recent retrieval latency exceeds this.")
-    shed_percentile: float = Field(default=95.0, gt=0, le=100, description="Which percentile of recent retrievals the breaker watches.")
+    shed_queue_max: int = Field(
+        default=256, ge=1, description="Asks retrieved per batch at most; the oldest beyond are shed."
+    )
+    shed_max_age_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "An ask that would be older than this when answered (from its turn's arrival) is shed as stale."
+        ),
+    )
+    shed_breaker_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="The circuit breaker opens when recent retrieval latency exceeds this.",
+    )
+    shed_percentile: float = Field(
+        default=95.0, gt=0, le=100, description="Which percentile of recent retrievals the breaker watches."
+    )
     shed_window: int = Field(default=50, ge=1, description="Retrievals the breaker looks at.")
-    shed_cooldown_s: float = Field(default=10.0, gt=0, description="How long the breaker stays open before a probe.")
+    shed_cooldown_s: float = Field(
+        default=10.0, gt=0, description="How long the breaker stays open before a probe."
+    )
 
     # The process
-    nice: int = Field(default=10, ge=0, le=19, description="Lower the job's CPU priority by this much at start, so the coaching job goes first.")
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Lower the job's CPU priority by this much at start, so the coaching job goes first.",
+    )
     metrics_port: int | None = Field(
-        default=None, ge=0, le=65_535,
-        description=f"Prometheus /metrics port; unset: {DEFAULT_METRICS_PORT} in Kafka mode, off in embedded mode; 0: off.",
+        default=None,
+        ge=0,
+        le=65_535,
+        description=(
+            f"Prometheus /metrics port; unset: {DEFAULT_METRICS_PORT} in Kafka mode, off in embedded mode;"
+            " 0: off."
+        ),
     )
     lineage_job: str = Field(default="knowledge", description="The job's OpenLineage name.")
     create_topics: bool = Field(default=True, description="Create its missing topics at start (Kafka mode).")

@@ -82,7 +82,8 @@ NO_ARM = "none"
 
 CONSUMER_LAG = Gauge(
     "coachflow_consumer_lag",
-    "Records not yet read: high watermark minus the next offset to read, per input partition of this process.",
+    "Records not yet read: high watermark minus the next offset to read, per input partition of this"
+    " process.",
     ["topic", "partition"],
 )
 
@@ -196,7 +197,9 @@ class _Collector(Collector):
             "the others 'published'.",
             labels=["kind", "outcome"],
         )
-        dead = CounterMetricFamily("coachflow_dead_letters", "Refused inputs by dead-letter reason.", labels=["reason"])
+        dead = CounterMetricFamily(
+            "coachflow_dead_letters", "Refused inputs by dead-letter reason.", labels=["reason"]
+        )
         rules = CounterMetricFamily(
             "coachflow_rule_firings",
             "Guardrail verdicts other than pass (block, rewrite, alert) in published decisions, by rule id.",
@@ -257,8 +260,8 @@ class _Collector(Collector):
                 arm_latency.add_metric([arm], _histogram(counts, STAGE_BUCKETS), seconds)
         knowledge = CounterMetricFamily(
             "coachflow_knowledge_decisions",
-            "Knowledge decisions (knowledge job) by outcome (shown, suppressed, not_needed, shed, recorded) and "
-            "reason (the shed reason, why none was needed, the rule that held a card).",
+            "Knowledge decisions (knowledge job) by outcome (shown, suppressed, not_needed, shed, recorded)"
+            " and reason (the shed reason, why none was needed, the rule that held a card).",
             labels=["outcome", "reason"],
         )
         retrieval = HistogramMetricFamily(
@@ -268,7 +271,9 @@ class _Collector(Collector):
             for labels, count in sorted(_sum_dicts(t.knowledge for t in tallies).items()):
                 knowledge.add_metric(labels, count)
             counts = [sum(col) for col in zip(*(t.retrieval for t in tallies), strict=True)]
-            retrieval.add_metric([], _histogram(counts, STAGE_BUCKETS), sum(t.retrieval_sum for t in tallies) / 1000)
+            retrieval.add_metric(
+                [], _histogram(counts, STAGE_BUCKETS), sum(t.retrieval_sum for t in tallies) / 1000
+            )
         yield knowledge
         yield retrieval
         yield accept

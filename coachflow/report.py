@@ -257,19 +257,42 @@ def prepare(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
 
     # Verdicts: acceptance records, plus click verdicts from feedback where no click acceptance exists.
     verdicts = acceptance.select(
-        "suggestion_id", "decision_id", "mode", "accepted", "action", "model_version", "policy_version", "arm",
-        "rules", "at", pl.lit("acceptance").alias("origin"),
+        "suggestion_id",
+        "decision_id",
+        "mode",
+        "accepted",
+        "action",
+        "model_version",
+        "policy_version",
+        "arm",
+        "rules",
+        "at",
+        pl.lit("acceptance").alias("origin"),
     ).unique(subset=["suggestion_id", "mode"], keep="last", maintain_order=True)
     clicked = (
         feedback.filter(pl.col("event").is_in(["accepted", "edited", "dismissed"]))
-        .sort("at").group_by("suggestion_id", maintain_order=True).last()
-        .join(verdicts.filter(pl.col("mode") == "click").select("suggestion_id"), on="suggestion_id", how="anti")
-        .join(suggestions.select("suggestion_id", "decision_id", "action", "model_version", "policy_version"),
-              on="suggestion_id", how="left")
+        .sort("at")
+        .group_by("suggestion_id", maintain_order=True)
+        .last()
+        .join(
+            verdicts.filter(pl.col("mode") == "click").select("suggestion_id"), on="suggestion_id", how="anti"
+        )
+        .join(
+            suggestions.select("suggestion_id", "decision_id", "action", "model_version", "policy_version"),
+            on="suggestion_id",
+            how="left",
+        )
         .select(
-            "suggestion_id", "decision_id", pl.lit("click").alias("mode"),
-            pl.col("event").is_in(["accepted", "edited"]).alias("accepted"), "action", "model_version",
-            "policy_version", pl.lit(None, pl.String).alias("arm"), pl.lit([], pl.List(pl.String)).alias("rules"), "at",
+            "suggestion_id",
+            "decision_id",
+            pl.lit("click").alias("mode"),
+            pl.col("event").is_in(["accepted", "edited"]).alias("accepted"),
+            "action",
+            "model_version",
+            "policy_version",
+            pl.lit(None, pl.String).alias("arm"),
+            pl.lit([], pl.List(pl.String)).alias("rules"),
+            "at",
             pl.lit("feedback").alias("origin"),
         )
     )
@@ -324,7 +347,9 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def _acceptance(verdicts: pl.DataFrame) -> dict:
-    counts = verdicts.group_by("mode").agg(pl.len().alias("judged"), pl.col("accepted").sum().alias("accepted"))
+    counts = verdicts.group_by("mode").agg(
+        pl.len().alias("judged"), pl.col("accepted").sum().alias("accepted")
+    )
     found = {row["mode"]: row for row in counts.iter_rows(named=True)}
     out = {}
     for mode in MODES:
@@ -349,7 +374,9 @@ def _summary(data: dict[str, pl.DataFrame]) -> dict:
         "conversations": conversations,
         "conversations_with_prediction_points": decisions.filter(
             pl.col("outcome").is_in(PREDICTION) & pl.col("conversation_id").is_not_null()
-        ).get_column("conversation_id").n_unique(),
+        )
+        .get_column("conversation_id")
+        .n_unique(),
         "prediction_points": points,
         "shown": int(outcomes.get("shown", 0)),
         "shown_rate": _rate(outcomes.get("shown", 0), points),
@@ -360,7 +387,9 @@ def _summary(data: dict[str, pl.DataFrame]) -> dict:
         "alerts": {
             "total": alerts.height,
             "per_100_conversations": per_100(alerts.height),
-            "by_kind": {k: {"count": int(n), "per_100_conversations": per_100(n)} for k, n in kinds.iter_rows()},
+            "by_kind": {
+                k: {"count": int(n), "per_100_conversations": per_100(n)} for k, n in kinds.iter_rows()
+            },
         },
         "acceptance": _acceptance(verdicts),
     }
@@ -375,8 +404,11 @@ def _per_rule(data: dict[str, pl.DataFrame]) -> list[dict]:
         (pl.col("verdict") == "rewrite").sum().alias("rewrote"),
         (pl.col("verdict") == "alert").sum().alias("alerted"),
         ((pl.col("outcome") == "suppressed") & pl.col("reasons").list.contains(pl.col("rule_id")))
-        .sum().alias("suppressed"),
-        ((pl.col("outcome") == "shown") & pl.col("verdict").is_in(["block", "rewrite"])).sum().alias("changed_shown"),
+        .sum()
+        .alias("suppressed"),
+        ((pl.col("outcome") == "shown") & pl.col("verdict").is_in(["block", "rewrite"]))
+        .sum()
+        .alias("changed_shown"),
     )
     # Suggestions a rule changed: by the decision's verdicts, or as the acceptance record names them.
     changed = pl.concat([
@@ -412,20 +444,38 @@ def _per_action(data: dict[str, pl.DataFrame], top: int) -> list[dict]:
             for a, s, _ in table.iter_rows()]
 
 
-_STEPS = [(1, "1s"), (5, "5s"), (10, "10s"), (30, "30s"), (60, "1m"), (300, "5m"), (900, "15m"), (1800, "30m"),
-          (3600, "1h"), (6 * 3600, "6h"), (86400, "1d"), (7 * 86400, "1w")]
+_STEPS = [
+    (1, "1s"),
+    (5, "5s"),
+    (10, "10s"),
+    (30, "30s"),
+    (60, "1m"),
+    (300, "5m"),
+    (900, "15m"),
+    (1800, "30m"),
+    (3600, "1h"),
+    (6 * 3600, "6h"),
+    (86400, "1d"),
+    (7 * 86400, "1w"),
+]
 
 
 def _bucket_for(span_s: float, buckets: int = 24) -> str:
     return next((every for seconds, every in _STEPS if seconds * buckets >= span_s), "1w")
 
 
-def timeline(verdicts: pl.DataFrame, by: str = "verdict", every: str | None = None) -> tuple[pl.DataFrame, str]:
+def timeline(
+    verdicts: pl.DataFrame, by: str = "verdict", every: str | None = None
+) -> tuple[pl.DataFrame, str]:
     """Acceptance per time bucket, mode and arm: bucket, mode, arm, accepted, judged, rate."""
     column = "at" if by == "verdict" else "suggested_at"
     timed = verdicts.with_columns(pl.coalesce(column, "at", "suggested_at").alias("t")).drop_nulls("t")
     if every is None:
-        span = timed.select((pl.col("t").max() - pl.col("t").min()).dt.total_seconds()).item() if timed.height else 0
+        span = (
+            timed.select((pl.col("t").max() - pl.col("t").min()).dt.total_seconds()).item()
+            if timed.height
+            else 0
+        )
         every = _bucket_for(float(span or 0))
     table = (
         timed.with_columns(pl.col("t").dt.truncate(every).alias("bucket"))
@@ -458,9 +508,12 @@ def build_report(frames: dict[str, pl.DataFrame], top: int = 10, by: str = "verd
         "rules": _per_rule(data),
         "actions": _per_action(data, top),
         "timeline": {
-            "by": by, "every": every,
-            "points": [{**row, "bucket": row["bucket"].isoformat().replace("+00:00", "Z"), "arm": row["arm"] or None}
-                       for row in series.iter_rows(named=True)],
+            "by": by,
+            "every": every,
+            "points": [
+                {**row, "bucket": row["bucket"].isoformat().replace("+00:00", "Z"), "arm": row["arm"] or None}
+                for row in series.iter_rows(named=True)
+            ],
         },
         "_series": series,
     }
@@ -484,8 +537,10 @@ def read_knowledge(directory: Path | None = None, brokers: str | None = None) ->
     """Cards and card feedback as frames: ``DIR/knowledge/<kind>.jsonl`` (the knowledge job's
     default output directory beside the coaching job's) or ``DIR/<kind>.jsonl``, or the topics."""
     text, moment = pl.String, pl.Datetime("us", "UTC")
-    shapes = {"knowledge": {"card_id": text, "kb_version": text, "ranker_version": text, "created_at": moment},
-              "knowledge_feedback": {"feedback_id": text, "card_id": text, "event": text, "at": moment}}
+    shapes = {
+        "knowledge": {"card_id": text, "kb_version": text, "ranker_version": text, "created_at": moment},
+        "knowledge_feedback": {"feedback_id": text, "card_id": text, "event": text, "at": moment},
+    }
     frames, status = {}, {}
     for kind in KNOWLEDGE_SOURCES:
         spec = topic(kind)
@@ -526,12 +581,19 @@ def knowledge_report(frames: dict[str, pl.DataFrame]) -> dict:
     def figures(frame: pl.DataFrame) -> dict:
         accepted = frame.filter(pl.col("event") == "accepted").height
         dismissed = frame.filter(pl.col("event") == "dismissed").height
-        return {"cards": frame.height, "judged": accepted + dismissed, "accepted": accepted, "dismissed": dismissed,
-                "acceptance": _rate(accepted, accepted + dismissed)}
+        return {
+            "cards": frame.height,
+            "judged": accepted + dismissed,
+            "accepted": accepted,
+            "dismissed": dismissed,
+            "acceptance": _rate(accepted, accepted + dismissed),
+        }
 
     unknown = verdicts.join(cards.select("card_id"), on="card_id", how="anti").height
-    per_version = [{"kb_version": version, **figures(part)}
-                   for (version,), part in judged.sort("kb_version").group_by("kb_version", maintain_order=True)]
+    per_version = [
+        {"kb_version": version, **figures(part)}
+        for (version,), part in judged.sort("kb_version").group_by("kb_version", maintain_order=True)
+    ]
     return {"overall": figures(judged), "by_kb_version": per_version, "feedback_for_unknown_cards": unknown}
 
 
@@ -539,7 +601,7 @@ def knowledge_report(frames: dict[str, pl.DataFrame]) -> dict:
 
 
 def write_chart(series: pl.DataFrame, path: Path, title: str = "Suggestion acceptance over time") -> bool:
-    """A PNG of acceptance per bucket: one line per mode (and per arm if several). False if nothing to plot."""
+    """A PNG of acceptance per bucket: a line per mode (and arm, if several); False if nothing to plot."""
     if series.is_empty():
         return False
     import matplotlib
@@ -578,7 +640,9 @@ def _pct(rate: float | None) -> str:
 
 
 def _acc(acceptance: dict) -> str:
-    return "  ".join(f"{mode} {_pct(a['rate'])} ({a['accepted']}/{a['judged']})" for mode, a in acceptance.items())
+    return "  ".join(
+        f"{mode} {_pct(a['rate'])} ({a['accepted']}/{a['judged']})" for mode, a in acceptance.items()
+    )
 
 
 def render(report: dict) -> str:
@@ -596,11 +660,15 @@ def render(report: dict) -> str:
         lines.append(title)
         with_points = s["conversations_with_prediction_points"]
         also = f" ({with_points} with prediction points)" if with_points != s["conversations"] else ""
-        lines.append(f"  conversations {s['conversations']}{also}, prediction points {s['prediction_points']}: "
-                     f"shown {s['shown']} ({_pct(s['shown_rate']).strip()}), "
-                     f"suppressed {s['suppressed']} ({_pct(s['suppression_rate']).strip()})")
+        lines.append(
+            f"  conversations {s['conversations']}{also}, prediction points {s['prediction_points']}: "
+            f"shown {s['shown']} ({_pct(s['shown_rate']).strip()}), "
+            f"suppressed {s['suppressed']} ({_pct(s['suppression_rate']).strip()})"
+        )
         if s["suppression_reasons"]:
-            lines.append("  suppressed by: " + ", ".join(f"{r} {n}" for r, n in s["suppression_reasons"].items()))
+            lines.append(
+                "  suppressed by: " + ", ".join(f"{r} {n}" for r, n in s["suppression_reasons"].items())
+            )
         a = s["alerts"]
         per = "-" if a["per_100_conversations"] is None else f"{a['per_100_conversations']:.1f}"
         lines.append(f"  alerts {a['total']} ({per} per 100 conversations)" + (": " if a["by_kind"] else "")
@@ -610,14 +678,20 @@ def render(report: dict) -> str:
 
     block("Overall", report["overall"])
     for g in report["groups"]:
-        block(f"model {g['model_version'] or '-'} · policy {g['policy_version'] or '-'} · arm {g['arm'] or '-'}", g)
+        block(
+            f"model {g['model_version'] or '-'} · policy {g['policy_version'] or '-'}"
+            f" · arm {g['arm'] or '-'}",
+            g,
+        )
     if report["rules"]:
         lines.append("")
         lines.append(f"{'Rule':<36} {'eval':>6} {'block':>6} {'rewr':>5} {'supp':>5} {'chg':>5}  "
                      "acceptance of suggestions it changed")
         for r in report["rules"]:
-            lines.append(f"{r['rule_id']:<36} {r['evaluated']:>6} {r['blocked']:>6} {r['rewrote']:>5} "
-                         f"{r['suppressed']:>5} {r['changed_shown']:>5}  {_acc(r['acceptance_when_changed'])}")
+            lines.append(
+                f"{r['rule_id']:<36} {r['evaluated']:>6} {r['blocked']:>6} {r['rewrote']:>5} "
+                f"{r['suppressed']:>5} {r['changed_shown']:>5}  {_acc(r['acceptance_when_changed'])}"
+            )
     if report["actions"]:
         lines.append("")
         lines.append(f"{'Action (top ' + str(len(report['actions'])) + ')':<36} {'shown':>6}  acceptance")
@@ -632,26 +706,41 @@ def render(report: dict) -> str:
                          f"{_pct(row['acceptance'])} ({row['accepted']}/{row['judged']})")
     lines.append("")
     chart = report.get("chart")
-    lines.append(f"chart: {chart}" if chart else f"chart: not written ({report.get('chart_note', 'no data')})")
+    lines.append(
+        f"chart: {chart}" if chart else f"chart: not written ({report.get('chart_note', 'no data')})"
+    )
     return "\n".join(lines)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("dir", type=Path, nargs="?", default=Path("out"),
                         help="an embedded run's output directory (default out)")
-    parser.add_argument("--brokers", help="read the coaching.* topics (COACH_TOPIC_* names them) instead of DIR")
+    parser.add_argument(
+        "--brokers", help="read the coaching.* topics (COACH_TOPIC_* names them) instead of DIR"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    parser.add_argument("--chart", type=Path, help="the PNG chart of acceptance over time (default DIR/acceptance.png)")
+    parser.add_argument(
+        "--chart", type=Path, help="the PNG chart of acceptance over time (default DIR/acceptance.png)"
+    )
     parser.add_argument("--no-chart", action="store_true", help="do not write the chart")
-    parser.add_argument("--by", choices=("verdict", "suggestion"), default="verdict",
-                        help="time axis: when the verdict was reached (acceptance `at`) or the suggestion was made")
-    parser.add_argument("--bucket", help="time bucket, e.g. 30s, 5m, 1h (default: about 24 buckets over the span)")
+    parser.add_argument(
+        "--by",
+        choices=("verdict", "suggestion"),
+        default="verdict",
+        help="time axis: when the verdict was reached (acceptance `at`) or the suggestion was made",
+    )
+    parser.add_argument(
+        "--bucket", help="time bucket, e.g. 30s, 5m, 1h (default: about 24 buckets over the span)"
+    )
     parser.add_argument("--top", type=int, default=10, help="actions listed (default 10)")
 
 
 def main_report(args) -> int:
     if args.bucket and not re.fullmatch(r"[1-9][0-9]*(s|m|h|d|w)", args.bucket):
-        print(f"coach report: --bucket {args.bucket}: give a number and s, m, h, d or w (e.g. 5m)", file=sys.stderr)
+        print(
+            f"coach report: --bucket {args.bucket}: give a number and s, m, h, d or w (e.g. 5m)",
+            file=sys.stderr,
+        )
         return 2
     if not args.brokers and not Path(args.dir).is_dir():
         print(f"coach report: {args.dir} is not a directory", file=sys.stderr)
@@ -672,7 +761,9 @@ def main_report(args) -> int:
             else:
                 report["chart_note"] = "no acceptance verdicts to plot"
         except ImportError:
-            report["chart_note"] = "matplotlib is not installed: pip install -c requirements.lock -e '.[report]'"
+            report["chart_note"] = (
+                "matplotlib is not installed: pip install -c requirements.lock -e '.[report]'"
+            )
     else:
         report["chart_note"] = "--no-chart"
     if args.json:

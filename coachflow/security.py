@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 #: The principal that creates topics and applies ACLs; a super user of the broker.
 ADMIN = "admin"
-#: The kind that stands for the OpenLineage kafka transport's topic (``COACH_LINEAGE_TOPIC``; not in the catalog).
+#: The kind for the OpenLineage kafka transport's topic (``COACH_LINEAGE_TOPIC``; not in the catalog).
 LINEAGE = "lineage"
 SCRAM_ITERATIONS = 8192
 
@@ -96,7 +96,15 @@ ACCESS: dict[str, Access] = {
     ),
     "report": Access(
         "coach report --brokers and coach lineage explain --brokers (supervisors, governance)",
-        reads=("decisions", "suggestions", "alerts", "acceptance", "feedback", "knowledge", "knowledge_feedback"),
+        reads=(
+            "decisions",
+            "suggestions",
+            "alerts",
+            "acceptance",
+            "feedback",
+            "knowledge",
+            "knowledge_feedback",
+        ),
         groups=("coachflow-report", "coachflow-explain"),
     ),
 }

@@ -71,7 +71,9 @@ def ensure_topics(
             if "TOPIC_ALREADY_EXISTS" in str(exc):
                 continue
             if exc.args and refused(exc.args[0]) and name in for_others:
-                log.info("topic %s not created: not this client's to create or use (coach topics create)", name)
+                log.info(
+                    "topic %s not created: not this client's to create or use (coach topics create)", name
+                )
                 continue
             if exc.args and refused(exc.args[0]):
                 raise KafkaAccessError(
@@ -113,7 +115,9 @@ def wait_visible(admin: AdminClient, topics: list[str], timeout: float = 30.0) -
     missing = list(topics)
     while missing:
         listed = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
-        missing = [t for t in missing if t not in listed or listed[t].error is not None or not listed[t].partitions]
+        missing = [
+            t for t in missing if t not in listed or listed[t].error is not None or not listed[t].partitions
+        ]
         if not missing:
             return
         if time.monotonic() > deadline:

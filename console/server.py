@@ -571,7 +571,9 @@ class Console:
             body = await request.json()
             card_id, event = body["card_id"], body["event"]
         except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text='expected {"card_id": ..., "event": "accepted"|"dismissed"}') from None
+            raise web.HTTPBadRequest(
+                text='expected {"card_id": ..., "event": "accepted"|"dismissed"}'
+            ) from None
         if not isinstance(card_id, str) or not 0 < len(card_id) <= MAX_ID_CHARS:
             raise web.HTTPBadRequest(text=f"card_id must be a string of 1 to {MAX_ID_CHARS} characters")
         if event not in VERDICTS:

@@ -41,11 +41,13 @@ from schemas import Feedback
 
 
 def get_flow(ks: KnowledgeSettings, settings: Settings, job: KnowledgeResources) -> Dataflow:
-    """The knowledge dataflow for ``ks`` and the job's ``settings`` (``ks.job_settings()``), around ``job``."""
+    """The knowledge dataflow for ``ks``, the job's ``settings`` (``ks.job_settings()``) and ``job``."""
     flow = Dataflow("knowledge")
     inputs = {name: kind for kind, name in settings.inputs().items() if kind in ("events", "context")}
     raw = read_inputs(flow, settings, job.metrics, streams=inputs)
-    parsed = parse_records("parse", raw, settings.parse_limits(), lambda: job.redactor, settings.boundary("parse"))
+    parsed = parse_records(
+        "parse", raw, settings.parse_limits(), lambda: job.redactor, settings.boundary("parse")
+    )
     # UI feedback only comes in the embedded mode's mixed file: recorded, like context.
     split = op.branch("split_feedback", parsed.oks, lambda envelope: isinstance(envelope.record, Feedback))
     feedback, records, refused = split.trues, split.falses, [parsed.errs]
@@ -53,7 +55,9 @@ def get_flow(ks: KnowledgeSettings, settings: Settings, job: KnowledgeResources)
         gated = quality_gate("quality_gate", records, job.gate, settings.max_payload_bytes, None,
                              settings.boundary("quality_gate"))
         records, refused = gated.oks, [*refused, gated.errs]
-    joined = join_context("join_context", records, settings.join_config(), boundary=settings.boundary("join_context"))
+    joined = join_context(
+        "join_context", records, settings.join_config(), boundary=settings.boundary("join_context")
+    )
     asks = track_asks("asks", joined.events, ks.knowledge_config(settings.session_gap_s),
                       boundary=settings.boundary("asks"))
     retrieved = retrieve("retrieve", asks, job.store.retriever, job.shedder, ks.top_k,

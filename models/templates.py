@@ -135,7 +135,7 @@ class TemplateBook:
 
 
 def agrees(stated: str, value: object) -> bool:
-    """Whether a value a suggestion states is the result's ``value`` (as ``fill`` writes it, or the same number)."""
+    """Whether a value a suggestion states is the result's ``value`` (as ``fill`` writes it, or equal)."""
     if _norm_text(stated) in (_norm_text(_safe(value)), _norm_text(str(value))):
         return True
     if isinstance(value, (int, float)) and not isinstance(value, bool):

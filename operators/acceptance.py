@@ -86,7 +86,7 @@ class AcceptanceConfig:
 
 @dataclass(frozen=True)
 class Shown:
-    """A shown suggestion, with what its verdicts are counted by (replaced, never changed, when it is judged)."""
+    """A shown suggestion, with what its verdicts count by (replaced, never changed, when judged)."""
 
     suggestion_id: str
     decision_id: str
@@ -263,7 +263,9 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
             state.pending = None
         return []
 
-    def _infer(self, record, at: float, agent_action: str | None, reply: str | None = None) -> Acceptance | None:
+    def _infer(
+        self, record, at: float, agent_action: str | None, reply: str | None = None
+    ) -> Acceptance | None:
         shown = self.state.shown.get(self.state.pending or "")
         if shown is None:
             return None
@@ -287,7 +289,11 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
             e.feedback.feedback_id == feedback.feedback_id for _, e in state.waiting
         )
         if seen:
-            return [self._dead(envelope, "duplicate_event", f"feedback {mask_text(feedback.feedback_id)} seen before")]
+            return [
+                self._dead(
+                    envelope, "duplicate_event", f"feedback {mask_text(feedback.feedback_id)} seen before"
+                )
+            ]
         shown = state.shown.get(feedback.suggestion_id)
         if shown is None:
             state.waiting.append((now + self.config.wait_s, envelope))
@@ -442,7 +448,9 @@ def track_acceptance(
     :returns: ``Acceptance`` records, ``recorded`` feedback ``Decision``s and dead letters.
     """
     # One step keeps what the step wants, keyed by conversation.
-    keyed = op.filter_map("key_wanted", up, lambda item: (acceptance_key(item), item) if wants(item) else None)
+    keyed = op.filter_map(
+        "key_wanted", up, lambda item: (acceptance_key(item), item) if wants(item) else None
+    )
     boundary = boundary or Boundary(step_id, config.payload_limit, owns=is_feedback)
 
     def build(resume: AcceptanceState | bytes | None) -> AcceptanceLogic:

@@ -129,7 +129,11 @@ class CardGuard:
     def choose(self, ask: Ask, policy: KnowledgePolicy) -> tuple[PassageHit | None, list[RuleResult]]:
         rules = policy.rules
         record, context = ask.envelope.event, ask.envelope.context
-        opted_out = context.marketing_opt_out if context is not None else rules.consent.missing_context_means_opted_out
+        opted_out = (
+            context.marketing_opt_out
+            if context is not None
+            else rules.consent.missing_context_means_opted_out
+        )
         jurisdiction = context.jurisdiction if context is not None else None
         marketing = set(rules.consent.marketing_tags)
         by_source = {rule.source: rule for rule in rules.sources.sources}
@@ -146,11 +150,26 @@ class CardGuard:
 
         checks: list[tuple[str, Callable[[PassageHit], str | None]]] = [
             (rules.sources.id, source_rule),
-            (rules.consent.id, lambda hit: "the customer opted out of marketing"
-                if opted_out and marketing.intersection(hit.tags) else None),
-            (rules.jurisdiction.id, lambda hit: _applies(hit.tags, jurisdiction, rules.jurisdiction.unknown_customer)),
-            (rules.repetition.id, lambda hit: "already shown in this conversation"
-                if rules.repetition.enabled and f"{hit.article_id}@{hit.start}" in self.state.shown else None),
+            (
+                rules.consent.id,
+                lambda hit: (
+                    "the customer opted out of marketing"
+                    if opted_out and marketing.intersection(hit.tags)
+                    else None
+                ),
+            ),
+            (
+                rules.jurisdiction.id,
+                lambda hit: _applies(hit.tags, jurisdiction, rules.jurisdiction.unknown_customer),
+            ),
+            (
+                rules.repetition.id,
+                lambda hit: (
+                    "already shown in this conversation"
+                    if rules.repetition.enabled and f"{hit.article_id}@{hit.start}" in self.state.shown
+                    else None
+                ),
+            ),
         ]
         removed: dict[str, list[str]] = {rule_id: [] for rule_id, _ in checks}
         reasons: dict[str, str] = {}
@@ -221,7 +240,9 @@ class CardGuard:
             customer_id=getattr(record, "customer_id", None),
             agent_id=None if is_context else getattr(record, "agent_id", None),
             input=DecisionInput.trusted(
-                kind=getattr(record, "type", "turn"), event_id=envelope.input_id, source=envelope.origin.ref(),
+                kind=getattr(record, "type", "turn"),
+                event_id=envelope.input_id,
+                source=envelope.origin.ref(),
                 is_final=record.is_final if isinstance(record, Turn) else None,
                 speaker=record.speaker if isinstance(record, Turn) else None,
                 history_event_ids=[],
@@ -230,8 +251,12 @@ class CardGuard:
             reasons=reasons,
             card_id=None if card is None else card.card_id,
             passages=[
-                PassageScore.trusted(article_id=hit.article_id, start=hit.start, end=hit.end,
-                                     score=round(min(max(hit.score, 0.0), 1.0), 4))
+                PassageScore.trusted(
+                    article_id=hit.article_id,
+                    start=hit.start,
+                    end=hit.end,
+                    score=round(min(max(hit.score, 0.0), 1.0), 4),
+                )
                 for hit in ask.hits[: rules.top_k.k]
             ],
             context_status="not_applicable" if is_context else envelope.context_status,
@@ -244,8 +269,11 @@ class CardGuard:
             rules=verdicts,
             masked=list(envelope.masked),
             latency_ms=KnowledgeLatency.trusted(
-                join_wait_ms=_ms(joined, envelope.received_ns), queue_ms=queue_ms,
-                retrieve_ms=round(ask.retrieve_ms, 3), guard_ms=guard_ms, total_ms=_ms(decided, envelope.received_ns),
+                join_wait_ms=_ms(joined, envelope.received_ns),
+                queue_ms=queue_ms,
+                retrieve_ms=round(ask.retrieve_ms, 3),
+                guard_ms=guard_ms,
+                total_ms=_ms(decided, envelope.received_ns),
             ),
             run_id=self.run_id,
         )
@@ -257,14 +285,21 @@ class CardGuard:
             return None
         rules = policy.rules
         if best.score < rules.score.min_score:
-            verdicts.append(_result(rules.score.id, "block", f"score {best.score:.3f} is below {rules.score.min_score}"))
+            verdicts.append(
+                _result(rules.score.id, "block", f"score {best.score:.3f} is below {rules.score.min_score}")
+            )
             return None
         verdicts.append(_result(rules.score.id, "pass"))
         at = ask.envelope.event.event_time.timestamp()
         last = self.state.last_card_at
         if last is not None and at - last < rules.rate.min_interval_s:
-            verdicts.append(_result(rules.rate.id, "block",
-                                    f"{at - last:.1f}s since the last card, under {rules.rate.min_interval_s:g}s"))
+            verdicts.append(
+                _result(
+                    rules.rate.id,
+                    "block",
+                    f"{at - last:.1f}s since the last card, under {rules.rate.min_interval_s:g}s",
+                )
+            )
             return None
         verdicts.append(_result(rules.rate.id, "pass"))
         return best
@@ -278,7 +313,9 @@ class CardGuard:
         state.last_card_at = record.event_time.timestamp()
         passage, masked = policy.redactor.redact(" ".join(best.text.split()))
         if masked:
-            verdicts.append(_result(policy.rules.pii.id, "rewrite", "masked passage:" + ",".join(sorted(set(masked)))))
+            verdicts.append(
+                _result(policy.rules.pii.id, "rewrite", "masked passage:" + ",".join(sorted(set(masked))))
+            )
         alternatives = [hit for hit in ask.hits if hit is not best][: policy.rules.top_k.k - 1]
         now = clock()
         return KnowledgeCard.trusted(
@@ -296,8 +333,12 @@ class CardGuard:
             score=round(min(max(best.score, 0.0), 1.0), 4),
             citation=_citation(best, kb_version),
             alternatives=[
-                CardAlternative.trusted(article_id=hit.article_id, title=hit.title, citation=_citation(hit, kb_version),
-                                        score=round(min(max(hit.score, 0.0), 1.0), 4))
+                CardAlternative.trusted(
+                    article_id=hit.article_id,
+                    title=hit.title,
+                    citation=_citation(hit, kb_version),
+                    score=round(min(max(hit.score, 0.0), 1.0), 4),
+                )
                 for hit in alternatives
             ],
             latency_ms=_ms(now, ask.envelope.received_ns),
@@ -311,8 +352,14 @@ class CardGuard:
 
 def _citation(hit: PassageHit, kb_version: str) -> Citation:
     return Citation.trusted(
-        article_id=hit.article_id, article_version=hit.article_version, kb_version=kb_version, start=hit.start,
-        end=hit.end, heading=hit.heading or None, source=hit.source, source_url=hit.source_url,
+        article_id=hit.article_id,
+        article_version=hit.article_version,
+        kb_version=kb_version,
+        start=hit.start,
+        end=hit.end,
+        heading=hit.heading or None,
+        source=hit.source,
+        source_url=hit.source_url,
     )
 
 

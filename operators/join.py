@@ -197,7 +197,8 @@ def join_context(
     keyed = op.key_on("key_customer", up, lambda envelope: envelope.join_key)
     boundary = boundary or Boundary(step_id, config.payload_limit)
     joined: Stream[Envelope | DeadLetter] = op.key_rm(
-        "unkey", keyed_step("join", keyed, lambda resume: ContextJoinLogic(config, resume, now_getter), boundary)
+        "unkey",
+        keyed_step("join", keyed, lambda resume: ContextJoinLogic(config, resume, now_getter), boundary),
     )
     oks = op.branch("split_errs", joined, lambda item: isinstance(item, Envelope))
     kinds = op.branch(

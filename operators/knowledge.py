@@ -38,11 +38,85 @@ SMALL_TALK = "knowledge.small_talk"
 INTERIM = "knowledge.interim_turn"
 
 _WORD = re.compile(r"[a-z0-9']+")
-_FILLER = frozenset(["a", "an", "and", "are", "as", "at", "be", "but", "by", "do", "does", "for", "from", "hi", "hello", "hey", "i", "im", "i'm", "is", "it", "it's", "its", "me", "my", "of", "oh", "ok", "okay", "on", "or", "so", "that", "the", "then", "this", "to", "uh", "um", "well", "yes", "yeah", "yep", "no", "nope", "not", "thanks", "thank", "you", "please", "sure", "great", "good", "fine", "bye", "goodbye", "alright", "right", "cool", "perfect", "got", "see", "wow", "hmm", "we", "us", "our", "your", "that's", "all"])
+_FILLER = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "hi",
+        "hello",
+        "hey",
+        "i",
+        "im",
+        "i'm",
+        "is",
+        "it",
+        "it's",
+        "its",
+        "me",
+        "my",
+        "of",
+        "oh",
+        "ok",
+        "okay",
+        "on",
+        "or",
+        "so",
+        "that",
+        "the",
+        "then",
+        "this",
+        "to",
+        "uh",
+        "um",
+        "well",
+        "yes",
+        "yeah",
+        "yep",
+        "no",
+        "nope",
+        "not",
+        "thanks",
+        "thank",
+        "you",
+        "please",
+        "sure",
+        "great",
+        "good",
+        "fine",
+        "bye",
+        "goodbye",
+        "alright",
+        "right",
+        "cool",
+        "perfect",
+        "got",
+        "see",
+        "wow",
+        "hmm",
+        "we",
+        "us",
+        "our",
+        "your",
+        "that's",
+        "all",
+    ]
+)
 _ASKS = re.compile(
     r"\?|^\s*(?:how|what|when|where|why|who|whom|which|whose|can|could|would|will|should|shall|do|does|did|is|are"
     r"|am|was|were|may|might|must|have|has|tell|explain|help|show|need|want|looking|wondering)\b"
-    r"|\b(?:how (?:do|can|long|much|many)|what (?:is|are|do|does|if|happens)|i (?:need|want|would like|'d like)|tell me|explain"
+    r"|\b(?:how (?:do|can|long|much|many)|what (?:is|are|do|does|if|happens)"
+    r"|i (?:need|want|would like|'d like)|tell me|explain"
     r"|can i|do i|am i|is there|are there|information|eligib|apply|qualif|require)",
     re.IGNORECASE,
 )
@@ -191,7 +265,7 @@ class AskBoundary(Boundary):
 @operator
 def track_asks(step_id: str, up: Stream[Envelope], config: KnowledgeConfig,
                now_getter: Callable[[], float] = time.time, boundary: Boundary | None = None) -> Stream[Ask]:
-    """Every conversation event as an ``Ask``; final customer turns that seek knowledge carry the conversation.
+    """Every conversation event as an ``Ask``; final customer turns seeking knowledge carry the conversation.
 
     :arg step_id: Unique ID.
     :arg up: Joined conversation events (``operators.join``).
@@ -202,8 +276,9 @@ def track_asks(step_id: str, up: Stream[Envelope], config: KnowledgeConfig,
     """
     keyed = op.key_on("key_conversation", up, ask_key)
     boundary = boundary or Boundary(step_id)
-    return op.key_rm("unkey", keyed_step("track", keyed, lambda resume: AskTracker(config, resume, now_getter),
-                                         boundary))
+    return op.key_rm(
+        "unkey", keyed_step("track", keyed, lambda resume: AskTracker(config, resume, now_getter), boundary)
+    )
 
 
 def passthrough(envelope: Envelope) -> Ask:
@@ -254,7 +329,9 @@ def retrieve_batch(batch: list, retrieval: Retrieval, shedder: LoadShedder, k: i
     return batch
 
 
-def _retrieve(asks: list[Ask], retrieval: Retrieval, shedder: LoadShedder, k: int, clock: Callable[[], int]) -> None:
+def _retrieve(
+    asks: list[Ask], retrieval: Retrieval, shedder: LoadShedder, k: int, clock: Callable[[], int]
+) -> None:
     kb_version, hits, millis = retrieval.passages_batch([ask.turns for ask in asks], k)
     done = clock()
     for ask, found, ms in zip(asks, hits, millis, strict=True):

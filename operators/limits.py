@@ -25,7 +25,7 @@ _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"?|[\[\]{},:]', re.DOTALL)
 
 @dataclass(frozen=True)
 class JsonLimits:
-    """See ``COACH_MAX_JSON_DEPTH``, ``COACH_MAX_JSON_KEYS``, ``COACH_MAX_JSON_ITEMS``, ``COACH_MAX_JSON_STRING_CHARS``."""
+    """The JSON limits: ``COACH_MAX_JSON_DEPTH``, ``_KEYS``, ``_ITEMS`` and ``_STRING_CHARS``."""
 
     depth: int = 32
     """Objects and arrays nested deeper than this are refused."""
@@ -62,7 +62,8 @@ def check_shape(payload: bytes, limits: JsonLimits) -> ShapeViolation | None:
                 if chars > limits.string_chars:
                     return ShapeViolation(
                         "string_too_long",
-                        f"a string of {chars} characters at byte {match.start()}; the limit is {limits.string_chars}",
+                        f"a string of {chars} characters at byte {match.start()};"
+                        f" the limit is {limits.string_chars}",
                     )
         elif first in (0x7B, 0x5B):  # { [
             depth += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -38,7 +38,7 @@ from schemas import (
 
 #: Embedded mode: one JSONL file interleaves events, context and UI feedback.
 ANY_ADAPTER: TypeAdapter = TypeAdapter(Annotated[
-    Union[ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd, CustomerContext, Feedback],
+    ConversationStart | Turn | TaskSelected | KbResult | ConversationEnd | CustomerContext | Feedback,
     Field(discriminator="type"),
 ])
 FEEDBACK_ADAPTER: TypeAdapter = TypeAdapter(Feedback)
@@ -53,10 +53,23 @@ _EVENT_TYPES = frozenset(
 )
 _TAGS = _EVENT_TYPES | {"customer_context", "feedback"}
 #: Names a location may hold that are the contracts' own; any other name in it came with the input.
-_FIELDS = frozenset(
-    name for model in (ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd, CustomerContext, Feedback)
-    for name in model.model_fields
-) | _TAGS | {"str", "int", "float", "bool", "list[str]", "none", "constrained-str"}
+_FIELDS = (
+    frozenset(
+        name
+        for model in (
+            ConversationStart,
+            Turn,
+            TaskSelected,
+            KbResult,
+            ConversationEnd,
+            CustomerContext,
+            Feedback,
+        )
+        for name in model.model_fields
+    )
+    | _TAGS
+    | {"str", "int", "float", "bool", "list[str]", "none", "constrained-str"}
+)
 _MAX_ERRORS = 20
 
 
@@ -91,7 +104,7 @@ def _loc(loc: tuple) -> str:
 
 
 def _msg(error: dict) -> str:
-    """Pydantic's message; the one kind that quotes the input (a discriminator's unknown tag) has it masked."""
+    """Pydantic's message; the one kind quoting the input (a discriminator's unknown tag) has it masked."""
     tag = (error.get("ctx") or {}).get("tag")
     if tag is None:
         return error["msg"]
@@ -114,7 +127,11 @@ def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, 
     if first["type"] in ("dict_type", "model_type", "model_attributes_type"):
         return "schema_violation", "payload is not a JSON object", errors
     tag = (first.get("ctx") or {}).get("tag")
-    if stream == "events" and first["type"] == "union_tag_invalid" and tag in ("customer_context", "feedback"):
+    if (
+        stream == "events"
+        and first["type"] == "union_tag_invalid"
+        and tag in ("customer_context", "feedback")
+    ):
         return "wrong_topic", f"a {tag} record on the conversation events topic", errors
     if stream in ("context", "feedback"):
         wrong = [e for e in raw if e["loc"] == ("type",) and e["type"] == "literal_error"]
@@ -185,7 +202,7 @@ def parse_record(
 
     if raw.error is not None:
         return refuse("source_error", f"the source reported: {mask_text(raw.error)}")
-    # Size first: a source keeps only the head of an over-long record, and a blank head is not an empty record.
+    # Size first: a source keeps only the head of an over-long record; a blank head is no empty record.
     if raw.payload_bytes > limits.max_payload_bytes:
         return refuse(
             "payload_too_large",

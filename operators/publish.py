@@ -58,7 +58,7 @@ def serialize_batch(boundary: Boundary) -> Callable[[list], list[tuple[str, byte
 
 
 def accounts_for_input(record: object) -> bool:
-    """Whether a published record is its input's one decision or dead letter (or a feedback's click verdict)."""
+    """Whether a published record is its input's one decision or dead letter (or a feedback's click)."""
     return isinstance(record, Decision | KnowledgeDecision | DeadLetter) or (
         isinstance(record, Acceptance) and record.mode == "click")
 

@@ -296,7 +296,9 @@ def _gx_init(suites_dir: str) -> None:
     _GX["batches"] = {}
     for path in sorted(Path(suites_dir).glob("*.json")):
         body = json.loads(path.read_text())
-        suite = gx.ExpectationSuite(**{k: v for k, v in body.items() if k in ("name", "expectations", "meta", "notes")})
+        suite = gx.ExpectationSuite(
+            **{k: v for k, v in body.items() if k in ("name", "expectations", "meta", "notes")}
+        )
         _GX["suites"][body["name"]] = (suite, (body.get("meta") or {}).get("version", "0"))
         asset = source.add_dataframe_asset(body["name"])
         _GX["batches"][body["name"]] = asset.add_batch_definition_whole_dataframe("micro_batch")

@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from operators.envelope import Envelope, Origin
 from operators.limits import JsonLimits, check_shape
@@ -57,7 +57,9 @@ def stable_id(kind: str, *parts: object) -> str:
     Exactly ``str(uuid.uuid5(namespace, name))``, without building a ``UUID``
     (cheaper, and every decision and suggestion takes one).
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join((kind, *map(str, parts))).encode()).digest()[:16])
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + "|".join((kind, *map(str, parts))).encode()).digest()[:16]
+    )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = digest.hex()
@@ -65,7 +67,7 @@ def stable_id(kind: str, *parts: object) -> str:
 
 
 def utc_from_ns(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
 def _mask_json(value, found: list[str], redactor: Redactor = STRICT):

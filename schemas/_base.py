@@ -87,7 +87,9 @@ def _to_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59-14:00 is in year 10000 in UTC
-        raise PydanticCustomError("datetime_out_of_range", "the time is outside the years 1 to 9999 in UTC") from None
+        raise PydanticCustomError(
+            "datetime_out_of_range", "the time is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 @lru_cache(maxsize=65_536)

@@ -63,21 +63,32 @@ class Acceptance(Contract):
     mode: Literal["click", "inferred"]
     basis: Basis = Field(default="click", description="click, the agent's action label, or text similarity.")
     feedback_id: str | None = Field(default=None, description="Click: the feedback record judged.")
-    event_id: str | None = Field(default=None, description="Inferred: the agent's turn (or KB result) judged.")
+    event_id: str | None = Field(
+        default=None, description="Inferred: the agent's turn (or KB result) judged."
+    )
     outcome: Literal["accepted", "edited", "dismissed", "ignored"] = Field(
-        description="click: the UI's verdict; inferred: accepted when the agent's next turn matched, else ignored."
+        description=(
+            "click: the UI's verdict; inferred: accepted when the agent's next turn matched, else ignored."
+        )
     )
     accepted: bool = Field(description="accepted or edited.")
     action: Label = Field(description="The suggested action.")
-    agent_action: Label | None = Field(default=None, description="Inferred: the agent's next action, if labelled.")
+    agent_action: Label | None = Field(
+        default=None, description="Inferred: the agent's next action, if labelled."
+    )
     similarity: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Inferred from live text: similarity of the reply to the suggestion."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Inferred from live text: similarity of the reply to the suggestion.",
     )
     edit_distance: int | None = None
     arm: Arm | None = Field(default=None, description="The experiment arm of the conversation, if one runs.")
     experiment: str | None = None
     model_version: str
     policy_version: str
-    rules: list[str] = Field(default_factory=list, description="Rules that rewrote or blocked earlier candidates.")
+    rules: list[str] = Field(
+        default_factory=list, description="Rules that rewrote or blocked earlier candidates."
+    )
     latency_s: float | None = Field(default=None, ge=0.0, description="From the suggestion to the verdict.")
     at: UtcDatetime

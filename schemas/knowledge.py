@@ -38,7 +38,9 @@ ArticleText = Annotated[str, StringConstraints(max_length=MAX_BODY_CHARS), After
 Title = Annotated[str, StringConstraints(min_length=1, max_length=512), AfterValidator(clean_text)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.:-]*$")]
 """``domain:va``, ``jurisdiction:us-ny``, ``kind:policy`` ..."""
-Version = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")]
+Version = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
+]
 
 
 class Section(Contract):
@@ -63,10 +65,13 @@ class Article(Contract):
         description="Spans of the body in order, covering it without overlaps; empty: split at blank lines.",
     )
     tags: list[Tag] = Field(default_factory=list, max_length=32)
-    source: Label = Field(description="Where it comes from (doc2dial_va, abcd_guidelines ...): policies rule per source.")
+    source: Label = Field(
+        description="Where it comes from (doc2dial_va, abcd_guidelines ...): policies rule per source."
+    )
     version: Version = Field(description="The article's own version; a citation names it.")
-    source_url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = Field(
-        default=None, description="Where the article is published (an http or https address).")
+    source_url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = (
+        Field(default=None, description="Where the article is published (an http or https address).")
+    )
     updated_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
@@ -75,7 +80,8 @@ class Article(Contract):
         for section in self.sections:
             if section.start != position or section.end <= section.start or section.end > len(self.body):
                 raise ValueError(
-                    f"section {section.section_id!r} ({section.start}-{section.end}) must start at {position} "
+                    f"section {section.section_id!r} ({section.start}-{section.end})"
+                    f" must start at {position} "
                     f"and end within the body ({len(self.body)} characters)"
                 )
             position = section.end
@@ -89,7 +95,9 @@ class Citation(Contract):
 
     article_id: ArticleId
     article_version: Version
-    kb_version: str = Field(description="The knowledge base's version (a hash of every article's id and version).")
+    kb_version: str = Field(
+        description="The knowledge base's version (a hash of every article's id and version)."
+    )
     start: int = Field(ge=0)
     end: int = Field(gt=0)
     heading: str | None = Field(default=None, description="The heading of the section the passage is in.")
@@ -165,7 +173,9 @@ class KnowledgeDecision(Contract):
     """
 
     schema_version: Literal["1.0"] = "1.0"
-    decision_id: str = Field(description="Deterministic: from the input's id, the KB, ranker and policy versions.")
+    decision_id: str = Field(
+        description="Deterministic: from the input's id, the KB, ranker and policy versions."
+    )
     decided_at: UtcDatetime
     conversation_id: Identifier | None
     customer_id: Identifier | None = Field(description="None for inputs that name no customer (UI feedback).")
@@ -215,9 +225,13 @@ class PassageMaskRule(_KnowledgeRule):
 
     action: Literal["rewrite"] = "rewrite"
     kinds: list[PiiKind] = Field(
-        default_factory=lambda: list[PiiKind](("email", "credential", "iban", "card_number", "ssn", "phone", "pin"))
+        default_factory=lambda: list[PiiKind](
+            ("email", "credential", "iban", "card_number", "ssn", "phone", "pin")
+        )
     )
-    min_digits: int = Field(default=12, ge=3, le=64, description="Longer digit runs are masked as account numbers.")
+    min_digits: int = Field(
+        default=12, ge=3, le=64, description="Longer digit runs are masked as account numbers."
+    )
 
 
 class CardConsentRule(_KnowledgeRule):
@@ -233,7 +247,8 @@ class CardJurisdictionRule(_KnowledgeRule):
 
     action: Literal["block"] = "block"
     unknown_customer: Literal["allow", "block"] = Field(
-        default="allow", description="A customer of unknown jurisdiction (no context) sees jurisdiction-tagged articles?"
+        default="allow",
+        description="A customer of unknown jurisdiction (no context) sees jurisdiction-tagged articles?",
     )
 
 

@@ -41,7 +41,7 @@ def _hex(text: str) -> str:
 
 
 def dialogues(turns_path: Path) -> list[dict]:
-    """The longest grounded turn of each dev dialogue (its history is the whole dialogue), by domain in turn."""
+    """The longest grounded turn of each dev dialogue (its history the whole dialogue), domain by domain."""
     longest: dict[str, dict] = {}
     with gzip.open(turns_path, "rt", encoding="utf-8") as lines:
         for line in lines:
@@ -78,14 +78,37 @@ def events(chosen: list[dict]) -> list[str]:
             "open_cases": n % 3, "updated_at": _iso(at - timedelta(days=2)),
         }))
         sequence = 0
-        rows.append((at, {**base, "event_id": f"{conversation}-000", "sequence": 0, "type": "conversation_start",
-                          "tasks": [], "event_time": _iso(at)}))
+        rows.append(
+            (
+                at,
+                {
+                    **base,
+                    "event_id": f"{conversation}-000",
+                    "sequence": 0,
+                    "type": "conversation_start",
+                    "tasks": [],
+                    "event_time": _iso(at),
+                },
+            )
+        )
         for speaker, text in ((h["speaker"], h["text"]) for h in dialogue["history"]):
             sequence += 1
             at += timedelta(seconds=20 if speaker == "agent" else 12)
-            rows.append((at, {**base, "event_id": f"{conversation}-{sequence:03d}", "sequence": sequence,
-                              "type": "turn", "speaker": "customer" if speaker in ("customer", "user") else "agent",
-                              "text": text, "is_final": True, "event_time": _iso(at)}))
+            rows.append(
+                (
+                    at,
+                    {
+                        **base,
+                        "event_id": f"{conversation}-{sequence:03d}",
+                        "sequence": sequence,
+                        "type": "turn",
+                        "speaker": "customer" if speaker in ("customer", "user") else "agent",
+                        "text": text,
+                        "is_final": True,
+                        "event_time": _iso(at),
+                    },
+                )
+            )
         sequence += 1
         at += timedelta(seconds=10)
         rows.append((at, {**base, "event_id": f"{conversation}-{sequence:03d}", "sequence": sequence,

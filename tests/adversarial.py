@@ -20,8 +20,15 @@ PII = [
     ("card number 5500-0000-0000-0004 please", "5500000000000004"),
     ("amex 3782.822463.10005", "378282246310005"),
     ("4 0 1 2 8 8 8 8 8 8 8 8 1 8 8 1 is my visa", "4012888888881881"),
-    ("\uff16\uff10\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff17", "6011111111111117"),
-    ("\u0665\u0661\u0660\u0665\u0661\u0660\u0665\u0661\u0660\u0665\u0661\u0660\u0665\u0661\u0660\u0660 card", "5105105105105100"),
+    (
+        "\uff16\uff10\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff17",
+        "6011111111111117",
+    ),
+    (
+        "\u0665\u0661\u0660\u0665\u0661\u0660\u0665\u0661\u0660\u0665\u0661\u0660"
+        "\u0665\u0661\u0660\u0660 card",
+        "5105105105105100",
+    ),
     ("3530\u200b1113\u200b3330\u200b0000", "3530111333300000"),
     ("my ssn is 078-05-1120", "078051120"),
     ("social security 219 09 9999", "219099999"),
@@ -135,9 +142,13 @@ def bad_records(valid: list[dict]) -> list[tuple[str, bytes | None, bytes]]:
     out = [
         ("events", b"pii-bad", ('{"text": "my card is ' + card + '", "type": "turn"').encode()),
         ("events", b"pii-bad", json.dumps({**fresh, "note": "ssn 078-05-1120"}).encode()),
-        ("events", b"pii-bad", json.dumps({**fresh, "channel": "fax", "text": "mail ann.lee+vip@example.org"}).encode()),
+        (
+            "events",
+            b"pii-bad",
+            json.dumps({**fresh, "channel": "fax", "text": "mail ann.lee+vip@example.org"}).encode(),
+        ),
         ("events", b"pii-bad", json.dumps({**fresh, "text": "pin 7391\u0000"}).encode()),
-        ("events", b"pii-bad", ('{"text": "\\u0034\\u0031\\u0031\\u0031 1111 1111 1111", "type": ').encode()),
+        ("events", b"pii-bad", (b'{"text": "\\u0034\\u0031\\u0031\\u0031 1111 1111 1111", "type": ')),
         ("events", b"4111111111111111", json.dumps({**fresh, "text": "hello"}).encode()),
         ("events", b"pii-bad", json.dumps({**fresh, "text": "call (415) 555-0132 " + "y" * 70_000}).encode()),
         ("events", b"pii-bad", b"\xff\xfe my account number is 86753091 \xfa"),

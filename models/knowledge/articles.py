@@ -114,7 +114,9 @@ def markdown_article(text: str, article_id: str, defaults: dict | None = None) -
         position += len(line)
     if block_start is not None:
         bounds.append((block_start, position, False))
-    sections = [Section(section_id=str(n), start=a, end=b, heading=h) for n, (a, b, h) in enumerate(bounds, 1)]
+    sections = [
+        Section(section_id=str(n), start=a, end=b, heading=h) for n, (a, b, h) in enumerate(bounds, 1)
+    ]
     version = meta.get("version") or hashlib.sha256(body.encode()).hexdigest()[:12]
     try:
         return Article(

@@ -34,7 +34,7 @@ def rank_of_answer(retriever_index, hits, turn: GroundedTurn) -> int | None:
 
 
 class PlainBM25:
-    """The baseline: passages by BM25 for all the customer's turns so far, no re-ranker (``--engine bm25``)."""
+    """The baseline: BM25 passages for all the customer's turns so far, no re-ranker (``--engine bm25``)."""
 
     def __init__(self, index: KnowledgeIndex) -> None:
         self.index = index
@@ -42,13 +42,17 @@ class PlainBM25:
     def search_batch(self, queries, k: int = 10):
         index, out = self.index, []
         for turns in queries:
-            scores = index.scores("passages", tokens(" ".join(text for speaker, text in turns if speaker == "customer")))
+            scores = index.scores(
+                "passages", tokens(" ".join(text for speaker, text in turns if speaker == "customer"))
+            )
             order = np.argsort(-scores, kind="stable")[:k]
             out.append([Hit(int(i), float(scores[i])) for i in order if scores[i] > 0])
         return index, out, [0.0] * len(out)
 
 
-def evaluate(retriever: Retriever | PlainBM25, turns: Iterable[GroundedTurn], warmup: int = 20) -> tuple[dict, dict]:
+def evaluate(
+    retriever: Retriever | PlainBM25, turns: Iterable[GroundedTurn], warmup: int = 20
+) -> tuple[dict, dict]:
     """The figures over ``turns`` (the first ``warmup`` are run once first and not timed twice), and
     their CPU time (``cpu_figures``): wall-clock latency moves with what else the machine runs."""
     turns = list(turns)
@@ -76,7 +80,9 @@ def evaluate(retriever: Retriever | PlainBM25, turns: Iterable[GroundedTurn], wa
     result: dict[str, float | int] = {"n": n}
     for k in KS:
         result[f"recall_at_{k}"] = round(float(np.mean((found >= 1) & (found <= k))) if n else 0.0, 4)
-    result["mrr"] = round(float(np.mean(np.where(found > 0, 1.0 / np.maximum(found, 1), 0.0))) if n else 0.0, 4)
+    result["mrr"] = round(
+        float(np.mean(np.where(found > 0, 1.0 / np.maximum(found, 1), 0.0))) if n else 0.0, 4
+    )
     times = np.array(millis) if millis else np.zeros(1)
     result["p50_ms"] = round(float(np.percentile(times, 50)), 2)
     result["p99_ms"] = round(float(np.percentile(times, 99)), 2)

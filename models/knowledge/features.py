@@ -105,13 +105,21 @@ def candidates(index: KnowledgeIndex, turns: Sequence[tuple[str, str]]) -> tuple
     p_last, p_all, p_prev, p_agent, p_agent_all, *p_earlier = index.scores_many(
         "passages", [q_last, q_all, q_prev, q_agent, q_agent_all, *earlier_agent]
     )
-    a_history, a_customer, a_last, a_agent = index.scores_many("articles", [q_history, q_all, q_last, q_agent_all])
+    a_history, a_customer, a_last, a_agent = index.scores_many(
+        "articles", [q_history, q_all, q_last, q_agent_all]
+    )
     heading_last, heading_all = index.scores_many("headings", [q_last, q_all])
     titles_last, titles_history = index.scores_many("titles", [q_last, q_history])
 
-    chosen = np.unique(np.concatenate([
-        _top(a_history, TOP_ARTICLES_ALL), _top(a_customer, TOP_ARTICLES_CUSTOMER), _top(a_last, TOP_ARTICLES_LAST),
-    ]))
+    chosen = np.unique(
+        np.concatenate(
+            [
+                _top(a_history, TOP_ARTICLES_ALL),
+                _top(a_customer, TOP_ARTICLES_CUSTOMER),
+                _top(a_last, TOP_ARTICLES_LAST),
+            ]
+        )
+    )
     spans = [np.arange(index.article_first[a], index.article_end[a]) for a in chosen.tolist()]
     ids = np.unique(np.concatenate([*spans, _top(p_last, TOP_PASSAGES)]).astype(np.int64))
     if ids.size == 0:
@@ -132,7 +140,12 @@ def candidates(index: KnowledgeIndex, turns: Sequence[tuple[str, str]]) -> tuple
         columns[name] = values
         columns[f"{name}_rel"] = _rel(values, values)
     columns["heading_last"], columns["heading_all"] = heading_last[ids], heading_all[ids]
-    for name, vector in (("history", a_history), ("customer", a_customer), ("last", a_last), ("agent", a_agent)):
+    for name, vector in (
+        ("history", a_history),
+        ("customer", a_customer),
+        ("last", a_last),
+        ("agent", a_agent),
+    ):
         columns[f"article_{name}_rel"] = _rel(vector[articles], vector)
         columns[f"article_{name}_rank"] = _ranks(vector)[articles]
     columns["title_last"], columns["title_history"] = titles_last[articles], titles_history[articles]

@@ -105,7 +105,9 @@ class KnowledgeIndex:
     @property
     def version(self) -> str:
         """The index's version: its KB version, passage unit and tokeniser."""
-        digest = hashlib.sha256(f"{self.kb_version}|{self.max_words}|{TOKENIZER}|{K1}|{B}".encode()).hexdigest()
+        digest = hashlib.sha256(
+            f"{self.kb_version}|{self.max_words}|{TOKENIZER}|{K1}|{B}".encode()
+        ).hexdigest()
         return "idx-" + digest[:16]
 
     def scores(self, field_name: str, terms: tuple[str, ...]) -> np.ndarray:
@@ -184,24 +186,31 @@ class KnowledgeIndex:
 
     @classmethod
     def load(cls, directory: Path | str) -> KnowledgeIndex:
-        """An index saved by ``save``; raises ``IndexIntegrityError`` if any file differs from its manifest."""
+        """An index saved by ``save``; ``IndexIntegrityError`` if a file differs from its manifest."""
         directory = Path(directory)
         manifest = read_manifest(directory)
         for name, digest in manifest["files"].items():
             path = directory / name
             if not path.is_file() or _sha256(path) != digest:
-                raise IndexIntegrityError(f"{path}: missing or not the file its manifest names; rebuild the index")
+                raise IndexIntegrityError(
+                    f"{path}: missing or not the file its manifest names; rebuild the index"
+                )
         articles = kb.load_jsonl(directory / "articles.jsonl")
         if kb.kb_version(articles) != manifest["kb_version"]:
-            raise IndexIntegrityError(f"{directory}: articles do not make KB version {manifest['kb_version']}")
+            raise IndexIntegrityError(
+                f"{directory}: articles do not make KB version {manifest['kb_version']}"
+            )
         if manifest["tokenizer"] != TOKENIZER:
             raise IndexIntegrityError(
-                f"{directory}: built with tokeniser {manifest['tokenizer']}, this code has {TOKENIZER}; rebuild it"
+                f"{directory}: built with tokeniser {manifest['tokenizer']}, this code has {TOKENIZER};"
+                " rebuild it"
             )
         articles = sorted(articles, key=lambda a: a.article_id)
         passages = [p for i, article in enumerate(articles) for p in cut(article, i, manifest["max_words"])]
         if len(passages) != manifest["passages"]:
-            raise IndexIntegrityError(f"{directory}: {len(passages)} passages, its manifest says {manifest['passages']}")
+            raise IndexIntegrityError(
+                f"{directory}: {len(passages)} passages, its manifest says {manifest['passages']}"
+            )
         fields = {name: bm25s.BM25.load(directory / name, mmap=False, show_progress=False) for name in FIELDS}
         return cls(articles=articles, passages=passages, kb_version=manifest["kb_version"],
                    max_words=manifest["max_words"], fields=fields, built_at=manifest["built_at"])

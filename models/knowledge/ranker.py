@@ -74,7 +74,9 @@ def build_graph(mean: np.ndarray, scale: np.ndarray, members: list[list[tuple[np
         outputs=[helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
         initializer=initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="coachflow")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="coachflow"
+    )
     model.ir_version = 8
     for key, value in metadata.items():
         entry = model.metadata_props.add()
@@ -113,7 +115,9 @@ class Reranker:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("coachflow.feature_spec") != FEATURE_SPEC or json.loads(meta["coachflow.features"]) != list(FEATURES):
+        if meta.get("coachflow.feature_spec") != FEATURE_SPEC or json.loads(
+            meta["coachflow.features"]
+        ) != list(FEATURES):
             raise ModelIntegrityError(
                 f"{path} was trained with features {meta.get('coachflow.feature_spec')!r}, "
                 f"this code computes {FEATURE_SPEC!r}"
@@ -189,11 +193,21 @@ class Retriever:
             for hit in found:
                 passage = index.passages[hit.passage]
                 article = index.articles[passage.article]
-                rows.append(PassageHit(
-                    article_id=article.article_id, article_version=article.version, title=article.title,
-                    heading=passage.heading, start=passage.start, end=passage.end, text=index.text(passage),
-                    score=hit.score, source=article.source, source_url=article.source_url, tags=tuple(article.tags),
-                ))
+                rows.append(
+                    PassageHit(
+                        article_id=article.article_id,
+                        article_version=article.version,
+                        title=article.title,
+                        heading=passage.heading,
+                        start=passage.start,
+                        end=passage.end,
+                        text=index.text(passage),
+                        score=hit.score,
+                        source=article.source,
+                        source_url=article.source_url,
+                        tags=tuple(article.tags),
+                    )
+                )
             out.append(rows)
         return index.kb_version, out, millis
 

@@ -57,7 +57,9 @@ def labelled(index: KnowledgeIndex, turns: list[doc2dial.GroundedTurn]) -> tuple
         gold = position.get(turn.doc_id, -1)
         starts = np.array([index.passages[i].start for i in ids.tolist()], dtype=np.int64)
         ends = np.array([index.passages[i].end for i in ids.tolist()], dtype=np.int64)
-        labels.append((index.passage_article[ids] == gold) & (starts <= turn.answer_start) & (turn.answer_start < ends))
+        labels.append(
+            (index.passage_article[ids] == gold) & (starts <= turn.answer_start) & (turn.answer_start < ends)
+        )
         rows.append(X)
     if not rows:
         return np.zeros((0, len(FEATURES)), dtype=np.float32), np.zeros(0, dtype=bool)

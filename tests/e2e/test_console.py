@@ -154,7 +154,9 @@ class IdentityProvider:
 
 def start_console(job: KafkaJob, port: int, log: Path, topics: dict[str, str], idp: IdentityProvider,
                   teams: Path, **extra: str) -> subprocess.Popen:
-    env = job.env(COACH_TOPIC_FEEDBACK=topics["feedback"], COACH_TOPIC_ACCEPTANCE=topics["acceptance"], **extra)
+    env = job.env(
+        COACH_TOPIC_FEEDBACK=topics["feedback"], COACH_TOPIC_ACCEPTANCE=topics["acceptance"], **extra
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "console", "--brokers", job.brokers, "--port", str(port),
          "--jwks", str(idp.jwks), "--issuer", idp.issuer, "--audience", idp.audience, "--teams", str(teams)],

@@ -28,7 +28,9 @@ from tests.integration.test_kafka_knowledge import knowledge_topics, messages, s
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
 
-def test_cards_beside_suggestions_and_an_accept_click_is_card_feedback(kafka_job: KafkaJob, browser, tmp_path):  # noqa: F811
+def test_cards_beside_suggestions_and_an_accept_click_is_card_feedback(
+    kafka_job: KafkaJob, browser, tmp_path
+):  # noqa: F811
     topics = knowledge_topics(kafka_job)
     del topics["articles_topic"]  # the bundled articles file
     create_topics(kafka_job.brokers, [topics["topic_cards"], topics["topic_feedback"]])
@@ -56,10 +58,15 @@ def test_cards_beside_suggestions_and_an_accept_click_is_card_feedback(kafka_job
         page.wait_for_selector("#status[data-state=live]", timeout=30_000)
         kafka_job.produce(messages(lines))
         try:
-            page.wait_for_selector(f'.conversation[data-conversation-id="{conversation}"] .card', timeout=120_000)
+            page.wait_for_selector(
+                f'.conversation[data-conversation-id="{conversation}"] .card', timeout=120_000
+            )
         except Exception:
-            raise AssertionError("no card reached the page:\n" + (tmp_path / "knowledge.log").read_text()[-3000:]
-                                 + (tmp_path / "console.log").read_text()[-3000:]) from None
+            raise AssertionError(
+                "no card reached the page:\n"
+                + (tmp_path / "knowledge.log").read_text()[-3000:]
+                + (tmp_path / "console.log").read_text()[-3000:]
+            ) from None
         item = page.locator(".card").last
         card_id = item.get_attribute("data-card-id")
         citation = item.locator(".citation").inner_text()

@@ -31,7 +31,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     total = sum(budget.COUNTS.values())
     parts = ", ".join(f"{target} {n:,}" for target, n in sorted(budget.COUNTS.items()))
     terminalreporter.write_line(
-        f"fuzz ({budget.PROFILE} profile, scale {budget.SCALE}, job scale {budget.JOB_SCALE}): {total:,} examples "
+        f"fuzz ({budget.PROFILE} profile, scale {budget.SCALE}, job scale {budget.JOB_SCALE}):"
+        f" {total:,} examples "
         f"tried ({parts}) "
         f"in {time.monotonic() - budget.STARTED:.0f} s"
     )

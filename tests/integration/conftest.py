@@ -72,7 +72,9 @@ class KafkaJob:
         credentials = {"kafka_config_file": self.client_file} if self.client_file else {}
         self.settings = prefixed_settings(self.brokers, self.prefix, **credentials, **self.overrides)
         defaults = KnowledgeSettings()
-        self.knowledge = KnowledgeSettings(**{name: self.prefix + getattr(defaults, name) for name in KNOWLEDGE_TOPICS})
+        self.knowledge = KnowledgeSettings(
+            **{name: self.prefix + getattr(defaults, name) for name in KNOWLEDGE_TOPICS}
+        )
         ensure_topics(self.settings)
 
     def knowledge_env(self) -> dict[str, str]:
@@ -82,16 +84,22 @@ class KafkaJob:
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
         env = {k: v for k, v in os.environ.items() if not k.startswith("COACH_")}
-        env.update({
-            "COACH_BROKERS": self.brokers,
-            **topic_env(s),
-            **({"COACH_POLICY_TOPIC": s.policy_topic} if s.policy_topic else {}),
-            **({"COACH_LINEAGE": "kafka", "COACH_LINEAGE_TOPIC": s.lineage_topic} if s.lineage == "kafka" else {}),
-            "PYTHONUNBUFFERED": "1",
-            # No metrics endpoint unless a test asks for one: jobs of tests that run side by side
-            # (several checkouts on one machine) would contend for the default port.
-            "COACH_METRICS_PORT": "0",
-        })
+        env.update(
+            {
+                "COACH_BROKERS": self.brokers,
+                **topic_env(s),
+                **({"COACH_POLICY_TOPIC": s.policy_topic} if s.policy_topic else {}),
+                **(
+                    {"COACH_LINEAGE": "kafka", "COACH_LINEAGE_TOPIC": s.lineage_topic}
+                    if s.lineage == "kafka"
+                    else {}
+                ),
+                "PYTHONUNBUFFERED": "1",
+                # No metrics endpoint unless a test asks for one: jobs of tests that run side by side
+                # (several checkouts on one machine) would contend for the default port.
+                "COACH_METRICS_PORT": "0",
+            }
+        )
         env.update(extra)
         return env
 
@@ -191,13 +199,17 @@ class SecuredKafka:
 @pytest.fixture(scope="session")
 def secured(brokers) -> SecuredKafka:
     host, port = brokers.rsplit(":", 1)
-    found = SecuredKafka(os.environ.get("COACH_TEST_SASL_BROKERS", f"{host}:{int(port) + 2}"),
-                         Path(os.environ.get("COACH_TEST_KAFKA_SECRETS", ROOT / ".kafka" / f"secrets-{port}")))
+    found = SecuredKafka(
+        os.environ.get("COACH_TEST_SASL_BROKERS", f"{host}:{int(port) + 2}"),
+        Path(os.environ.get("COACH_TEST_KAFKA_SECRETS", ROOT / ".kafka" / f"secrets-{port}")),
+    )
     restart = "restart the broker with this checkout's scripts/kafka.sh (stop, then start)"
     if not found.properties(security.ADMIN).is_file():
         pytest.fail(f"no {found.properties(security.ADMIN)}: {restart}")
     try:
-        security.metadata(Settings(brokers=found.address, kafka_config_file=found.properties(security.ADMIN)), 15)
+        security.metadata(
+            Settings(brokers=found.address, kafka_config_file=found.properties(security.ADMIN)), 15
+        )
     except security.KafkaAccessError as exc:
         pytest.fail(f"the SASL_SSL listener at {found.address} does not serve the admin: {exc}; {restart}")
     return found
@@ -207,9 +219,17 @@ def secured(brokers) -> SecuredKafka:
 def secured_job(secured) -> Iterator[KafkaJob]:
     """A test's topics on the SASL_SSL listener, made by the admin, with the ACLs of coachflow.security."""
     prefix = f"s{uuid.uuid4().hex[:10]}."
-    # The policy and lineage topics too (their names are no COACH_TOPIC_* setting: the job gets them in env()).
-    job = KafkaJob(secured.address, prefix, client_file=secured.properties(security.ADMIN), overrides={
-        "policy_topic": f"{prefix}coaching.policy", "lineage": "kafka", "lineage_topic": f"{prefix}openlineage.events"})
+    # The policy and lineage topics too (no COACH_TOPIC_* setting names them: the job gets them in env()).
+    job = KafkaJob(
+        secured.address,
+        prefix,
+        client_file=secured.properties(security.ADMIN),
+        overrides={
+            "policy_topic": f"{prefix}coaching.policy",
+            "lineage": "kafka",
+            "lineage_topic": f"{prefix}openlineage.events",
+        },
+    )
     ensure_topics(job.settings, specs=knowledge_topic_specs(job.knowledge, job.settings))
     security.apply(job.settings, knowledge=job.knowledge)
     yield job

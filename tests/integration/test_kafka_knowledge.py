@@ -33,11 +33,23 @@ def knowledge_topics(job: KafkaJob) -> dict[str, str]:
 
 
 def start(job: KafkaJob, log, topics: dict[str, str], **env: str) -> subprocess.Popen:
-    variables = job.env(**{f"COACH_KNOWLEDGE_{name.upper()}": value for name, value in topics.items()},
-                        COACH_KNOWLEDGE_NICE="0", COACH_KNOWLEDGE_METRICS_PORT="0", COACH_KNOWLEDGE_RELOAD_S="1",
-                        COACH_CONTEXT_WAIT_MS="300", COACH_LINEAGE="none", **env)
-    return subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT, env=variables,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    variables = job.env(
+        **{f"COACH_KNOWLEDGE_{name.upper()}": value for name, value in topics.items()},
+        COACH_KNOWLEDGE_NICE="0",
+        COACH_KNOWLEDGE_METRICS_PORT="0",
+        COACH_KNOWLEDGE_RELOAD_S="1",
+        COACH_CONTEXT_WAIT_MS="300",
+        COACH_LINEAGE="none",
+        **env,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"],
+        cwd=ROOT,
+        env=variables,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def read(job: KafkaJob, topics: dict[str, str], until: int, timeout: float = 120.0) -> dict[str, list]:
@@ -88,9 +100,13 @@ def test_the_knowledge_job_on_kafka_takes_a_new_kb_version_while_it_runs(kafka_j
     job = start(kafka_job, tmp_path / "knowledge.log", topics, COACH_KNOWLEDGE_SHED_MAX_AGE_S="600")
     try:
         out = read(kafka_job, topics, len(first))
-        assert len(out["topic_decisions"]) + len(out["topic_dlq"]) == len(first), (tmp_path / "knowledge.log").read_text()[-3000:]
+        assert len(out["topic_decisions"]) + len(out["topic_dlq"]) == len(first), (
+            tmp_path / "knowledge.log"
+        ).read_text()[-3000:]
         before = kb.kb_version(articles)
-        assert {d.kb_version for _, d in out["topic_decisions"] if d.outcome in ("shown", "suppressed")} == {before}
+        assert {d.kb_version for _, d in out["topic_decisions"] if d.outcome in ("shown", "suppressed")} == {
+            before
+        }
         # A new version of one article, on the compacted topic: the job re-indexes within its reload interval.
         changed = articles[0].model_copy(update={"version": "2", "body": articles[0].body + "\nUpdated.\n",
                                                  "sections": []})
@@ -107,8 +123,14 @@ def test_the_knowledge_job_on_kafka_takes_a_new_kb_version_while_it_runs(kafka_j
     assert len(decisions) + len(out["topic_dlq"]) == len(lines), log[-3000:]
     assert len({d.input.event_id for d in decisions}) == len(decisions)  # one decision per input
     assert sorted(d.reason for _, d in out["topic_dlq"]) == ["malformed_json", "schema_violation"]
-    later = {json.loads(line).get("event_id") for line in second if line.startswith('{"schema_version":"1.0","conv')}
-    retrieved_later = {d.kb_version for d in decisions if d.input.event_id in later and d.outcome in ("shown", "suppressed")}
+    later = {
+        json.loads(line).get("event_id")
+        for line in second
+        if line.startswith('{"schema_version":"1.0","conv')
+    }
+    retrieved_later = {
+        d.kb_version for d in decisions if d.input.event_id in later and d.outcome in ("shown", "suppressed")
+    }
     assert retrieved_later == {after}, log[-3000:]
     assert f"knowledge base {after} in force" in log
     cards = out["topic_cards"]

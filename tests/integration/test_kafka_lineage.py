@@ -24,7 +24,9 @@ SPEC = SpecValidator()
 
 def read_topic(brokers: str, topic: str) -> list[dict]:
     """Every event on the topic now (up to each partition's end), in time order."""
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{topic}-reader", "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": brokers, "group.id": f"{topic}-reader", "auto.offset.reset": "earliest"}
+    )
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
     parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
     ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
@@ -46,8 +48,14 @@ def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob,
     topic = f"{kafka_job.prefix}openlineage.events"
     items = [r for _, r in replay.records(STAR_DIALOGUES, limit=40, concurrency=8,
                                           start=datetime.now(UTC) - timedelta(hours=1))]
-    job = kafka_job.start(tmp_path / "job.log", COACH_LINEAGE="kafka", COACH_LINEAGE_TOPIC=topic,
-                          COACH_LINEAGE_INTERVAL_S="1", COACH_QUALITY_INTERVAL_S="1", COACH_QUALITY_BATCH_ROWS="200")
+    job = kafka_job.start(
+        tmp_path / "job.log",
+        COACH_LINEAGE="kafka",
+        COACH_LINEAGE_TOPIC=topic,
+        COACH_LINEAGE_INTERVAL_S="1",
+        COACH_QUALITY_INTERVAL_S="1",
+        COACH_QUALITY_BATCH_ROWS="200",
+    )
     try:
         kafka_job.produce(to_messages(badcorpus.interleave(items, [])))
         kafka_job.consume(until=len(items), settle=0.5)
@@ -75,7 +83,9 @@ def test_lineage_to_kafka_with_quality_results_and_an_abort(kafka_job: KafkaJob,
                      (f"kafka://{kafka_job.brokers}", kafka_job.settings.topic_feedback)}
     outputs = {d["name"] for d in last["outputs"]}
     assert kafka_job.settings.topic_suggestions in outputs and kafka_job.settings.topic_decisions in outputs
-    with_quality = [e for e in events if any("dataQualityAssertions" in d["inputFacets"] for d in e["inputs"])]
+    with_quality = [
+        e for e in events if any("dataQualityAssertions" in d["inputFacets"] for d in e["inputs"])
+    ]
     assert with_quality, "a RUNNING or ABORT event carries the GX results"
     assertions = with_quality[-1]["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert any(a["assertion"] == "events.sequence.increasing" for a in assertions)

@@ -126,7 +126,11 @@ def test_each_process_serves_its_own_partitions_on_port_plus_its_index(kafka_job
     base = free_ports(4)  # metrics on base and base + 1; the processes talk on base + 2 and base + 3
     cluster = base + 2
     addresses = f"127.0.0.1:{cluster};127.0.0.1:{cluster + 1}"
-    env = {"COACH_METRICS_PORT": str(base), "COACH_METRICS_LAG_INTERVAL_S": "0.5", "COACH_CONTEXT_WAIT_MS": "300"}
+    env = {
+        "COACH_METRICS_PORT": str(base),
+        "COACH_METRICS_LAG_INTERVAL_S": "0.5",
+        "COACH_CONTEXT_WAIT_MS": "300",
+    }
     jobs = [kafka_job.start(tmp_path / f"job{i}.log", "-i", str(i), "-a", addresses, **env) for i in range(2)]
     try:
         out = kafka_job.consume(until=len(plan))

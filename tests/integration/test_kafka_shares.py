@@ -34,9 +34,16 @@ def test_two_jobs_on_shares_of_co_partitioned_topics_decide_every_input_once(kaf
 
     runs = {str(uuid.uuid4()): [0, 2], str(uuid.uuid4()): [1, 3]}
     jobs = [
-        kafka_job.start(tmp_path / f"job{i}.log", COACH_KAFKA_TAIL="false", COACH_CONTEXT_WAIT_MS="1000",
-                        COACH_INPUT_KEY="customer", COACH_KAFKA_PARTITIONS=json.dumps(share),
-                        COACH_LINEAGE_RUN_ID=run, COACH_METRICS_PORT="0", COACH_OUTPUT_DIR=str(tmp_path / f"o{i}"))
+        kafka_job.start(
+            tmp_path / f"job{i}.log",
+            COACH_KAFKA_TAIL="false",
+            COACH_CONTEXT_WAIT_MS="1000",
+            COACH_INPUT_KEY="customer",
+            COACH_KAFKA_PARTITIONS=json.dumps(share),
+            COACH_LINEAGE_RUN_ID=run,
+            COACH_METRICS_PORT="0",
+            COACH_OUTPUT_DIR=str(tmp_path / f"o{i}"),
+        )
         for i, (run, share) in enumerate(runs.items())
     ]
     for i, job in enumerate(jobs):

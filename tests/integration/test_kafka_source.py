@@ -25,7 +25,9 @@ def topics_with_records(brokers: str, counts: dict[int, int]) -> tuple[str, str]
     producer = Producer({"bootstrap.servers": brokers})
     for partition, count in counts.items():
         for i in range(count):
-            producer.produce(full, value=f"{partition}:{i}".encode(), key=f"k{partition}".encode(), partition=partition)
+            producer.produce(
+                full, value=f"{partition}:{i}".encode(), key=f"k{partition}".encode(), partition=partition
+            )
     assert producer.flush(30) == 0
     return full, empty
 
@@ -48,7 +50,9 @@ def test_every_record_once_in_partition_order_with_its_origin(brokers):
         mine = [r for r in out if r.origin.partition == partition]
         assert [r.value for r in mine] == [f"{partition}:{i}".encode() for i in range(count)]
         assert [r.origin.offset for r in mine] == list(range(count))
-        assert {(r.key, r.stream, r.origin.topic, r.error) for r in mine} == {(f"k{partition}".encode(), "events", full, None)}
+        assert {(r.key, r.stream, r.origin.topic, r.error) for r in mine} == {
+            (f"k{partition}".encode(), "events", full, None)
+        }
         assert all(r.origin.timestamp_ms and r.origin.timestamp_ms > 0 for r in mine)
     assert positions == {(full, 0): 40, (full, 1): 25}  # the consumer-lag gauge's next offsets
 
@@ -64,7 +68,9 @@ def test_a_partition_resumes_at_its_snapshot_and_shares_its_workers_consumer(bro
     read: dict[int, list[int]] = {0: [], 1: []}
     done = set()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # as Bytewax polls: every partition in turn, a pause when none had data
+    while (
+        time.monotonic() < deadline
+    ):  # as Bytewax polls: every partition in turn, a pause when none had data
         for index, part in ((0, first), (1, second)):
             if index in done:
                 continue
@@ -74,7 +80,10 @@ def test_a_partition_resumes_at_its_snapshot_and_shares_its_workers_consumer(bro
                 done.add(index)
                 continue
             # At most batch_size (7) a call, and never more than two consumes' worth read ahead.
-            assert len(batch) <= 7 and first._shared.buffered < 2 * 7 * 2, (len(batch), first._shared.buffered)
+            assert len(batch) <= 7 and first._shared.buffered < 2 * 7 * 2, (
+                len(batch),
+                first._shared.buffered,
+            )
             read[index] += [r.origin.offset for r in batch]
             # A full batch (a backlog) reads on at once; otherwise every partition waits for one shared tick.
             awake = part.next_awake()
@@ -96,8 +105,15 @@ def test_a_share_reads_its_partition_numbers_of_each_topic_and_refuses_what_cann
     full, empty = topics_with_records(brokers, {0: 3, 1: 5})  # two partitions each
 
     def shared(share: list[int], topics: tuple[str, ...] = (full, empty)) -> RawKafkaSource:
-        return RawKafkaSource([brokers], dict(zip(topics, ("events", "feedback", "context"), strict=False)),
-                              tail=False, starting_offset=OFFSET_BEGINNING, add_config={}, batch_size=7, share=share)
+        return RawKafkaSource(
+            [brokers],
+            dict(zip(topics, ("events", "feedback", "context"), strict=False)),
+            tail=False,
+            starting_offset=OFFSET_BEGINNING,
+            add_config={},
+            batch_size=7,
+            share=share,
+        )
 
     assert sorted(shared([1]).list_parts()) == sorted([f"1-{full}", f"1-{empty}"])
     flow = Dataflow("kafka_share")

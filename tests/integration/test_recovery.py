@@ -237,7 +237,9 @@ def init_recovery(directory: Path) -> Path:
     return directory
 
 
-def start(job: KafkaJob, log: Path, recovery: Path | None, tail: bool, *args: str, **env: str) -> subprocess.Popen:
+def start(
+    job: KafkaJob, log: Path, recovery: Path | None, tail: bool, *args: str, **env: str
+) -> subprocess.Popen:
     if recovery is not None:
         args = ("-r", str(recovery), "-s", SNAPSHOT_S, "-b", BACKUP_S, *args)
     return job.start(log, *args, **{**JOB_ENV, "COACH_KAFKA_TAIL": str(tail).lower(), **env})
@@ -404,7 +406,9 @@ def test_sigkill_at_random_points_loses_nothing(kafka_job: KafkaJob, tmp_path):
     assert sum(1 for k in kills if k[0] == "mid-stream") >= KILLS // 2, kills
 
     out = read_outputs(kafka_job.brokers, outputs)
-    ref = read_outputs(kafka_job.brokers, {k: v for k, v in ref_job.settings.outputs().items() if k in MODELS})
+    ref = read_outputs(
+        kafka_job.brokers, {k: v for k, v in ref_job.settings.outputs().items() if k in MODELS}
+    )
     check_accounting(traffic, positions, ref)
     check_accounting(traffic, positions, out)
     duplicates = check_against_reference(traffic, out, ref)
@@ -494,8 +498,14 @@ def test_a_broker_restart_mid_stream_loses_nothing(tmp_path):
         # uninterrupted reference on the same input.
         run_to_end(job, tmp_path / "job-final.log", recovery, timeout=120)
         ref_job = KafkaJob(broker.address, f"r{uuid.uuid4().hex[:10]}.")
-        run_to_end(ref_job, tmp_path / "reference.log", None, timeout=120,
-                   COACH_TOPIC_EVENTS=job.settings.topic_events, COACH_TOPIC_CONTEXT=job.settings.topic_context)
+        run_to_end(
+            ref_job,
+            tmp_path / "reference.log",
+            None,
+            timeout=120,
+            COACH_TOPIC_EVENTS=job.settings.topic_events,
+            COACH_TOPIC_CONTEXT=job.settings.topic_context,
+        )
         out = read_outputs(job.brokers, outputs)
         ref = read_outputs(job.brokers, {k: v for k, v in ref_job.settings.outputs().items() if k in MODELS})
         check_accounting(traffic, positions, out)

@@ -129,5 +129,7 @@ def test_a_fuzzed_stream_with_a_sigkill_is_accounted_for(kafka_job: KafkaJob, tm
     written = [r.model_dump_json() for kind in out for r in out[kind]]
     assert not leaked([value for _, _, value in traffic.messages], written)
     duplicates = len(out["decisions"]) + len(out["dlq"]) - len(inputs)
-    print(f"\ninputs {len(inputs)} ({HOSTILE} fuzzed), decisions {len(out['decisions'])}, dead letters "
-          f"{len(out['dlq'])}, replayed after the kill {duplicates}, killed at (published, outputs) {killed_at}")
+    print(
+        f"\ninputs {len(inputs)} ({HOSTILE} fuzzed), decisions {len(out['decisions'])}, dead letters "
+        f"{len(out['dlq'])}, replayed after the kill {duplicates}, killed at (published, outputs) {killed_at}"
+    )

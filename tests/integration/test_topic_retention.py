@@ -1,4 +1,4 @@
-"""Retention of the topics that keep personal data longest: set at creation, aligned by `coach topics create`."""
+"""Retention of the topics keeping personal data longest: set on creation, kept by `coach topics create`."""
 
 from __future__ import annotations
 

@@ -41,16 +41,30 @@ def suggestion(sid: str, action: str = "bank_ask_pin", text: str = "Could you pl
 
 
 def shown_decision(s: Suggestion, arm: str | None = None) -> Decision:
-    return Decision.model_validate({
-        "decision_id": s.decision_id, "decided_at": at(0), "conversation_id": s.conversation_id,
-        "customer_id": "u-1", "agent_id": "a-1",
-        "input": {"kind": "turn", "event_id": "e", "source": {"kind": "file", "file": "t", "line": 1}},
-        "outcome": "shown", "suggestion_id": s.suggestion_id,
-        "suggestion": {"action": s.action, "text": s.text}, "context_status": "present",
-        "model_version": "m-1", "policy_name": "p", "policy_version": "1.0.0", "policy_hash": "h",
-        "rules": [{"rule_id": "rate.no_repeat", "outcome": "block"}, {"rule_id": "pii.mask", "outcome": "pass"}],
-        "arm": arm, "experiment": None if arm is None else "canary",
-    })
+    return Decision.model_validate(
+        {
+            "decision_id": s.decision_id,
+            "decided_at": at(0),
+            "conversation_id": s.conversation_id,
+            "customer_id": "u-1",
+            "agent_id": "a-1",
+            "input": {"kind": "turn", "event_id": "e", "source": {"kind": "file", "file": "t", "line": 1}},
+            "outcome": "shown",
+            "suggestion_id": s.suggestion_id,
+            "suggestion": {"action": s.action, "text": s.text},
+            "context_status": "present",
+            "model_version": "m-1",
+            "policy_name": "p",
+            "policy_version": "1.0.0",
+            "policy_hash": "h",
+            "rules": [
+                {"rule_id": "rate.no_repeat", "outcome": "block"},
+                {"rule_id": "pii.mask", "outcome": "pass"},
+            ],
+            "arm": arm,
+            "experiment": None if arm is None else "canary",
+        }
+    )
 
 
 def feedback(fid: str, sid: str, kind: str = "accepted", t: float = 5.0, conversation: str = "c-1",
@@ -73,9 +87,16 @@ def test_inferred_from_the_agents_action_label() -> None:
     assert show(logic, point(1, 10), suggestion("s1"), arm="candidate") == []
     (verdict,), _ = logic.on_item(agent(2, 14, action="bank_ask_pin"))
     assert isinstance(verdict, Acceptance)
-    assert (verdict.mode, verdict.basis, verdict.outcome, verdict.accepted) == ("inferred", "action", "accepted", True)
+    assert (verdict.mode, verdict.basis, verdict.outcome, verdict.accepted) == (
+        "inferred",
+        "action",
+        "accepted",
+        True,
+    )
     assert verdict.agent_action == "bank_ask_pin" and verdict.latency_s == 4.0 and verdict.event_id == "c-1-2"
-    assert verdict.arm == "candidate" and verdict.experiment == "canary" and verdict.rules == ["rate.no_repeat"]
+    assert (
+        verdict.arm == "candidate" and verdict.experiment == "canary" and verdict.rules == ["rate.no_repeat"]
+    )
     Acceptance.model_validate(verdict.model_dump())  # a valid record
     # One verdict per suggestion: the agent's following turn judges nothing.
     assert list(logic.on_item(agent(3, 15, action="bank_ask_pin"))[0]) == []
@@ -128,9 +149,16 @@ def test_similarity_is_difflibs_ratio() -> None:
     from models import star
     from tests.helpers import STAR_DIALOGUES
 
-    texts = [e["Text"] for d in star.select(STAR_DIALOGUES, split="dev", limit=40) for e in d["Events"] if e.get("Text")]
+    texts = [
+        e["Text"]
+        for d in star.select(STAR_DIALOGUES, split="dev", limit=40)
+        for e in d["Events"]
+        if e.get("Text")
+    ]
     rng = random.Random(5)
-    pairs = [(rng.choice(texts), rng.choice(texts)) for _ in range(500)] + [(t, t[: len(t) // 2]) for t in texts[:50]]
+    pairs = [(rng.choice(texts), rng.choice(texts)) for _ in range(500)] + [
+        (t, t[: len(t) // 2]) for t in texts[:50]
+    ]
     for reply, suggestion in pairs:
         a, b = " ".join(reply.casefold().split()), " ".join(suggestion.casefold().split())
         assert similarity(reply, suggestion) == difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()

@@ -43,8 +43,12 @@ def figures(tmp_path_factory):
     )
     run_job(settings)
     lines = (tmp / "out" / "acceptance.jsonl").read_text().splitlines()
-    judged = [a for a in map(Acceptance.model_validate_json, lines) if a.mode == "inferred" and a.basis == "action"]
-    evaluated = evaluate_dialogues(load_scorer(DEFAULT_MODEL), star.select(STAR_DIALOGUES, split="dev", limit=DIALOGUES))
+    judged = [
+        a for a in map(Acceptance.model_validate_json, lines) if a.mode == "inferred" and a.basis == "action"
+    ]
+    evaluated = evaluate_dialogues(
+        load_scorer(DEFAULT_MODEL), star.select(STAR_DIALOGUES, split="dev", limit=DIALOGUES)
+    )
     return {"judged": judged, "eval": evaluated}
 
 

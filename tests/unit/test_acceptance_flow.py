@@ -24,7 +24,9 @@ def settings_for(tmp: Path, source: Path, **more) -> Settings:
 
 def read(directory: Path, kind: str, model) -> list:
     path = directory / f"{kind}.jsonl"
-    return [model.model_validate_json(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return (
+        [model.model_validate_json(line) for line in path.read_text().splitlines()] if path.exists() else []
+    )
 
 
 def fb(fid: str, suggestion: Suggestion | None, event: str, **fields) -> dict:

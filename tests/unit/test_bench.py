@@ -28,8 +28,11 @@ def test_rounds_are_summarised_by_medians_and_peak_memory():
 
 
 def _decision(kind, customer, offset, topic="events", **input_fields):
-    return {"customer_id": customer, "latency_ms": {"total_ms": 1.0},
-            "input": {"kind": kind, "source": {"topic": topic, "partition": 0, "offset": offset}, **input_fields}}
+    return {
+        "customer_id": customer,
+        "latency_ms": {"total_ms": 1.0},
+        "input": {"kind": kind, "source": {"topic": topic, "partition": 0, "offset": offset}, **input_fields},
+    }
 
 
 class _Published:
@@ -104,11 +107,21 @@ def test_jobs_split_the_partitions_round_robin_and_key_events_by_customer():
     from coachflow.cli import main
     from coachflow.replay import kafka_target
 
-    assert shares(4, 1) == [[0, 1, 2, 3]] and shares(4, 2) == [[0, 2], [1, 3]] and shares(5, 3) == [[0, 3], [1, 4], [2]]
+    assert (
+        shares(4, 1) == [[0, 1, 2, 3]]
+        and shares(4, 2) == [[0, 2], [1, 3]]
+        and shares(5, 3) == [[0, 3], [1, 4], [2]]
+    )
     with pytest.raises(ValueError):
         shares(2, 3)
     assert share_env([1, 3]) == {"COACH_INPUT_KEY": "customer", "COACH_KAFKA_PARTITIONS": "[1, 3]"}
     turn = {"type": "turn", "conversation_id": "c-1", "customer_id": "u-1"}
-    assert kafka_target(turn, key_by(1)) == ("events", "c-1") and kafka_target(turn, key_by(2)) == ("events", "u-1")
-    assert kafka_target({"type": "customer_context", "customer_id": "u-1"}, "conversation") == ("context", "u-1")
+    assert kafka_target(turn, key_by(1)) == ("events", "c-1") and kafka_target(turn, key_by(2)) == (
+        "events",
+        "u-1",
+    )
+    assert kafka_target({"type": "customer_context", "customer_id": "u-1"}, "conversation") == (
+        "context",
+        "u-1",
+    )
     assert main(["bench", "--jobs", "5", "--partitions", "4", "--brokers", "127.0.0.1:1"]) == 2

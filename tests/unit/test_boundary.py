@@ -74,7 +74,9 @@ def test_a_failing_timer_dead_letters_what_the_key_held_and_drops_the_key() -> N
     join.on_notify = explode
     clock.advance(5)
     out, discard = logic.on_notify()
-    assert discard and [(d.reason, d.step, d.event_id) for d in out] == [("internal_error", "join_context", "c-1-1")]
+    assert discard and [(d.reason, d.step, d.event_id) for d in out] == [
+        ("internal_error", "join_context", "c-1-1")
+    ]
 
 
 def test_a_step_failing_on_every_record_stops_the_job() -> None:
@@ -145,13 +147,24 @@ STEPS = {
     # step -> (module, function name, how to fail on the poison record: a wrapper of the original)
     "parse": (parse, "parse_record", lambda f: lambda raw, *a, **k: _fail(raw.value) or f(raw, *a, **k)),
     "quality_gate": (quality, "quality_row", lambda f: lambda e: _fail(e) or f(e)),
-    "conversation": (conversation.ConversationTracker, "apply",
-                     lambda f: lambda self, ev, *a, **k: _fail(ev) or f(self, ev, *a, **k)),
-    "guardrails": (guardrails.Guard, "decide", lambda f: lambda self, e, *a, **k: _fail(e) or f(self, e, *a, **k)),
+    "conversation": (
+        conversation.ConversationTracker,
+        "apply",
+        lambda f: lambda self, ev, *a, **k: _fail(ev) or f(self, ev, *a, **k),
+    ),
+    "guardrails": (
+        guardrails.Guard,
+        "decide",
+        lambda f: lambda self, e, *a, **k: _fail(e) or f(self, e, *a, **k),
+    ),
     "serialize": (publish, "serialize", lambda f: lambda r: _fail(r) or f(r)),
     "join_context": (ContextJoinLogic, "on_item", lambda f: lambda self, e: _fail(e) or f(self, e)),
     # One model call per batch: the batch with the poisoned record fails, then each of its records alone.
-    "score": (scoring, "score_envelopes", lambda f: lambda batch, *a, **k: [_fail(e) for e in batch] and f(batch, *a, **k)),
+    "score": (
+        scoring,
+        "score_envelopes",
+        lambda f: lambda batch, *a, **k: [_fail(e) for e in batch] and f(batch, *a, **k),
+    ),
 }
 POISON = "poison-9f2"
 POISONED: list[str] = []  # the event id of the poisoned turn
@@ -183,7 +196,9 @@ def replayed(tmp_path_factory):
 
 
 @pytest.mark.parametrize("step", sorted(STEPS))
-def test_a_step_failing_on_one_record_dead_letters_it_and_the_job_goes_on(step, replayed, monkeypatch) -> None:
+def test_a_step_failing_on_one_record_dead_letters_it_and_the_job_goes_on(
+    step, replayed, monkeypatch
+) -> None:
     tmp, source, count, poisoned = replayed
     owner, name, wrap = STEPS[step]
     monkeypatch.setattr(owner, name, wrap(getattr(owner, name)))
@@ -224,7 +239,11 @@ def test_the_decision_a_serialiser_fails_on_becomes_a_dead_letter() -> None:
     kinds = [kind for kind, _, _ in out]
     assert kinds == ["dlq", "decisions"]
     letter = DeadLetter.model_validate_json(out[0][2])
-    assert (letter.reason, letter.step, letter.event_id) == ("internal_error", "serialize", broken.input.event_id)
+    assert (letter.reason, letter.step, letter.event_id) == (
+        "internal_error",
+        "serialize",
+        broken.input.event_id,
+    )
 
 
 def read_outputs_from_sample() -> list[Decision]:
@@ -255,7 +274,9 @@ def test_context_records_are_accounted_for_too() -> None:
     assert letter.reason == "internal_error" and letter.event_id is None and letter.customer_id == "u-1"
 
 
-def test_an_acceptance_failure_on_an_input_already_decided_is_counted_not_dead_lettered(replayed, monkeypatch):
+def test_an_acceptance_failure_on_an_input_already_decided_is_counted_not_dead_lettered(
+    replayed, monkeypatch
+):
     tmp, source, count, poisoned = replayed
     original = AcceptanceLogic.on_item
     monkeypatch.setattr(AcceptanceLogic, "on_item", lambda self, value: _fail(value) or original(self, value))

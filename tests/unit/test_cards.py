@@ -21,9 +21,19 @@ def policy_with(**rules):
 
 
 def hit(article="a", start=0, score=0.5, source="doc2dial_va", tags=(), text="Apply online or by phone."):
-    return PassageHit(article_id=article, article_version="1", title=f"Title {article}", heading="How to apply",
-                      start=start, end=start + len(text), text=text, score=score, source=source, source_url=None,
-                      tags=tuple(tags))
+    return PassageHit(
+        article_id=article,
+        article_version="1",
+        title=f"Title {article}",
+        heading="How to apply",
+        start=start,
+        end=start + len(text),
+        text=text,
+        score=score,
+        source=source,
+        source_url=None,
+        tags=tuple(tags),
+    )
 
 
 def ask(hits, t=10.0, seq=1, ctx=None, channel="chat"):
@@ -46,8 +56,10 @@ def rule(decision, rule_id):
 
 
 def test_the_best_passage_becomes_a_card_with_alternatives():
-    decision, card = decide(CardGuard(ranker_version="r1"), ask([hit("a"), hit("b", score=0.3), hit("c", score=0.2),
-                                                                 hit("d", score=0.1)]))
+    decision, card = decide(
+        CardGuard(ranker_version="r1"),
+        ask([hit("a"), hit("b", score=0.3), hit("c", score=0.2), hit("d", score=0.1)]),
+    )
     assert decision.outcome == "shown" and card.article_id == "a" and card.card_id == decision.card_id
     assert [a.article_id for a in card.alternatives] == ["b", "c"]  # top_k 3
     assert rule(decision, "knowledge.top_k").outcome == "rewrite"

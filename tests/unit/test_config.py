@@ -59,4 +59,6 @@ def test_a_share_of_the_partitions_needs_co_partitioned_input(monkeypatch):
 
 def test_defaults_point_at_shipped_files():
     settings = Settings()
-    assert Path(settings.input).is_file() and Path(settings.model).is_file() and Path(settings.policy).is_file()
+    assert (
+        Path(settings.input).is_file() and Path(settings.model).is_file() and Path(settings.policy).is_file()
+    )

@@ -32,7 +32,9 @@ def unreachable_sink() -> CheckedKafkaSink:
 def test_the_epoch_does_not_end_before_the_broker_acknowledged_its_records():
     part = unreachable_sink().build_part("write_kafka", "0", None)
     part.write_batch([("t", b"c-1", b"one"), ("t", b"c-1", b"two")])  # returns without waiting
-    with pytest.raises(DeliveryError, match=r"did not acknowledge 2 output record\(s\) by the end of the epoch"):
+    with pytest.raises(
+        DeliveryError, match=r"did not acknowledge 2 output record\(s\) by the end of the epoch"
+    ):
         part.snapshot()
 
 
@@ -59,7 +61,7 @@ def test_the_partitions_of_a_process_share_one_producer():
 
 
 class FakeProducer:
-    """Acknowledges records on flush (or on poll, with ``ack_on_poll``); refuses the first ``full`` produce calls."""
+    """Acknowledges records on flush (or on poll, with ``ack_on_poll``); refuses ``full`` produces first."""
 
     def __init__(self, full: int = 0, fail: bool = False, ack_on_poll: bool = False) -> None:
         self.full = full
@@ -119,7 +121,9 @@ def test_a_failed_epoch_does_not_poison_the_next_one():
     producer = FakeProducer(fail=True)
     part = _CheckedKafkaPartition(_Deliveries(producer))
     part.write_batch([("dlq", b"k", b"v")])
-    with pytest.raises(DeliveryError, match=r"1 output record\(s\) by the end of the epoch .*first: dlq: broker down"):
+    with pytest.raises(
+        DeliveryError, match=r"1 output record\(s\) by the end of the epoch .*first: dlq: broker down"
+    ):
         part.snapshot()
     producer.fail = False
     part.write_batch([("dlq", b"k", b"v")])

@@ -28,34 +28,114 @@ def parsed(value, stream: str = "any", key: bytes | None = None, limits: ParseLi
     return result
 
 
-@pytest.mark.parametrize(("value", "stream", "key", "reason", "detail"), [
-    (b'{"type":"turn",', "any", None, "malformed_json", "Invalid JSON: EOF while parsing a value at line 1 column 15"),
-    (b"\xff\xfe{}", "any", None, "invalid_encoding", "payload is not UTF-8: invalid start byte at byte 0"),
-    (b"  ", "any", None, "empty_payload", "the record has no value"),
-    (b"[" * 40, "any", None, "too_deeply_nested", "nested deeper than 32 levels at byte 32"),
-    (json.dumps({k: 1 for k in map(str, range(1100))}).encode(), "any", None, "too_many_keys",
-     "more than 1024 object keys"),
-    (json.dumps(list(range(5000))).encode(), "any", None, "too_many_items", "more than 4096 array items"),
-    (json.dumps({"t": "x" * 33_000}).encode(), "any", None, "string_too_long",
-     "a string of 33000 characters at byte 6; the limit is 32768"),
-    ({k: v for k, v in event().items() if k != "text"}, "any", None, "missing_field", "text: Field required"),
-    ({**event(), "sentiment": "sad"}, "any", None, "unknown_field", "sentiment: Extra inputs are not permitted"),
-    ({**event(), "my card 4111 1111 1111 1111": 1}, "any", None, "unknown_field",
-     "my card [CARD_NUMBER]: Extra inputs are not permitted"),
-    ({**event(), "channel": "fax"}, "any", None, "unknown_enum_value", "channel: Input should be 'voice' or 'chat'"),
-    ({**event(), "schema_version": "2.0"}, "any", None, "unsupported_schema_version",
-     "schema_version: Input should be '1.0'"),
-    ({**event(), "event_id": "has spaces"}, "any", None, "schema_violation",
-     "event_id: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:@/-]*$'"),
-    ({**event(), "event_time": "9999-12-31T23:59:59-14:00"}, "any", None, "schema_violation",
-     "event_time: the time is outside the years 1 to 9999 in UTC"),
-    ({**event(), "text": "a\x07b"}, "any", None, "invalid_text",
-     "text: text contains control characters or bidirectional overrides"),
-    ({**event(), "text": "w " * 2500}, "any", None, "text_too_long", "text has 5000 characters, the limit is 4000"),
-    (context(), "events", b"u-1", "wrong_topic", "a customer_context record on the conversation events topic"),
-    (event(), "events", None, "missing_key", "the record must be keyed by 'c-1'"),
-    (event(), "events", b"jo@example.com", "key_mismatch", "key '[EMAIL]' is not 'c-1'"),
-])
+@pytest.mark.parametrize(
+    ("value", "stream", "key", "reason", "detail"),
+    [
+        (
+            b'{"type":"turn",',
+            "any",
+            None,
+            "malformed_json",
+            "Invalid JSON: EOF while parsing a value at line 1 column 15",
+        ),
+        (
+            b"\xff\xfe{}",
+            "any",
+            None,
+            "invalid_encoding",
+            "payload is not UTF-8: invalid start byte at byte 0",
+        ),
+        (b"  ", "any", None, "empty_payload", "the record has no value"),
+        (b"[" * 40, "any", None, "too_deeply_nested", "nested deeper than 32 levels at byte 32"),
+        (
+            json.dumps({k: 1 for k in map(str, range(1100))}).encode(),
+            "any",
+            None,
+            "too_many_keys",
+            "more than 1024 object keys",
+        ),
+        (json.dumps(list(range(5000))).encode(), "any", None, "too_many_items", "more than 4096 array items"),
+        (
+            json.dumps({"t": "x" * 33_000}).encode(),
+            "any",
+            None,
+            "string_too_long",
+            "a string of 33000 characters at byte 6; the limit is 32768",
+        ),
+        (
+            {k: v for k, v in event().items() if k != "text"},
+            "any",
+            None,
+            "missing_field",
+            "text: Field required",
+        ),
+        (
+            {**event(), "sentiment": "sad"},
+            "any",
+            None,
+            "unknown_field",
+            "sentiment: Extra inputs are not permitted",
+        ),
+        (
+            {**event(), "my card 4111 1111 1111 1111": 1},
+            "any",
+            None,
+            "unknown_field",
+            "my card [CARD_NUMBER]: Extra inputs are not permitted",
+        ),
+        (
+            {**event(), "channel": "fax"},
+            "any",
+            None,
+            "unknown_enum_value",
+            "channel: Input should be 'voice' or 'chat'",
+        ),
+        (
+            {**event(), "schema_version": "2.0"},
+            "any",
+            None,
+            "unsupported_schema_version",
+            "schema_version: Input should be '1.0'",
+        ),
+        (
+            {**event(), "event_id": "has spaces"},
+            "any",
+            None,
+            "schema_violation",
+            "event_id: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._:@/-]*$'",
+        ),
+        (
+            {**event(), "event_time": "9999-12-31T23:59:59-14:00"},
+            "any",
+            None,
+            "schema_violation",
+            "event_time: the time is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            {**event(), "text": "a\x07b"},
+            "any",
+            None,
+            "invalid_text",
+            "text: text contains control characters or bidirectional overrides",
+        ),
+        (
+            {**event(), "text": "w " * 2500},
+            "any",
+            None,
+            "text_too_long",
+            "text has 5000 characters, the limit is 4000",
+        ),
+        (
+            context(),
+            "events",
+            b"u-1",
+            "wrong_topic",
+            "a customer_context record on the conversation events topic",
+        ),
+        (event(), "events", None, "missing_key", "the record must be keyed by 'c-1'"),
+        (event(), "events", b"jo@example.com", "key_mismatch", "key '[EMAIL]' is not 'c-1'"),
+    ],
+)
 def test_each_parse_reason_has_its_detail(value, stream, key, reason, detail) -> None:
     letter = parsed(value, stream, key, KAFKA if stream != "any" else FILE)
     assert (letter.reason, letter.detail) == (reason, detail)
@@ -78,7 +158,9 @@ def test_the_stateful_steps_details() -> None:
     [dup], _ = conversation.on_item(envelope(event(seq=1, t=100)))
     [late], _ = conversation.on_item(envelope(event(seq=2, t=10, event_id="c-1-late")))
     assert dup.detail == "event c-1-1 seen before"
-    assert late.detail == "event time is 90.0s behind the conversation's newest event; allowed lateness is 30s"
+    assert (
+        late.detail == "event time is 90.0s behind the conversation's newest event; allowed lateness is 30s"
+    )
 
     join = ContextJoinLogic(JoinConfig(), now_getter=clock)
     join.on_item(envelope(context(t=60)))
@@ -90,7 +172,10 @@ def test_the_stateful_steps_details() -> None:
 
     acceptance = AcceptanceLogic(AcceptanceConfig(wait_s=0), now_getter=clock)
     [unknown], _ = acceptance.on_item(feedback("fb-1", "s-404"))  # waits 0 s for its suggestion
-    assert unknown.detail == "suggestion s-404 was not shown in conversation c-1 within 0s (or is older than the feedback TTL)"
+    assert (
+        unknown.detail
+        == "suggestion s-404 was not shown in conversation c-1 within 0s (or is older than the feedback TTL)"
+    )
 
 
 def test_an_internal_error_names_the_step_and_the_exception() -> None:

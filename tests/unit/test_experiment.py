@@ -36,7 +36,9 @@ def test_the_candidate_share_is_as_configured(share: float) -> None:
 
 
 def test_experiment_configuration(monkeypatch) -> None:
-    monkeypatch.setenv("COACH_EXPERIMENT", '{"name": "canary-1", "share": 0.1, "policy": "policies/evaluation.yaml"}')
+    monkeypatch.setenv(
+        "COACH_EXPERIMENT", '{"name": "canary-1", "share": 0.1, "policy": "policies/evaluation.yaml"}'
+    )
     experiment = Settings().experiment
     assert experiment.name == "canary-1" and experiment.share == 0.1 and experiment.model is None
     with pytest.raises(ValidationError):
@@ -57,7 +59,9 @@ def test_acceptance_and_arm_metrics() -> None:
     (click,), _ = logic.on_item(feedback("mf1", "m1", "dismissed"))
     labels = {"mode": "inferred", "arm": "candidate", "outcome": "accepted"}
     before = _value("coachflow_acceptance_total", labels)
-    before_click = _value("coachflow_acceptance_total", {"mode": "click", "arm": "candidate", "outcome": "dismissed"})
+    before_click = _value(
+        "coachflow_acceptance_total", {"mode": "click", "arm": "candidate", "outcome": "dismissed"}
+    )
     by_version = {"mode": "click", "model_version": "m-1", "policy_version": "1.0.0", "accepted": "false"}
     before_version = _value("coachflow_acceptance_by_version_total", by_version)
     decisions = _value("coachflow_arm_decisions_total", {"arm": "candidate", "outcome": "shown"})
@@ -70,8 +74,9 @@ def test_acceptance_and_arm_metrics() -> None:
         metrics.observe("metrics", record)
     assert _value("coachflow_arm_alerts_total", {"arm": arm, "kind": "long_silence"}) == alerts + 1
     assert _value("coachflow_acceptance_total", labels) == before + 1
-    assert _value("coachflow_acceptance_total", {"mode": "click", "arm": "candidate", "outcome": "dismissed"}) == (
-        before_click + 1)
+    assert _value(
+        "coachflow_acceptance_total", {"mode": "click", "arm": "candidate", "outcome": "dismissed"}
+    ) == (before_click + 1)
     assert _value("coachflow_acceptance_by_version_total", by_version) == before_version + 1
     assert _value("coachflow_arm_decisions_total", {"arm": "candidate", "outcome": "shown"}) == decisions + 1
     assert _value("coachflow_records_total", {"kind": "acceptance", "outcome": "published"}) >= 2

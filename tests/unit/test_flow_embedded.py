@@ -167,16 +167,16 @@ def test_importing_the_flow_module_or_building_a_flow_starts_nothing(tmp_path) -
 import json, multiprocessing, os, threading
 
 def world():
-    return [threading.active_count(), len(multiprocessing.active_children()), sorted(os.listdir("/proc/self/fd")),
-            sorted(os.listdir({str(tmp_path)!r}))]
+    return [threading.active_count(), len(multiprocessing.active_children()),
+            sorted(os.listdir("/proc/self/fd")), sorted(os.listdir({str(tmp_path)!r}))]
 
 first = world()
 import flows.coaching
 from coachflow.config import Settings
 from coachflow.runtime import JobResources
 imported = world()
-settings = Settings(output_dir={str(tmp_path / "out")!r}, lineage="none", metrics_port=0, quality_monitor=False,
-                    print_suggestions=False)
+settings = Settings(output_dir={str(tmp_path / "out")!r}, lineage="none", metrics_port=0,
+                    quality_monitor=False, print_suggestions=False)
 job = JobResources(settings).open()
 opened = world()
 flow = flows.coaching.get_flow(settings, job)

@@ -6,12 +6,16 @@ from models.templates import TemplateBook, agrees
 from operators.guardrails import GROUNDED
 from tests.unit.test_guardrails import Conversation, customer, verdict
 
-BOOK = TemplateBook(by_task={"bank_balance": {"bank_inform_balance": "Your current balance is {balance:d} in credit."}})
+BOOK = TemplateBook(
+    by_task={"bank_balance": {"bank_inform_balance": "Your current balance is {balance:d} in credit."}}
+)
 
 
 def verified_balance(c: Conversation, balance: int = 5703, candidates=(("bank_inform_balance", 0.8),)):
     customer(c, 1, "what's my balance")
-    return c.add("kb_result", t=30, api="bank_balance", item={"BankBalance": balance}, candidates=list(candidates))
+    return c.add(
+        "kb_result", t=30, api="bank_balance", item={"BankBalance": balance}, candidates=list(candidates)
+    )
 
 
 def test_a_suggestion_stating_the_results_value_passes():
@@ -55,8 +59,12 @@ def test_stated_facts_read_the_slots_a_text_fills():
     assert BOOK.contradictions("bank_inform_balance", "Your current balance is 57 in credit.", "bank_balance",
                                (), item) == ["balance"]
     # An unfilled slot states nothing; a text that is not the template states nothing either.
-    assert BOOK.stated_facts("bank_inform_balance", "Your current balance is [balance] in credit.", "bank_balance",
-                             (), item) == []
+    assert (
+        BOOK.stated_facts(
+            "bank_inform_balance", "Your current balance is [balance] in credit.", "bank_balance", (), item
+        )
+        == []
+    )
     assert BOOK.stated_facts("bank_inform_balance", "Something else.", "bank_balance", (), item) == []
 
 

@@ -49,7 +49,9 @@ def test_a_window_passes_one_failure_per_message_and_counts_the_rest():
     for ms in range(1, 6):
         clock[0] += 1.0
         assert not keep(record((*REFUSED[:2], REFUSED[2].format(ms=ms))))
-    other_broker = record((REFUSED[0], REFUSED[1], REFUSED[2].replace("127.0.0.1:1", "127.0.0.2:1").format(ms=0)))
+    other_broker = record(
+        (REFUSED[0], REFUSED[1], REFUSED[2].replace("127.0.0.1:1", "127.0.0.2:1").format(ms=0))
+    )
     assert keep(other_broker)
     clock[0] += 60.0
     later = record((*REFUSED[:2], REFUSED[2].format(ms=9)))
@@ -62,8 +64,15 @@ def test_other_lines_keep_their_level_and_retries_are_info(caplog):
     down = record(("ERROR", "rdkafka#producer-1", "1/1 brokers are down"))
     assert keep(down) and down.levelno == logging.ERROR
     assert keep(down)  # genuine errors are never held back
-    retry = record(("GETPID", "rdkafka#producer-2", "[thrd:main]: Failed to acquire idempotence PID from "
-                    "broker 127.0.0.1:9092/1: Broker: Coordinator load in progress: retrying"), logging.WARNING)
+    retry = record(
+        (
+            "GETPID",
+            "rdkafka#producer-2",
+            "[thrd:main]: Failed to acquire idempotence PID from "
+            "broker 127.0.0.1:9092/1: Broker: Coordinator load in progress: retrying",
+        ),
+        logging.WARNING,
+    )
     with caplog.at_level(logging.WARNING, logger=LOGGER.name):
         assert not keep(retry)  # info, below what the logger shows
     with caplog.at_level(logging.INFO, logger=LOGGER.name):

@@ -62,7 +62,9 @@ def test_an_article_is_strict():
     with pytest.raises(ValidationError):
         Article.model_validate({**article.model_dump(), "body": "bad\u202etext"})
     with pytest.raises(ValidationError, match="must start at 0 and end within the body"):
-        Article.model_validate({**article.model_dump(), "sections": [{"section_id": "1", "start": 0, "end": 10**6}]})
+        Article.model_validate(
+            {**article.model_dump(), "sections": [{"section_id": "1", "start": 0, "end": 10**6}]}
+        )
     with pytest.raises(kb.KnowledgeBaseError, match="twice"):
         kb.unique([article, article], "here")
 
@@ -119,7 +121,12 @@ def test_index_round_trip_and_integrity(tmp_path):
 
 def test_batched_scores_are_bm25s_scores():
     index = KnowledgeIndex.build(kb.import_doc2dial(DOC2DIAL))
-    queries = [tokens("how do I apply for disability benefits benefits"), tokens("plates stolen"), (), ("zzzz",)]
+    queries = [
+        tokens("how do I apply for disability benefits benefits"),
+        tokens("plates stolen"),
+        (),
+        ("zzzz",),
+    ]
     batched = index.scores_many("passages", queries)
     for query, row in zip(queries, batched, strict=True):
         assert np.allclose(row, index.scores("passages", query), atol=1e-5)

@@ -33,15 +33,25 @@ def inputs() -> list[str]:
     records = [
         context("ny-1", jurisdiction="US-NY", marketing_opt_out=True),
         context("ca-1", jurisdiction="US-CA"),
-        *conversation("c-ny", "ny-1", [
-            ("customer", "My license plates were lost, how do I replace them?"),
-            ("agent", "You can replace them at a DMV office; bring your registration."),
-            ("customer", "ok thanks"),
-            ("customer", "What does a replacement set of plates cost?"),
-        ]),
-        *conversation("c-ca", "ca-1", [("customer", "My license plates were stolen, how do I replace them?")], t0=100),
-        *conversation("c-ssa", "ca-1", [("customer", "How do I apply for disability benefits and who can I call?")],
-                      t0=200),
+        *conversation(
+            "c-ny",
+            "ny-1",
+            [
+                ("customer", "My license plates were lost, how do I replace them?"),
+                ("agent", "You can replace them at a DMV office; bring your registration."),
+                ("customer", "ok thanks"),
+                ("customer", "What does a replacement set of plates cost?"),
+            ],
+        ),
+        *conversation(
+            "c-ca", "ca-1", [("customer", "My license plates were stolen, how do I replace them?")], t0=100
+        ),
+        *conversation(
+            "c-ssa",
+            "ca-1",
+            [("customer", "How do I apply for disability benefits and who can I call?")],
+            t0=200,
+        ),
     ]
     lines = [json.dumps(r) for r in records]
     return lines + ['{"schema_version":"1.0","type":"turn",', json.dumps({**records[3], "text": None})]
@@ -61,9 +71,17 @@ def run_job(tmp: Path, **overrides) -> dict[str, list]:
     with KnowledgeResources(ks, settings) as job:
         run_main(get_flow(ks, settings, job))
     out = {}
-    for kind, model in (("knowledge", KnowledgeCard), ("knowledge_decisions", KnowledgeDecision), ("dlq", DeadLetter)):
+    for kind, model in (
+        ("knowledge", KnowledgeCard),
+        ("knowledge_decisions", KnowledgeDecision),
+        ("dlq", DeadLetter),
+    ):
         path = tmp / "out" / f"{kind}.jsonl"
-        out[kind] = [model.model_validate_json(line) for line in path.read_text().splitlines()] if path.exists() else []
+        out[kind] = (
+            [model.model_validate_json(line) for line in path.read_text().splitlines()]
+            if path.exists()
+            else []
+        )
     out["lineage"] = [json.loads(line) for line in (tmp / "out" / "lineage.jsonl").read_text().splitlines()]
     return out
 
@@ -91,18 +109,24 @@ def test_a_question_gets_a_card_citing_the_article_version_and_offsets(run):
     assert card.citation.heading == "Replace your license plates"
     body = next(a for a in small_kb() if a.article_id == "plates").body
     assert " ".join(body[card.citation.start:card.citation.end].split()) == card.passage
-    assert card.event_id == "c-ny-1" and card.kb_version == kb.kb_version(knowledge_base()) == decision.kb_version
+    assert (
+        card.event_id == "c-ny-1"
+        and card.kb_version == kb.kb_version(knowledge_base()) == decision.kb_version
+    )
     assert card.citation.source_url == "https://dmv.example/plates" and card.latency_ms >= 0
     assert decision.policy_name == "knowledge-guardrails" and decision.ranker_version == card.ranker_version
 
 
 def test_turns_that_seek_nothing_and_other_inputs_are_accounted_for(run):
     decisions = by_event(run)
-    assert decisions["c-ny-3"].outcome == "not_needed" and decisions["c-ny-3"].reasons == ["knowledge.small_talk"]
+    assert decisions["c-ny-3"].outcome == "not_needed" and decisions["c-ny-3"].reasons == [
+        "knowledge.small_talk"
+    ]
     assert decisions["c-ny-2"].outcome == "recorded" and decisions["c-ny-2"].reasons == ["agent_turn"]
     assert decisions["c-ny-0"].reasons == ["conversation_start"]
-    assert Counter(d.reasons[0] for d in run["knowledge_decisions"] if d.input.kind == "customer_context") == {
-        "context_applied": 2}
+    assert Counter(
+        d.reasons[0] for d in run["knowledge_decisions"] if d.input.kind == "customer_context"
+    ) == {"context_applied": 2}
 
 
 def test_jurisdiction_holds_a_card_the_article_does_not_apply_to(run):
@@ -147,7 +171,9 @@ def test_metrics_count_knowledge_decisions_by_outcome_and_reason(run):
     def value(name, **labels):
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
-    shed_before = value("coachflow_knowledge_decisions_total", outcome="not_needed", reason="knowledge.small_talk")
+    shed_before = value(
+        "coachflow_knowledge_decisions_total", outcome="not_needed", reason="knowledge.small_talk"
+    )
     cards_before = value("coachflow_records_total", kind="knowledge", outcome="published")
     retrievals_before = value("coachflow_knowledge_retrieval_seconds_count")
     metrics = JobMetrics()
@@ -156,7 +182,9 @@ def test_metrics_count_knowledge_decisions_by_outcome_and_reason(run):
     expected = sum(1 for d in run["knowledge_decisions"] if d.reasons == ["knowledge.small_talk"])
     assert value("coachflow_knowledge_decisions_total", outcome="not_needed",
                  reason="knowledge.small_talk") - shed_before == expected
-    assert value("coachflow_records_total", kind="knowledge", outcome="published") - cards_before == len(run["knowledge"])
+    assert value("coachflow_records_total", kind="knowledge", outcome="published") - cards_before == len(
+        run["knowledge"]
+    )
     retrieved = sum(1 for d in run["knowledge_decisions"] if d.outcome in ("shown", "suppressed"))
     assert value("coachflow_knowledge_retrieval_seconds_count") - retrievals_before == retrieved
 

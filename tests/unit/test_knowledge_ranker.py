@@ -68,7 +68,9 @@ def test_a_ranker_trained_on_other_features_is_refused(tmp_path, monkeypatch):
 
 
 def test_the_answering_passage_ranks_first(retriever):
-    index, (hits,), (ms,) = retriever.search_batch([[("customer", "How much does a replacement set of plates cost?")]])
+    index, (hits,), (ms,) = retriever.search_batch(
+        [[("customer", "How much does a replacement set of plates cost?")]]
+    )
     best = index.passages[hits[0].passage]
     assert index.articles[best.article].article_id == "plates" and best.heading == "Fees"
     assert 0 < hits[0].score <= 1 and ms > 0
@@ -95,13 +97,39 @@ def test_eval_counts_a_hit_only_when_the_passage_holds_the_answer_offset(tmp_pat
     turns = tmp_path / "turns.jsonl.gz"
     with gzip.open(turns, "wt") as out:
         for n, start in enumerate((5, 10**6)):  # the second answer's offset is in no passage
-            out.write(json.dumps({"id": f"t{n}", "dialogue_id": f"g{n}", "turn": 1, "domain": "dmv",
-                                  "history": [{"speaker": "customer", "text": "how much are replacement plates"}],
-                                  "doc_id": "d1", "answer": "x", "answer_start": start}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "id": f"t{n}",
+                        "dialogue_id": f"g{n}",
+                        "turn": 1,
+                        "domain": "dmv",
+                        "history": [{"speaker": "customer", "text": "how much are replacement plates"}],
+                        "doc_id": "d1",
+                        "answer": "x",
+                        "answer_start": start,
+                    }
+                )
+                + "\n"
+            )
     assert main(["knowledge", "eval", "--turns", str(turns), "--documents", str(documents), "--compact"]) == 0
     result = json.loads(capsys.readouterr().out.strip())
-    assert list(result) == ["n", "recall_at_1", "recall_at_3", "recall_at_5", "recall_at_10", "mrr", "p50_ms", "p99_ms"]
-    assert result["n"] == 2 and result["recall_at_1"] == 0.5 and result["recall_at_10"] == 0.5 and result["mrr"] == 0.5
+    assert list(result) == [
+        "n",
+        "recall_at_1",
+        "recall_at_3",
+        "recall_at_5",
+        "recall_at_10",
+        "mrr",
+        "p50_ms",
+        "p99_ms",
+    ]
+    assert (
+        result["n"] == 2
+        and result["recall_at_1"] == 0.5
+        and result["recall_at_10"] == 0.5
+        and result["mrr"] == 0.5
+    )
 
 
 def test_eval_on_doc2dial_dev_turns_through_the_cli(capsys):
@@ -109,8 +137,17 @@ def test_eval_on_doc2dial_dev_turns_through_the_cli(capsys):
                  "--documents", str(DOC2DIAL / "documents.jsonl.gz"), "--split", "dev", "--limit", "60"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 60 and result["split"] == "dev"
-    assert 0 <= result["recall_at_1"] <= result["recall_at_3"] <= result["recall_at_5"] <= result["recall_at_10"] <= 1
-    assert result["recall_at_5"] > 0.5  # far above chance over 3,567 passages; the figures are `coach knowledge eval`'s
+    assert (
+        0
+        <= result["recall_at_1"]
+        <= result["recall_at_3"]
+        <= result["recall_at_5"]
+        <= result["recall_at_10"]
+        <= 1
+    )
+    assert (
+        result["recall_at_5"] > 0.5
+    )  # far above chance over 3,567 passages; the figures are `coach knowledge eval`'s
 
 
 def test_search_prints_citations(capsys):
@@ -123,16 +160,40 @@ def test_search_prints_citations(capsys):
 
 def test_import_index_and_search_commands(tmp_path, capsys):
     kb_file, index_dir = tmp_path / "kb.jsonl", tmp_path / "index"
-    assert main(["knowledge", "import", str(DOC2DIAL / "documents.jsonl.gz"), str(ROOT.parent / "shared" / "data"
-                 / "abcd" / "guidelines.json"), "--out", str(kb_file)]) == 0
+    assert (
+        main(
+            [
+                "knowledge",
+                "import",
+                str(DOC2DIAL / "documents.jsonl.gz"),
+                str(ROOT.parent / "shared" / "data" / "abcd" / "guidelines.json"),
+                "--out",
+                str(kb_file),
+            ]
+        )
+        == 0
+    )
     imported = json.loads(capsys.readouterr().out)
     assert imported["articles"] == 273 + 55
     assert main(["knowledge", "index", "--articles", str(kb_file), "--out", str(index_dir)]) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["kb_version"] == imported["kb_version"] and built["articles"] == 328
     history = json.dumps([["customer", "I lost my job"], ["agent", "You may be eligible for unemployment."]])
-    assert main(["knowledge", "search", "how do I return a shirt that does not fit", "--index", str(index_dir),
-                 "--history", history, "--json"]) == 0
+    assert (
+        main(
+            [
+                "knowledge",
+                "search",
+                "how do I return a shirt that does not fit",
+                "--index",
+                str(index_dir),
+                "--history",
+                history,
+                "--json",
+            ]
+        )
+        == 0
+    )
     found = json.loads(capsys.readouterr().out)
     assert found["kb_version"] == built["kb_version"] and found["hits"]
 

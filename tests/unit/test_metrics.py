@@ -122,7 +122,9 @@ def test_stage_latencies_are_the_decisions_latencies(run):
         assert delta(after, before, "coachflow_stage_latency_seconds_sum", stage=stage) \
             == pytest.approx(seconds, rel=1e-6, abs=1e-9)
     # Held turns wait for context (50 ms here): some join waits land above the sub-ms buckets.
-    assert delta(after, before, "coachflow_stage_latency_seconds_bucket", stage="total", le="1.0") == len(timed)
+    assert delta(after, before, "coachflow_stage_latency_seconds_bucket", stage="total", le="1.0") == len(
+        timed
+    )
 
 
 def test_embedded_mode_has_no_e2e_latency_and_the_endpoint_serves_the_registry(run):
@@ -200,7 +202,9 @@ def test_the_server_starts_once_per_process(run):
 
 def test_the_hook_labels_carry_no_record_data(run):
     """Every coachflow_* label value is from a fixed set (or a policy rule id, a topic)."""
-    ids = {d.decision_id for d in run["out"]["decisions"]} | {d.input.event_id for d in run["out"]["decisions"]}
+    ids = {d.decision_id for d in run["out"]["decisions"]} | {
+        d.input.event_id for d in run["out"]["decisions"]
+    }
     ids |= {d.conversation_id for d in run["out"]["decisions"] if d.conversation_id}
     ids |= {d.customer_id for d in run["out"]["decisions"]}
     values = {v for (_, labels) in run["scraped"] for _, v in labels}

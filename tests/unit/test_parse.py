@@ -40,7 +40,9 @@ def test_text_is_nfkc_normalised_and_zero_width_characters_removed():
 
 
 def test_personal_data_is_masked_at_the_gate():
-    result = parse_record(raw(event(text="my card is 4111 1111 1111 1111, mail me at ann@example.com")), FILE, 1)
+    result = parse_record(
+        raw(event(text="my card is 4111 1111 1111 1111, mail me at ann@example.com")), FILE, 1
+    )
     assert result.record.text == "my card is [CARD_NUMBER], mail me at [EMAIL]"
     assert result.masked == ["text:email", "text:card_number"]
 
@@ -133,7 +135,7 @@ def test_kafka_keys_and_topics():
 
 
 def test_co_partitioned_topics_key_events_by_customer():
-    """COACH_INPUT_KEY=customer: events carry their customer's key (as context does); a conversation key is refused."""
+    """COACH_INPUT_KEY=customer: events carry the customer's key (as context does), not a conversation's."""
     by_customer = ParseLimits(check_keys=True, key_by="customer")
     record = event(conversation="c-1", customer="u-1")
     assert isinstance(parse_record(raw(record, stream="events", key=b"u-1"), by_customer, 1), Envelope)

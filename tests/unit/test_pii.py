@@ -22,8 +22,14 @@ R = Redactor()
         ("4111.1111.1111.1111", "card_number"),
         ("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", "card_number"),
         ("amex 3782 822463 10005", "card_number"),
-        ("\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11", "card_number"),
-        ("\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661", "card_number"),
+        (
+            "\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11",
+            "card_number",
+        ),
+        (
+            "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661",
+            "card_number",
+        ),
         ("ssn 123-45-6789", "ssn"),
         ("social security number: 123 45 6789", "ssn"),
         ("my social is 123456789", "ssn"),

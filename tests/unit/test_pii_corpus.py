@@ -61,7 +61,10 @@ def test_names_without_a_cue_are_masked_only_where_nobody_reads_the_prose(text, 
 @pytest.mark.parametrize(
     "text, masked",
     [
-        ("my username is jsmith and password hunter2", "my username is [CREDENTIAL] and password [CREDENTIAL]"),
+        (
+            "my username is jsmith and password hunter2",
+            "my username is [CREDENTIAL] and password [CREDENTIAL]",
+        ),
         ("my national insurance number is QQ 12 34 56 C", "my national insurance number is [NATIONAL_ID]"),
         ("passport number 502135326", "passport number [PASSPORT]"),
         ("driver's license D1234567", "driver's license [DRIVING_LICENCE]"),
@@ -122,6 +125,8 @@ def test_long_hostile_texts_with_an_at_sign_are_masked_right(unit):
     assert masked.endswith(" [EMAIL]") and "jo@" not in masked
 
 
-@pytest.mark.parametrize("text", ["What's the weather in San Francisco?", "a flight to Santa Maria", "the Hilton Hotel"])
+@pytest.mark.parametrize(
+    "text", ["What's the weather in San Francisco?", "a flight to Santa Maria", "the Hilton Hotel"]
+)
 def test_places_named_like_people_stay_even_in_dead_letters(text):
     assert STRICT.redact(text) == (text, [])

@@ -123,7 +123,9 @@ def test_critical_failures_are_dead_lettered_naming_the_expectation_and_warnings
 
 def test_the_monitor_samples_whole_conversations_within_its_bound():
     monitor = QualityMonitor(max_rows=500)
-    rows = [("conversation_events", {"conversation_id": f"c{i % 400}", "sequence": i // 400}) for i in range(4000)]
+    rows = [
+        ("conversation_events", {"conversation_id": f"c{i % 400}", "sequence": i // 400}) for i in range(4000)
+    ]
     monitor.add(rows)
     batches, seen = monitor.take()
     assert seen == {"conversation_events": 4000}

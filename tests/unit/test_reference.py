@@ -1,4 +1,4 @@
-"""The benchmark's reference loop does the job's work: same decisions, dead letters, suggestions and acceptance."""
+"""The benchmark's reference loop does the job's work: same decisions, dead letters, suggestions."""
 
 from __future__ import annotations
 
@@ -43,9 +43,19 @@ def test_the_reference_loop_decides_as_the_job_does(tmp_path):
     by_id = {d["decision_id"]: d for d in job["decisions"]}
     for decision in ref["decisions"]:
         twin = by_id[decision["decision_id"]]
-        for field in ("outcome", "reasons", "context_status", "context_version", "candidates", "suggestion", "rules"):
+        for field in (
+            "outcome",
+            "reasons",
+            "context_status",
+            "context_version",
+            "candidates",
+            "suggestion",
+            "rules",
+        ):
             assert decision[field] == twin[field], (field, decision["decision_id"])
-    assert {s["suggestion_id"] for s in ref["suggestions"]} == {s["suggestion_id"] for s in job["suggestions"]}
+    assert {s["suggestion_id"] for s in ref["suggestions"]} == {
+        s["suggestion_id"] for s in job["suggestions"]
+    }
     assert sorted(d["reason"] for d in ref["dlq"]) == sorted(d["reason"] for d in job["dlq"])
     judged = {(a["suggestion_id"], a["mode"], a["outcome"]) for a in job["acceptance"]}
     assert len(judged) == len(job["acceptance"]) > 10

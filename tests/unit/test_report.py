@@ -25,41 +25,85 @@ def decision(n: int, conversation: str, outcome: str, verdicts: list[str], *, ac
     arm, model = CONVERSATIONS[conversation]
     shown = outcome == "shown"
     return Decision(
-        decision_id=f"d{n}", decided_at=at(n), conversation_id=conversation, customer_id="u-1", agent_id="a-1",
-        input={"kind": "turn", "event_id": f"{conversation}-{n}", "source": {"kind": "file", "file": "t", "line": n},
-               "is_final": True, "speaker": "customer" if outcome != "recorded" else "agent"},
-        outcome=outcome, reasons=list(reasons), suggestion_id=f"s{n}" if shown else None,
+        decision_id=f"d{n}",
+        decided_at=at(n),
+        conversation_id=conversation,
+        customer_id="u-1",
+        agent_id="a-1",
+        input={
+            "kind": "turn",
+            "event_id": f"{conversation}-{n}",
+            "source": {"kind": "file", "file": "t", "line": n},
+            "is_final": True,
+            "speaker": "customer" if outcome != "recorded" else "agent",
+        },
+        outcome=outcome,
+        reasons=list(reasons),
+        suggestion_id=f"s{n}" if shown else None,
         suggestion={"action": action, "text": action} if shown else None,
         candidates=[{"action": action or "hello", "confidence": 0.9}] if outcome != "recorded" else [],
-        context_status="present", model_version=model if outcome != "recorded" else None,
-        policy_name="coaching-guardrails", policy_version="p-1", policy_hash="sha256:0",
+        context_status="present",
+        model_version=model if outcome != "recorded" else None,
+        policy_name="coaching-guardrails",
+        policy_version="p-1",
+        policy_hash="sha256:0",
         rules=[{"rule_id": rule, "outcome": v} for rule, v in zip(RULES, verdicts, strict=False)],
-        arm=arm, experiment=EXPERIMENT,
+        arm=arm,
+        experiment=EXPERIMENT,
     )
 
 
 def suggestion(d: Decision) -> Suggestion:
     return Suggestion(
-        suggestion_id=d.suggestion_id, decision_id=d.decision_id, conversation_id=d.conversation_id,
-        customer_id="u-1", agent_id="a-1", channel="chat", event_id=d.input.event_id, action=d.suggestion.action,
-        text=d.suggestion.text, confidence=0.9, model_version=d.model_version, policy_version=d.policy_version,
+        suggestion_id=d.suggestion_id,
+        decision_id=d.decision_id,
+        conversation_id=d.conversation_id,
+        customer_id="u-1",
+        agent_id="a-1",
+        channel="chat",
+        event_id=d.input.event_id,
+        action=d.suggestion.action,
+        text=d.suggestion.text,
+        confidence=0.9,
+        model_version=d.model_version,
+        policy_version=d.policy_version,
         created_at=d.decided_at,
     )
 
 
 def acceptance(d: Decision, mode: str, outcome: str, t: float) -> Acceptance:
     return Acceptance(
-        acceptance_id=f"{d.suggestion_id}:{mode}", suggestion_id=d.suggestion_id, decision_id=d.decision_id,
-        conversation_id=d.conversation_id, agent_id="a-1", channel="chat", mode=mode, outcome=outcome,
-        accepted=outcome in ("accepted", "edited"), action=d.suggestion.action, arm=d.arm, experiment=EXPERIMENT,
-        model_version=d.model_version, policy_version=d.policy_version, at=at(t),
+        acceptance_id=f"{d.suggestion_id}:{mode}",
+        suggestion_id=d.suggestion_id,
+        decision_id=d.decision_id,
+        conversation_id=d.conversation_id,
+        agent_id="a-1",
+        channel="chat",
+        mode=mode,
+        outcome=outcome,
+        accepted=outcome in ("accepted", "edited"),
+        action=d.suggestion.action,
+        arm=d.arm,
+        experiment=EXPERIMENT,
+        model_version=d.model_version,
+        policy_version=d.policy_version,
+        at=at(t),
     )
 
 
 def alert(n: int, conversation: str, kind: str) -> Alert:
     return Alert(
-        alert_id=f"al{n}", conversation_id=conversation, customer_id="u-1", agent_id="a-1", event_id=f"e{n}",
-        kind=kind, severity="warning", audience=["supervisor"], message=kind, event_time=at(n), raised_at=at(n),
+        alert_id=f"al{n}",
+        conversation_id=conversation,
+        customer_id="u-1",
+        agent_id="a-1",
+        event_id=f"e{n}",
+        kind=kind,
+        severity="warning",
+        audience=["supervisor"],
+        message=kind,
+        event_time=at(n),
+        raised_at=at(n),
     )
 
 
@@ -83,7 +127,9 @@ def outdir(tmp_path: Path) -> Path:
     d7 = decision(7, "c-2", "shown", ["rewrite", "pass", "pass", "pass"], action="ask_name")
     d8 = decision(8, "c-2", "suppressed", ["pass", "pass", "block"], reasons=["quality.confidence_floor"])
     # The job records each feedback input as a decision that names the suggestion (not a second showing).
-    d9 = decision(9, "c-1", "recorded", []).model_copy(update={"suggestion_id": "s1", "reasons": ["feedback"]})
+    d9 = decision(9, "c-1", "recorded", []).model_copy(
+        update={"suggestion_id": "s1", "reasons": ["feedback"]}
+    )
     decisions = [d1, d2, d3, d4, d5, d6, d7, d8, d9, d1]  # d1 twice: outputs are at-least-once
     write(tmp_path / "decisions.jsonl", decisions)
     write(tmp_path / "suggestions.jsonl", [suggestion(d) for d in (d1, d4, d5, d7)])
@@ -143,7 +189,11 @@ def test_rates_overall_per_version_and_arm(outdir: Path, capsys) -> None:
     assert control["alerts"]["per_100_conversations"] == 150.0
     assert control["alerts"]["by_kind"] == {"long_silence": {"count": 3, "per_100_conversations": 150.0}}
     assert control["acceptance"] == {"click": acc(1, 3, 0.3333), "inferred": acc(2, 3, 0.6667)}
-    assert (candidate["conversations"], candidate["prediction_points"], candidate["suppression_rate"]) == (1, 2, 0.5)
+    assert (candidate["conversations"], candidate["prediction_points"], candidate["suppression_rate"]) == (
+        1,
+        2,
+        0.5,
+    )
     assert candidate["alerts"]["by_kind"] == {"escalation_risk": {"count": 1, "per_100_conversations": 100.0}}
     assert candidate["acceptance"] == {"click": acc(1, 1, 1.0), "inferred": acc(1, 1, 1.0)}
 
@@ -168,8 +218,16 @@ def test_rules_and_actions(outdir: Path, capsys) -> None:
     assert injection["acceptance_when_changed"] == {"click": acc(1, 1, 1.0), "inferred": acc(1, 1, 1.0)}
 
     assert report["actions"] == [
-        {"action": "ask_name", "shown": 3, "acceptance": {"click": acc(2, 3, 0.6667), "inferred": acc(2, 3, 0.6667)}},
-        {"action": "goodbye", "shown": 1, "acceptance": {"click": acc(0, 1, 0.0), "inferred": acc(1, 1, 1.0)}},
+        {
+            "action": "ask_name",
+            "shown": 3,
+            "acceptance": {"click": acc(2, 3, 0.6667), "inferred": acc(2, 3, 0.6667)},
+        },
+        {
+            "action": "goodbye",
+            "shown": 1,
+            "acceptance": {"click": acc(0, 1, 0.0), "inferred": acc(1, 1, 1.0)},
+        },
     ]
     assert report["chart"] is None
 
@@ -226,7 +284,9 @@ def test_empty_directory_and_unreadable_lines(tmp_path: Path, capsys) -> None:
     assert code == 1
     report = json.loads(out)
     assert report["overall"]["prediction_points"] == 0 and report["overall"]["shown_rate"] is None
-    (tmp_path / "alerts.jsonl").write_text('{"broken"\n' + alert(1, "c-1", "long_silence").model_dump_json() + "\n")
+    (tmp_path / "alerts.jsonl").write_text(
+        '{"broken"\n' + alert(1, "c-1", "long_silence").model_dump_json() + "\n"
+    )
     report = json.loads(run([str(tmp_path), "--json"], capsys)[1])
     assert report["sources"]["alerts"] | {"source": None} == {
         "source": None, "status": "ok", "records": 1, "unreadable": 1}
@@ -235,7 +295,9 @@ def test_empty_directory_and_unreadable_lines(tmp_path: Path, capsys) -> None:
 
 
 def test_timeline_by_suggestion_time(outdir: Path, capsys) -> None:
-    report = json.loads(run([str(outdir), "--json", "--no-chart", "--by", "suggestion", "--bucket", "1m"], capsys)[1])
+    report = json.loads(
+        run([str(outdir), "--json", "--no-chart", "--by", "suggestion", "--bucket", "1m"], capsys)[1]
+    )
     points = {(p["mode"], p["arm"]): (p["accepted"], p["judged"]) for p in report["timeline"]["points"]}
     # every suggestion was made in the first minute
     assert points == {("click", "control"): (1, 3), ("inferred", "control"): (2, 3),

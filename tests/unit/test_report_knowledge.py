@@ -22,10 +22,17 @@ def write(path, rows) -> None:
 
 def test_card_acceptance_per_kb_version(tmp_path, capsys):
     (tmp_path / "knowledge").mkdir()
-    write(tmp_path / "knowledge" / "knowledge.jsonl", [
-        card("k1", "kb-a"), card("k2", "kb-a"), card("k3", "kb-a"), card("k1", "kb-a"),  # k1 twice: at-least-once
-        card("k4", "kb-b"), card("k5", "kb-b"),
-    ])
+    write(
+        tmp_path / "knowledge" / "knowledge.jsonl",
+        [
+            card("k1", "kb-a"),
+            card("k2", "kb-a"),
+            card("k3", "kb-a"),
+            card("k1", "kb-a"),  # k1 twice: at-least-once
+            card("k4", "kb-b"),
+            card("k5", "kb-b"),
+        ],
+    )
     write(tmp_path / "knowledge" / "knowledge_feedback.jsonl", [
         feedback("f1", "k1", "shown", "2026-03-02T14:00:01Z"),
         feedback("f2", "k1", "accepted", "2026-03-02T14:00:02Z"),
@@ -38,10 +45,22 @@ def test_card_acceptance_per_kb_version(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--json", "--no-chart"]) == 0
     knowledge = json.loads(capsys.readouterr().out)["knowledge"]
     by_version = {row["kb_version"]: row for row in knowledge["by_kb_version"]}
-    assert by_version["kb-a"] == {"kb_version": "kb-a", "cards": 3, "judged": 2, "accepted": 1, "dismissed": 1,
-                                  "acceptance": 0.5}
-    assert by_version["kb-b"] == {"kb_version": "kb-b", "cards": 2, "judged": 1, "accepted": 1, "dismissed": 0,
-                                  "acceptance": 1.0}
+    assert by_version["kb-a"] == {
+        "kb_version": "kb-a",
+        "cards": 3,
+        "judged": 2,
+        "accepted": 1,
+        "dismissed": 1,
+        "acceptance": 0.5,
+    }
+    assert by_version["kb-b"] == {
+        "kb_version": "kb-b",
+        "cards": 2,
+        "judged": 1,
+        "accepted": 1,
+        "dismissed": 0,
+        "acceptance": 1.0,
+    }
     assert knowledge["overall"]["cards"] == 5 and knowledge["overall"]["acceptance"] == round(2 / 3, 4)
     assert knowledge["feedback_for_unknown_cards"] == 1
     assert main(["report", str(tmp_path), "--no-chart"]) == 0

@@ -52,11 +52,25 @@ def test_trusted_records_equal_model_construct_ones_field_for_field_and_byte_for
             twin = _twin(contract)
             assert list(contract.__dict__.items()) == list(twin.__dict__.items()), type(contract).__name__
             assert contract.__pydantic_extra__ is None and contract.__pydantic_private__ is None
-            assert contract.__pydantic_serializer__.to_json(contract) == twin.__pydantic_serializer__.to_json(twin)
+            assert contract.__pydantic_serializer__.to_json(contract) == twin.__pydantic_serializer__.to_json(
+                twin
+            )
             seen[type(contract).__name__] = seen.get(type(contract).__name__, 0) + 1
     # The sample exercises every record the hot path builds this way.
-    for name in ("Decision", "DecisionInput", "RuleResult", "Candidate", "StageLatency", "Suggestion",
-                 "SuggestedResponse", "Alert", "DeadLetter", "SourceRef", "ConversationSummary", "SpeakerFigures"):
+    for name in (
+        "Decision",
+        "DecisionInput",
+        "RuleResult",
+        "Candidate",
+        "StageLatency",
+        "Suggestion",
+        "SuggestedResponse",
+        "Alert",
+        "DeadLetter",
+        "SourceRef",
+        "ConversationSummary",
+        "SpeakerFigures",
+    ):
         assert seen.get(name, 0) > 0, name
 
 
