@@ -1,4 +1,4 @@
-.PHONY: run test fuzz kafka-start kafka-stop sample schemas baseline help
+.PHONY: run test lint fuzz kafka-start kafka-stop sample schemas baseline help
 
 help:        ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -8,6 +8,10 @@ run:         ## set up and run the job on the embedded sample (no broker needed)
 
 test:        ## set up and pass the whole test suite, Kafka integration tests included
 	scripts/test.sh
+
+lint:        ## the static checks scripts/test.sh runs first: ruff and mypy (docs/development.md)
+	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 fuzz:        ## a long fuzzing campaign (over 100,000 examples; COACH_FUZZ_SCALE scales it), niced
 	COACH_FUZZ_PROFILE=campaign nice -n 10 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider

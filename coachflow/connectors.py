@@ -12,13 +12,13 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import bytewax.operators as op
 from bytewax.connectors.files import DirSink
 from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
@@ -173,7 +173,8 @@ class _WorkerConsumer:
         if not messages:
             self._idle_until = now + 0.0005
         for message in messages:
-            buffer = buffers.get((message.topic(), message.partition()))
+            topic, partition = message.topic(), message.partition()
+            buffer = None if topic is None or partition is None else buffers.get((topic, partition))
             error = message.error()
             if error is not None:
                 if error.code() == ConfluentKafkaError._PARTITION_EOF:
@@ -228,7 +229,9 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             ))
         if batch:
             self._shared.buffered -= len(batch)
-            self._offset = batch[-1].origin.offset + 1  # resume after the last record handed on
+            last = batch[-1].origin.offset
+            if last is not None:  # a Kafka record has one
+                self._offset = last + 1  # resume after the last record handed on
             if self._positions is not None:
                 self._positions[(topic, partition)] = self._offset
         self._full = len(batch) == self._shared.batch_size
@@ -304,7 +307,10 @@ class RawKafkaSource(KafkaSource):
             )
         return [part for part in parts if int(part.split("-", 1)[0]) in self._share]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _KafkaPartition:
+    # KafkaSource lists the partitions; its own partitions yield KafkaSourceMessages, these RawRecords.
+    def build_part(  # type: ignore[override]
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _KafkaPartition:
         index, topic = for_part.split("-", 1)
         if topic not in self._streams:
             raise ValueError(f"the recovery store holds input topic {topic!r}, which this job does not read")
@@ -334,7 +340,7 @@ def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None =
         return op.input("read_jsonl", flow, source)
 
     streams = streams or {name: kind for kind, name in settings.inputs().items()}
-    source = RawKafkaSource(
+    kafka = RawKafkaSource(
         settings.broker_list,
         streams,
         tail=settings.kafka_tail,
@@ -344,7 +350,8 @@ def read_inputs(flow: Dataflow, settings: Settings, metrics: JobMetrics | None =
         positions=metrics.positions if metrics is not None else None,
         share=settings.kafka_partitions,
     )
-    return op.input("read_kafka", flow, source)
+    # A KafkaSource by its partition listing only: its partitions yield RawRecords (see build_part).
+    return op.input("read_kafka", flow, cast("Source[RawRecord]", kafka))
 
 
 class DeliveryError(RuntimeError):

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from pydantic import ValidationError
 
@@ -52,6 +53,9 @@ from operators.quality import Gate, load_suites
 from operators.shedding import LoadShedder
 from schemas import KNOWLEDGE_TOPICS, Article, topic
 
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
+
 log = logging.getLogger("coachflow.knowledge")
 
 
@@ -67,11 +71,11 @@ class IndexStore:
         self._thread: threading.Thread | None = None
         self._articles: dict[str, Article] = {}
         self._changed = False
-        self._consumer = None
+        self._consumer: Consumer | None = None
         if ks.articles_topic and settings.kafka_mode:
             self.source = ("topic", ks.articles_topic)
             self._consumer = self._subscribe(consumer_factory)
-            self._catch_up()
+            self._catch_up(ks.articles_topic, self._consumer)
             index = KnowledgeIndex.build(list(self._articles.values()), ks.max_words)
         elif ks.index is not None:
             self.source = ("index", str(ks.index))
@@ -111,7 +115,7 @@ class IndexStore:
                 if stamp == self._stamp:
                     return False
                 self._stamp = stamp
-                index = (KnowledgeIndex.load(self.ks.index) if kind == "index"
+                index = (KnowledgeIndex.load(self.source[1]) if kind == "index"
                          else KnowledgeIndex.build(kb.load(self.ks.articles), self.ks.max_words))
         except (IndexIntegrityError, kb.KnowledgeBaseError, OSError, ValueError) as error:
             message = f"knowledge base from {kind} rejected: {error}; keeping {self.index.kb_version}"
@@ -139,7 +143,7 @@ class IndexStore:
         kind, _ = self.source
         if kind == "index":
             try:
-                return read_manifest(self.ks.index)["index_version"]
+                return read_manifest(self.source[1])["index_version"]
             except IndexIntegrityError:
                 return None
         if kind == "articles":
@@ -162,11 +166,10 @@ class IndexStore:
         consumer.subscribe([self.ks.articles_topic])
         return consumer
 
-    def _catch_up(self, timeout_s: float = 60.0) -> None:
+    def _catch_up(self, topic: str, consumer: Consumer, timeout_s: float = 60.0) -> None:
         """Read the articles topic up to the end it has now: the job starts with the whole KB."""
         from confluent_kafka import TopicPartition
 
-        topic, consumer = self.ks.articles_topic, self._consumer
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             log.warning(
@@ -184,15 +187,19 @@ class IndexStore:
             if message is None or message.error():
                 continue
             self._take(message)
-            if message.offset() + 1 >= ends.get(message.partition(), 0):
+            offset = message.offset()
+            if offset is not None and offset + 1 >= ends.get(message.partition(), 0):
                 ends.pop(message.partition(), None)
         if ends:
             raise TimeoutError(f"articles topic {topic} not read to its end within {timeout_s:g} s")
         self._changed = False
 
     def _poll(self, timeout: float) -> None:
+        consumer = self._consumer
+        if consumer is None:  # a file source has no consumer
+            return
         while True:
-            message = self._consumer.poll(timeout)
+            message = consumer.poll(timeout)
             if message is None:
                 return
             if not message.error():
@@ -266,7 +273,7 @@ def topic_specs(ks: KnowledgeSettings, settings: Settings) -> dict[str, dict[str
     coaching job, and each of its catalog topics its settings name (compacted where the catalog says)."""
     compact = {"cleanup.policy": "compact"}
     specs: dict[str, dict[str, str]] = {
-        settings.topic(kind): compact if topic(kind).compacted else {} for kind in ("events", "context")
+        settings.inputs()[kind]: compact if topic(kind).compacted else {} for kind in ("events", "context")
     }
     for spec in KNOWLEDGE_TOPICS:
         name = getattr(ks, spec.setting)
@@ -286,7 +293,7 @@ def lower_priority(nice: int) -> None:
 
 def kb_dataset(ks: KnowledgeSettings, settings: Settings) -> tuple[str, str]:
     """The knowledge base as a lineage dataset: (namespace, name)."""
-    if ks.articles_topic and settings.kafka_mode:
+    if ks.articles_topic and settings.brokers:  # Kafka mode
         return kafka_namespace(settings.brokers), ks.articles_topic
     path = ks.index if ks.index is not None else ks.articles
     return file_namespace(), str(Path(path).resolve())
@@ -295,7 +302,7 @@ def kb_dataset(ks: KnowledgeSettings, settings: Settings) -> tuple[str, str]:
 def knowledge_lineage(ks: KnowledgeSettings, settings: Settings, reranker: Reranker, policy: KnowledgePolicy,
                       suites: list[str]) -> tuple[Lineage, str]:
     """The knowledge job's ``Lineage``: events, context and the KB in; cards, decisions, dead letters out."""
-    if settings.kafka_mode:
+    if settings.brokers:  # Kafka mode
         namespace = kafka_namespace(settings.brokers)
         inputs = [
             DatasetSpec(namespace, settings.topic_events, "conversation_event.v1", "conversation_events"),
@@ -387,7 +394,9 @@ class KnowledgeResources:
             kafka_config=settings.kafka_client(),
             parser=parse_knowledge_policy,
         )
-        self.lineage, name = knowledge_lineage(ks, settings, self.reranker, self.policies.current(),
+        # The store parses with parse_knowledge_policy, so what it holds is a KnowledgePolicy.
+        policy = cast(KnowledgePolicy, self.policies.current())
+        self.lineage, name = knowledge_lineage(ks, settings, self.reranker, policy,
                                                [suite.label for suite in suites.values()])
         self.lineage.versions[name] = self.store.index.kb_version
         self.store.on_swap.append(lambda index: self.lineage.versions.__setitem__(name, index.kb_version))

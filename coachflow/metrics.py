@@ -150,7 +150,8 @@ def _rule_label(rule_id: str) -> str:
 
 
 def _histogram(counts: list[int], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    buckets, total = [], 0
+    buckets: list[tuple[str, float]] = []
+    total = 0
     for bound, count in zip((*map(str, bounds), "+Inf"), counts, strict=True):
         total += count
         buckets.append((bound, total))
@@ -319,10 +320,10 @@ class JobMetrics:
 
     def _observe(self, record: object) -> None:
         tally = _tallies.get(get_ident()) or _tally()
-        kind = type(record)
-        if kind is Decision:
+        kind: type = type(record)
+        if type(record) is Decision:
             self._decision(tally, record)
-        elif kind is DeadLetter:
+        elif type(record) is DeadLetter:
             tally.records[("dlq", "published")] += 1
             reason = record.reason
             tally.dead[reason if reason in tally.dead else "other"] += 1
@@ -330,11 +331,11 @@ class JobMetrics:
             published = PUBLISHED.get(kind)
             if published is not None:
                 tally.records[(published, "published")] += 1
-            if kind is Acceptance:
+            if type(record) is Acceptance:
                 self._acceptance(tally, record)
-            elif kind is KnowledgeDecision:
+            elif type(record) is KnowledgeDecision:
                 self._knowledge(tally, record)
-            elif kind is Alert:
+            elif type(record) is Alert:
                 arm = NO_ARM if self.experiment is None else assign(*self.experiment, record.conversation_id)
                 key = (arm, record.kind)
                 tally.arm_alerts[key] = tally.arm_alerts.get(key, 0) + 1
@@ -353,9 +354,9 @@ class JobMetrics:
     def _acceptance(self, tally: _Tally, record: Acceptance) -> None:
         key = (record.mode, record.arm or NO_ARM, record.outcome)
         tally.accept[key] = tally.accept.get(key, 0) + 1
-        key = (record.mode, _version_label(record.model_version), _version_label(record.policy_version),
-               "true" if record.accepted else "false")
-        tally.accept_versions[key] = tally.accept_versions.get(key, 0) + 1
+        versions = (record.mode, _version_label(record.model_version), _version_label(record.policy_version),
+                    "true" if record.accepted else "false")
+        tally.accept_versions[versions] = tally.accept_versions.get(versions, 0) + 1
 
     def _decision(self, tally: _Tally, decision: Decision) -> None:
         now = self._clock()
@@ -364,12 +365,12 @@ class JobMetrics:
             seconds = max(0.0, now - timestamp_ms / 1000)
             tally.e2e[bisect_left(E2E_BUCKETS, seconds)] += 1
             tally.e2e_sum += seconds
-        key = ("decisions", decision.outcome)
-        if key in tally.records:
-            tally.records[key] += 1
+        counted = ("decisions", decision.outcome)
+        if counted in tally.records:
+            tally.records[counted] += 1
         arm = decision.arm or NO_ARM
-        key = (arm, decision.outcome)
-        tally.arm_decisions[key] = tally.arm_decisions.get(key, 0) + 1
+        arm_key = (arm, decision.outcome)
+        tally.arm_decisions[arm_key] = tally.arm_decisions.get(arm_key, 0) + 1
         latency = decision.latency_ms
         if latency is not None:
             row = tally.arm_latency.get(arm)
@@ -405,7 +406,7 @@ class ConsumerLag:
         self._timeout_s = timeout_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._gauges: dict[tuple[str, int], object] = {}
+        self._gauges: dict[tuple[str, int], Gauge] = {}
         self._warned = False
 
     def start(self) -> None:

@@ -40,6 +40,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
 
@@ -277,7 +278,10 @@ def add_users(settings: Settings, secrets: Path, timeout: float = 30.0) -> list[
     admin = AdminClient(settings.kafka_client())
     names = principals()
     known = set()
-    for name, future in admin.describe_user_scram_credentials(names, request_timeout=timeout).items():
+    described = admin.describe_user_scram_credentials(names, request_timeout=timeout)
+    if not isinstance(described, dict):  # a single future only when no users are named
+        raise TypeError("describe_user_scram_credentials returned no future per user")
+    for name, future in described.items():
         try:
             future.result(timeout)
             known.add(name)
@@ -288,8 +292,10 @@ def add_users(settings: Settings, secrets: Path, timeout: float = 30.0) -> list[
     if not missing:
         return []
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-    upserts = [UserScramCredentialUpsertion(name, info, read_secret(secrets / f"{name}.password").encode())
-               for name in missing]
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(name, info, read_secret(secrets / f"{name}.password").encode())
+        for name in missing
+    ]
     for future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout).values():
         future.result(timeout)
     return missing

@@ -29,9 +29,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import bytewax.operators as op
+from bytewax.dataflow import Stream
 from bytewax.operators import KeyedStream, StatefulLogic
 
 from operators.envelope import Envelope, Origin, RawRecord, now_ns
@@ -47,6 +48,7 @@ _IN_A_ROW: Counter[str] = Counter()
 
 V = TypeVar("V")
 W = TypeVar("W")
+T = TypeVar("T")
 
 
 class SystemicFailure(RuntimeError):
@@ -101,6 +103,15 @@ class Boundary:
         self.passed()
         return out
 
+
+
+def split_dead_letters(
+    step_id: str, up: Stream[T | DeadLetter], kind: type[T]
+) -> tuple[Stream[T], Stream[DeadLetter]]:
+    """``up``'s items of ``kind`` and its dead letters, as two streams (Bytewax's ``branch`` narrows only
+    the first)."""
+    split = op.branch(step_id, up, lambda item: isinstance(item, kind))
+    return cast("Stream[T]", split.trues), cast("Stream[DeadLetter]", split.falses)
 
 def describe(step: str, error: BaseException) -> str:
     """The dead letter's detail: the step, the exception's type and its masked message."""

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
-from operators.boundary import Boundary, keyed_step
+from operators.boundary import Boundary, keyed_step, split_dead_letters
 from operators.envelope import Envelope, now_ns
 from operators.records import refuse
 from operators.state import KeyedLogic
@@ -200,8 +200,6 @@ def join_context(
         "unkey",
         keyed_step("join", keyed, lambda resume: ContextJoinLogic(config, resume, now_getter), boundary),
     )
-    oks = op.branch("split_errs", joined, lambda item: isinstance(item, Envelope))
-    kinds = op.branch(
-        "split_contexts", oks.trues, lambda envelope: envelope.recorded is None
-    )
-    return JoinOut(events=kinds.trues, contexts=kinds.falses, errs=oks.falses)
+    oks, errs = split_dead_letters("split_errs", joined, Envelope)
+    kinds = op.branch("split_contexts", oks, lambda envelope: envelope.recorded is None)
+    return JoinOut(events=kinds.trues, contexts=kinds.falses, errs=errs)

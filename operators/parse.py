@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
-from operators.boundary import Boundary
+from operators.boundary import Boundary, split_dead_letters
 from operators.envelope import Envelope, RawRecord, now_ns
 from operators.keys import key_field
 from operators.limits import JsonLimits, check_shape
@@ -103,7 +104,7 @@ def _loc(loc: tuple) -> str:
     return ".".join(parts) or "$"
 
 
-def _msg(error: dict) -> str:
+def _msg(error: ErrorDetails) -> str:
     """Pydantic's message; the one kind quoting the input (a discriminator's unknown tag) has it masked."""
     tag = (error.get("ctx") or {}).get("tag")
     if tag is None:
@@ -114,7 +115,9 @@ def _msg(error: dict) -> str:
 
 def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:
     """Map pydantic errors to one dead-letter reason, a detail line and the error list."""
-    raw = [{**e, "msg": _msg(e)} for e in error.errors(include_url=False, include_input=False)]
+    raw: list[dict[str, Any]] = [
+        {**e, "msg": _msg(e)} for e in error.errors(include_url=False, include_input=False)
+    ]
     errors = [FieldError(loc=_loc(e["loc"]), type=e["type"], msg=e["msg"]) for e in raw[:_MAX_ERRORS]]
     first = raw[0]
     kinds = {e["type"] for e in raw}
@@ -285,5 +288,5 @@ def parse_records(
         return out
 
     parsed = op.flat_map_batch("parse", up, parse_batch)
-    split = op.branch("split", parsed, lambda item: isinstance(item, Envelope))
-    return ParseOut(oks=split.trues, errs=split.falses)
+    oks, errs = split_dead_letters("split", parsed, Envelope)
+    return ParseOut(oks=oks, errs=errs)

@@ -790,7 +790,8 @@ class Redactor:
         pieces = [(m.start(), m.end(), _spelled_chars(m.group(0))) for m in _SPELL_TOKEN_RE.finditer(run)]
         if len(pieces) < _SPELL_MIN_TOKENS:
             return run
-        out, kept, i = [], 0, 0
+        out: list[str] = []
+        kept, i = 0, 0
         while i < len(pieces):
             hit = self._spelled_code(pieces, i)
             if hit is None:
@@ -1038,7 +1039,8 @@ class Redactor:
 def _cued_addresses(text: str, found: list[str]) -> str:
     """What follows "my address is", "I live on", "send it to" ... up to its clause's end, masked; the
     search goes on after each value (not after its match), so a cue inside a match is found too."""
-    out, kept, pos = [], 0, 0
+    out: list[str] = []
+    kept, pos = 0, 0
     while (match := _ADDRESS_CUE.search(text, pos)) is not None:
         value = _CLAUSE_END.split(match.group("value"), maxsplit=1)[0].rstrip(" ,")
         start = match.start("value")
@@ -1236,7 +1238,8 @@ def _uncued_names(text: str, found: list[str]) -> str:
             while j >= 0 and masked[j] and (j == i or joined(j)):
                 masked[j] = False
                 j -= 1
-    out, kept, i = [], 0, 0
+    out: list[str] = []
+    kept, i = 0, 0
     while i < len(words):
         if not masked[i]:
             i += 1

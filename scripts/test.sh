@@ -21,4 +21,6 @@ export COACH_TEST_BROKERS="127.0.0.1:$KAFKA_PORT"
 export COACH_TEST_SASL_BROKERS="127.0.0.1:${KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}"
 export COACH_TEST_KAFKA_SECRETS="${KAFKA_HOME:-$ROOT/.kafka}/secrets-$KAFKA_PORT"
 .venv/bin/ruff check .
+# Types of schemas/, operators/, flows/, lineage/ and what they import ([tool.mypy] in pyproject.toml).
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

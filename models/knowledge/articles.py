@@ -209,7 +209,7 @@ def import_abcd(path: Path | str) -> list[Article]:
                 lines = [f"{step}. {action.get('text', '').strip()}"]
                 lines += [f"   - {sub.strip()}" for sub in action.get("subtext", []) if sub.strip()]
                 parts.append(("\n".join(lines) + "\n\n", False))
-            text, sections = "", []
+            text, sections = "", list[Section]()
             for part, heading in parts:
                 sections.append(Section(section_id=str(len(sections) + 1), start=len(text),
                                         end=len(text) + len(part), heading=heading))
