@@ -89,10 +89,7 @@ def explain(
 
 
 def main_explain(args) -> int:
-    if args.brokers:
-        decisions = _topic_records(args.brokers, args.topic)
-    else:
-        decisions = _file_records(args.decisions)
+    decisions = _topic_records(args.brokers, args.topic) if args.brokers else _file_records(args.decisions)
     lineage = _file_records(args.lineage) if args.lineage and Path(args.lineage).is_file() else ()
     chain = explain(args.suggestion_id, decisions, list(lineage))
     if chain is None:

@@ -39,7 +39,7 @@ class RepeatedConnectionFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if not (isinstance(args, tuple) and len(args) == 3):
+        if not (isinstance(args, tuple) and len(args) == 3):  # noqa: PLR2004 - librdkafka's (fac, name, msg)
             return True
         if record.levelno == logging.WARNING and str(args[2]).endswith(": retrying"):
             # librdkafka's own word that it retries (a coordinator still loading after a start).

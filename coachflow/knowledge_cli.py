@@ -17,6 +17,8 @@ import sys
 from datetime import UTC
 from pathlib import Path
 
+#: How much of a passage ``coach knowledge search`` prints.
+_SHOWN_CHARS = 300
 
 def _load_articles(paths: list[Path]):
     from models.knowledge import articles as kb
@@ -88,7 +90,7 @@ def _search(args: argparse.Namespace) -> int:
         text = " ".join(result["passage"].split())
         print(f"{rank}. {result['score']:.3f}  {result['title']} > {result['heading']}  "
               f"[{result['article_id']} v{result['article_version']} {result['start']}-{result['end']}]\n   "
-              f"{text[:300]}{'…' if len(text) > 300 else ''}")
+              f"{text[:_SHOWN_CHARS]}{'…' if len(text) > _SHOWN_CHARS else ''}")
     return 0
 
 

@@ -492,7 +492,7 @@ def serve(host: str, port: int) -> tuple[str, int] | None:
     Returns where it is served, or None when the port could not be bound (logged: the job
     runs on without an endpoint rather than stop for its metrics).
     """
-    global _served
+    global _served  # noqa: PLW0603 - one endpoint per process, under _server_lock
     with _server_lock:
         if _served is not None:
             if _served != (host, port):

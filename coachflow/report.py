@@ -369,7 +369,10 @@ def _summary(data: dict[str, pl.DataFrame]) -> dict:
     )
     conversations = data["conversations"].height
     kinds = alerts.group_by("kind").len().sort(["len", "kind"], descending=[True, False])
-    per_100 = (lambda n: round(100 * n / conversations, 2) if conversations else None)
+
+    def per_100(n: int) -> float | None:
+        return round(100 * n / conversations, 2) if conversations else None
+
     return {
         "conversations": conversations,
         "conversations_with_prediction_points": decisions.filter(

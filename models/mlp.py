@@ -43,7 +43,8 @@ class _Adam:
     def __init__(self, shape: tuple[int, ...], lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
         self.m = np.zeros(shape, dtype=np.float32)
         self.v = np.zeros(shape, dtype=np.float32)
-        self.t = np.zeros(shape[0], dtype=np.int64) if len(shape) == 2 else np.zeros(1, dtype=np.int64)
+        matrix = len(shape) == 2  # noqa: PLR2004 - a weight matrix, else a bias vector
+        self.t = np.zeros(shape[0], dtype=np.int64) if matrix else np.zeros(1, dtype=np.int64)
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
 
     def step(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray | None = None) -> None:

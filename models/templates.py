@@ -140,7 +140,7 @@ def agrees(stated: str, value: object) -> bool:
         return True
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return abs(float(stated.replace(",", "").lstrip("$")) - float(value)) < 0.5
+            return abs(float(stated.replace(",", "").lstrip("$")) - float(value)) < 0.5  # noqa: PLR2004 - the same number, rounded
         except ValueError:
             return False
     return False

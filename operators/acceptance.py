@@ -225,7 +225,7 @@ class AcceptanceLogic(KeyedLogic[object, object, AcceptanceState]):
         )
         while len(state.shown) > MAX_SUGGESTIONS:
             del state.shown[next(iter(state.shown))]
-        if self.config.channels == "all" or self.config.channels == suggestion.channel:
+        if self.config.channels in ("all", suggestion.channel):
             state.pending = suggestion.suggestion_id
 
     def _expire(self, now: float) -> list[object]:

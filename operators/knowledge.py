@@ -132,7 +132,7 @@ def seeks_knowledge(text: str, min_words: int = 4) -> str | None:
     """
     words = _WORD.findall(text.lower())
     content = [w for w in words if w not in _FILLER and len(w) > 1]
-    if len(content) < 2:
+    if len(content) < 2:  # noqa: PLR2004 - one content word asks nothing
         return SMALL_TALK if words and len(content) < len(words) else TOO_SHORT
     if _ASKS.search(text) or len(content) >= min_words:
         return None

@@ -23,6 +23,9 @@ ShapeReason = Literal["too_deeply_nested", "too_many_keys", "too_many_items", "s
 _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"?|[\[\]{},:]', re.DOTALL)
 
 
+#: JSON's structural bytes, as ``bytes`` indexing gives them.
+_QUOTE, _OPEN_ARRAY, _COLON = ord('"'), ord("["), ord(":")
+
 @dataclass(frozen=True)
 class JsonLimits:
     """The JSON limits: ``COACH_MAX_JSON_DEPTH``, ``_KEYS``, ``_ITEMS`` and ``_STRING_CHARS``."""
@@ -56,7 +59,7 @@ def check_shape(payload: bytes, limits: JsonLimits) -> ShapeViolation | None:
     for match in _TOKEN.finditer(payload):
         token = match.group()
         first = token[0]
-        if first == 0x22:  # a string
+        if first == _QUOTE:
             if len(token) - 2 > limits.string_chars:  # bytes bound characters from above
                 chars = len(token.decode("utf-8", "replace")) - 2
                 if chars > limits.string_chars:
@@ -71,14 +74,14 @@ def check_shape(payload: bytes, limits: JsonLimits) -> ShapeViolation | None:
                 return ShapeViolation(
                     "too_deeply_nested", f"nested deeper than {limits.depth} levels at byte {match.start()}"
                 )
-            is_array = first == 0x5B
+            is_array = first == _OPEN_ARRAY
             arrays.append(is_array)
             items += is_array  # an array's first item (an empty one counts as one)
         elif first in (0x7D, 0x5D):  # } ]
             if arrays:
                 arrays.pop()
                 depth -= 1
-        elif first == 0x3A:  # :
+        elif first == _COLON:
             keys += 1
             if keys > limits.keys:
                 return ShapeViolation("too_many_keys", f"more than {limits.keys} object keys")

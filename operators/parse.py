@@ -72,6 +72,8 @@ _FIELDS = (
     | {"str", "int", "float", "bool", "list[str]", "none", "constrained-str"}
 )
 _MAX_ERRORS = 20
+#: How much of an unknown tag a message keeps (masked).
+_TAG_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def _msg(error: ErrorDetails) -> str:
     if tag is None:
         return error["msg"]
     tag = str(tag)
-    return error["msg"].replace(tag, mask_text(tag[:64] + ("..." if len(tag) > 64 else "")) or "")
+    cut = tag[:_TAG_CHARS] + ("..." if len(tag) > _TAG_CHARS else "")
+    return error["msg"].replace(tag, mask_text(cut) or "")
 
 
 def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:
@@ -166,16 +169,18 @@ def mask_record(record, redactor: Redactor):
         return record, []
     if isinstance(record, KbResult):
         masked: list[str] = []
-        item = {}
+        item: dict[str, object] = {}
         for key, value in record.item.items():
             if isinstance(value, str):
-                value, kinds = redactor.redact(value)
+                clean, kinds = redactor.redact(value)
                 masked += [f"item.{key}:{k}" for k in kinds]
+                item[key] = clean
             elif isinstance(value, list):
                 cleaned = [redactor.redact(v) for v in value]
                 masked += [f"item.{key}:{k}" for _, kinds in cleaned for k in kinds]
-                value = [v for v, _ in cleaned]
-            item[key] = value
+                item[key] = [v for v, _ in cleaned]
+            else:
+                item[key] = value
         if masked:
             return record.model_copy(update={"item": item}), masked
     return record, []

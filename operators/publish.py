@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -46,10 +47,8 @@ def serialize_batch(boundary: Boundary) -> Callable[[list], list[tuple[str, byte
                 out.append(serialize(record))
             except Exception as error:  # noqa: BLE001 - the step's error boundary
                 for letter in boundary.failed(record, error):
-                    try:
+                    with contextlib.suppress(Exception):  # counted and logged by failed() already
                         out.append(serialize(letter))
-                    except Exception:  # noqa: BLE001 - counted and logged by failed() already
-                        pass
             else:
                 boundary.passed()
         return out

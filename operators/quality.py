@@ -20,6 +20,7 @@ step within a conversation) need neighbouring rows and run in GX only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -287,10 +288,8 @@ def _gx_init(suites_dir: str) -> None:
 
     _logging.getLogger("great_expectations").setLevel(_logging.ERROR)
     context = gx.get_context(mode="ephemeral")
-    try:
+    with contextlib.suppress(Exception):  # an older layout of the setting
         context.variables.progress_bars = {"globally": False, "metric_calculations": False}  # type: ignore[assignment]
-    except Exception:  # noqa: BLE001 - an older layout of the setting
-        pass
     source = context.data_sources.add_pandas("coachflow")
     _GX["suites"] = {}
     _GX["batches"] = {}
@@ -312,9 +311,11 @@ def _with_steps(rows: list[dict]) -> list[dict]:
         if "sequence" in row:
             conversation = row["conversation_id"]
             previous = last.get(conversation)
-            row = {**row, "sequence_step": None if previous is None else row["sequence"] - previous}
+            step = None if previous is None else row["sequence"] - previous
             last[conversation] = max(row["sequence"], previous if previous is not None else row["sequence"])
-        out.append(row)
+            out.append({**row, "sequence_step": step})
+        else:
+            out.append(row)
     return out
 
 
@@ -461,10 +462,8 @@ class QualityMonitor:
         if wait is not None:
             deadline = time.monotonic() + wait
             for future in list(self._pending):
-                try:
+                with contextlib.suppress(Exception):  # logged in _done
                     future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except Exception:  # noqa: BLE001 - logged in _done
-                    pass
         self._pending = [f for f in self._pending if not f.done()]
 
     def _tick(self) -> None:

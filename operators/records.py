@@ -19,6 +19,7 @@ and exception messages through ``mask_message``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -116,10 +117,8 @@ def _mask_payload(payload: bytes) -> tuple[bytes, list[str], str]:
     found: list[str] = []
     parsed = _UNPARSED
     if check_shape(payload, _MASKABLE) is None:
-        try:
+        with contextlib.suppress(ValueError):  # not JSON: masked as text
             parsed = json.loads(text, object_pairs_hook=_unique)
-        except ValueError:
-            pass
     if parsed is not _UNPARSED:
         masked = _mask_json(parsed, found)
         if masked == parsed and "\\u" not in text:

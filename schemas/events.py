@@ -9,7 +9,7 @@ with the latest ``updated_at`` wins.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -61,14 +61,14 @@ class TaskSelected(_ConversationEventBase):
     task: Label
 
 
-KbScalar = Union[
-    Annotated[str, StringConstraints(max_length=512)],
-    int,
-    float,
-    bool,
-    None,
-    Annotated[list[Annotated[str, StringConstraints(max_length=128)]], Field(max_length=32)],
-]
+KbScalar = (
+    Annotated[str, StringConstraints(max_length=512)]
+    | int
+    | float
+    | bool
+    | None
+    | Annotated[list[Annotated[str, StringConstraints(max_length=128)]], Field(max_length=32)]
+)
 
 
 class KbResult(_ConversationEventBase):
@@ -128,4 +128,4 @@ EVENT_ADAPTER: TypeAdapter = TypeAdapter(ConversationEvent)
 CONTEXT_ADAPTER: TypeAdapter = TypeAdapter(CustomerContext)
 INPUT_ADAPTER: TypeAdapter = TypeAdapter(InputRecord)
 
-AnyEvent = Union[ConversationStart, Turn, TaskSelected, KbResult, ConversationEnd]
+AnyEvent = ConversationStart | Turn | TaskSelected | KbResult | ConversationEnd

@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
 
 def test_cards_beside_suggestions_and_an_accept_click_is_card_feedback(
-    kafka_job: KafkaJob, browser, tmp_path
-):  # noqa: F811
+    kafka_job: KafkaJob, browser, tmp_path  # noqa: F811 - the fixture imported above
+):
     topics = knowledge_topics(kafka_job)
     del topics["articles_topic"]  # the bundled articles file
     create_topics(kafka_job.brokers, [topics["topic_cards"], topics["topic_feedback"]])

@@ -21,7 +21,7 @@ def test_the_reference_loop_decides_as_the_job_does(tmp_path):
            "COACH_LINEAGE": "none", "COACH_QUALITY_MONITOR": "false"}
     env.pop("COACH_BROKERS", None)
     done = subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     job = {kind: [json.loads(line) for line in (tmp_path / f"{kind}.jsonl").read_text().splitlines()]
            for kind in ("decisions", "suggestions", "dlq", "acceptance")}
