@@ -96,7 +96,9 @@ def _msg(error: dict) -> str:
     if tag is None:
         return error["msg"]
     tag = str(tag)
-    return error["msg"].replace(tag, mask_text(tag[:64] + ("..." if len(tag) > 64 else "")) or "")
+    # Masked whole, then cut: a value cut first ("... at mailhost dot n") no longer looks like one.
+    masked = mask_text(tag) or ""
+    return error["msg"].replace(tag, masked[:64] + ("..." if len(masked) > 64 else ""))
 
 
 def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:
