@@ -72,7 +72,7 @@ _FIELDS = (
     | {"str", "int", "float", "bool", "list[str]", "none", "constrained-str"}
 )
 _MAX_ERRORS = 20
-#: How much of an unknown tag a message keeps (masked).
+#: How much of an unknown tag a message keeps, once masked.
 _TAG_CHARS = 64
 
 
@@ -112,8 +112,9 @@ def _msg(error: ErrorDetails) -> str:
     if tag is None:
         return error["msg"]
     tag = str(tag)
-    cut = tag[:_TAG_CHARS] + ("..." if len(tag) > _TAG_CHARS else "")
-    return error["msg"].replace(tag, mask_text(cut) or "")
+    # Masked whole, then cut: a value cut first ("... at mailhost dot n") no longer looks like one.
+    masked = mask_text(tag) or ""
+    return error["msg"].replace(tag, masked[:_TAG_CHARS] + ("..." if len(masked) > _TAG_CHARS else ""))
 
 
 def classify(error: ValidationError, stream: str, payload: bytes) -> tuple[str, str, list[FieldError]]:

@@ -249,7 +249,7 @@ def edged(draw, record: dict) -> dict:
         return record
     name = draw(st.sampled_from(sorted(record)))
     if name.endswith("_id"):
-        value = draw(st.one_of(st.sampled_from(ODD_IDS), planted(), st.just(record[name] + "x")))
+        value = draw(st.one_of(st.sampled_from(ODD_IDS), planted(), st.just(f"{record[name]}x")))
     elif name in ("event_time", "updated_at", "at"):
         value = draw(st.sampled_from(ODD_TIMES))
     elif isinstance(record[name], bool):
