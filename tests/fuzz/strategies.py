@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, get_args
 
@@ -102,8 +103,14 @@ def numbers() -> st.SearchStrategy:
 _ESCAPES = ("\\ud800", "\\udfff", "\\ud800\\u0041", "\\u0000", "\\u202e", "\\uZZZZ", "\\x41")
 
 
-class Raw(str):
-    """JSON text written as is (a number literal ``json.dumps`` cannot write, a lone-surrogate escape)."""
+@dataclass(frozen=True)
+class Raw:
+    """JSON text written as is (a number literal ``json.dumps`` cannot write, a lone-surrogate escape).
+
+    Not a ``str`` subclass: Hypothesis 6.170 re-inserts drawn values as choices when it mutates an example,
+    and a subclass of ``str`` there fails inside it (``KeyError: <class 'Raw'>``)."""
+
+    text: str
 
 
 class Pairs(list):
@@ -133,7 +140,7 @@ def json_values(max_leaves: int = 12) -> st.SearchStrategy:
 def render(value: Any, ensure_ascii: bool = False, spacing: str = "") -> str:
     """JSON text of ``value`` (``Raw`` as is, ``Pairs`` with their repeats), NaN and Infinity allowed."""
     if isinstance(value, Raw):
-        return str(value)
+        return value.text
     if isinstance(value, Pairs | dict):
         pairs = value if isinstance(value, Pairs) else value.items()
         inner = f",{spacing}".join(
