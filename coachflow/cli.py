@@ -134,13 +134,13 @@ def _check_recordable(args: argparse.Namespace, entry: dict) -> None:
 
 def _record(entry: dict, model: Path, result: dict) -> None:
     """Store this run's dev figures in the model's registry entry and rewrite its model card."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from models import registry
     from models.card import write_card
 
     entry = {**entry, "metrics": {**entry["metrics"], "dev": result}, "metrics_measured": {
-        "by": "coach eval --record", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "by": "coach eval --record", "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }}
     registry.register(entry, registry.REGISTRY)
     write_card(entry, model.parent / "MODEL_CARD.md")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coachflow.config import Settings
 from coachflow.runtime import JobResources
@@ -146,7 +146,7 @@ class Pipeline:
 
     def _route(self, joined: list, out: list, timers: bool, eof: bool = False) -> None:
         if timers:
-            self.join.tick(datetime.now(timezone.utc), joined)
+            self.join.tick(datetime.now(UTC), joined)
         tracked: list = []
         contexts: list = []
         for item in joined:
@@ -157,7 +157,7 @@ class Pipeline:
             else:
                 contexts.append(item)
         if timers:
-            self.conversations.tick(datetime.now(timezone.utc), tracked)
+            self.conversations.tick(datetime.now(UTC), tracked)
         if eof:
             self.conversations.eof(tracked)
         points = [item for item in tracked if isinstance(item, Envelope)]
@@ -166,7 +166,7 @@ class Pipeline:
         for envelope in [*score_envelopes(points, self.scorer), *contexts]:
             self.guards.feed(guard_key(envelope), envelope, guarded)
         if timers:
-            self.guards.tick(datetime.now(timezone.utc), guarded)
+            self.guards.tick(datetime.now(UTC), guarded)
         if eof:
             self.guards.eof(guarded)
         for item in guarded:
@@ -175,7 +175,7 @@ class Pipeline:
             if wants(item):
                 self.acceptance.feed(acceptance_key(item), item, out)
         if timers:
-            self.acceptance.tick(datetime.now(timezone.utc), out)
+            self.acceptance.tick(datetime.now(UTC), out)
         if eof:
             self.acceptance.eof(out)
 

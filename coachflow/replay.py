@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,8 @@ def records(
         return star.schedule(mapped, start=at, concurrency=concurrency, time_scale=time_scale)
 
     if end is None:
-        return schedule(start or datetime.now(timezone.utc))
-    origin = datetime(2000, 1, 1, tzinfo=timezone.utc)
+        return schedule(start or datetime.now(UTC))
+    origin = datetime(2000, 1, 1, tzinfo=UTC)
     last = max((moment for moment, _ in schedule(origin)), default=origin)
     return schedule(end - (last - origin))
 
@@ -176,7 +176,7 @@ def _moment(text: str | None) -> datetime | None:
 def main_replay(args) -> int:
     start, end = _moment(args.start_time), _moment(args.end_time)
     if start is None and end is None and args.speed == 0:
-        end = datetime.now(timezone.utc)  # as fast as possible: every event in the past
+        end = datetime.now(UTC)  # as fast as possible: every event in the past
     items = records(
         args.path,
         split=args.split,

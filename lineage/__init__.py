@@ -29,7 +29,7 @@ import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import attr
@@ -232,7 +232,7 @@ class Lineage:
         )
         return RunEvent(
             eventType=state,
-            eventTime=datetime.now(timezone.utc).isoformat(),
+            eventTime=datetime.now(UTC).isoformat(),
             run=Run(runId=self.run_id, facets=run_facets),
             job=job,
             inputs=[self._input(spec) for spec in self.inputs],
@@ -371,7 +371,7 @@ def install_exit_hooks() -> None:
 
 def kafka_namespace(brokers: str) -> str:
     """``kafka://host:port`` of the first bootstrap server (the OpenLineage naming spec)."""
-    return "kafka://" + brokers.split(",")[0].strip()
+    return "kafka://" + brokers.split(",", maxsplit=1)[0].strip()
 
 
 def file_namespace() -> str:

@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def read_dialogues(path: Path | str) -> Iterator[dict[str, Any]]:
 
 def iso(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision and a ``Z``."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
 

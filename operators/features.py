@@ -458,7 +458,7 @@ def action_name_parts(
     n_turns, queries = features.n_turns, features.queries  # capped below as min() would, without its call
     names = [
         state(flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", trigger, kb),
-        counts(20 if 20 < n_turns else n_turns, 6 if 6 < queries else queries, features.channel),
+        counts(20 if n_turns > 20 else n_turns, 6 if queries > 6 else queries, features.channel),
         agent(features.agent_id, prev, trigger, kb),
         flow(flows, task, features.tasks, features.actions_so_far, trigger, kb),
         available(features.tasks),
@@ -616,10 +616,10 @@ def risk_state_values(features: Features) -> tuple[float, ...]:
     )
     return (
         1.0,
-        (5 if 5 < complaints else complaints) / 5,
-        (5 if 5 < out_of_scope else out_of_scope) / 5,
-        (40 if 40 < n_turns else n_turns) / 40,
-        (120 if 120 < silence else silence) / 120,
+        (5 if complaints > 5 else complaints) / 5,
+        (5 if out_of_scope > 5 else out_of_scope) / 5,
+        (40 if n_turns > 40 else n_turns) / 40,
+        (120 if silence > 120 else silence) / 120,
     )
 
 

@@ -25,7 +25,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import bytewax.operators as op
@@ -495,7 +495,7 @@ class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
         return [], self.DISCARD
 
     def notify_at(self) -> datetime | None:
-        return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=timezone.utc)
+        return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=UTC)
 
 
 def guard_key(envelope: Envelope) -> str:
