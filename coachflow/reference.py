@@ -195,7 +195,9 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
     producer = Producer(settings.kafka_client())
     metadata = consumer.list_topics(timeout=30).topics
     share = settings.kafka_partitions  # the job's COACH_KAFKA_PARTITIONS, read the same way
-    parts = {topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams}
+    parts = {
+        topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams
+    }
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in streams for p in parts[topic]])
     # As much per batch as one job worker takes into an activation under a backlog: the batch size from each partition.
     per_batch = settings.kafka_batch_size * len(parts[settings.topic_events])
@@ -208,10 +210,16 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
             for message in messages:
                 if message.error() is not None:
                     continue
-                batch.append(RawRecord(
-                    value=message.value(), key=message.key(), stream=streams[message.topic()],
-                    origin=Origin(topic=message.topic(), partition=message.partition(), offset=message.offset()),
-                ))
+                batch.append(
+                    RawRecord(
+                        value=message.value(),
+                        key=message.key(),
+                        stream=streams[message.topic()],
+                        origin=Origin(
+                            topic=message.topic(), partition=message.partition(), offset=message.offset()
+                        ),
+                    )
+                )
             if batch:
                 last_input = time.monotonic()
                 consumed += len(batch)

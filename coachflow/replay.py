@@ -66,7 +66,9 @@ def records(
     """
 
     def schedule(at: datetime) -> Iterator[tuple[datetime, dict[str, Any]]]:
-        mapped = (star.map_dialogue(d, voice_share=voice_share) for d in star.select(path, split=split, limit=limit))
+        mapped = (
+            star.map_dialogue(d, voice_share=voice_share) for d in star.select(path, split=split, limit=limit)
+        )
         return star.schedule(mapped, start=at, concurrency=concurrency, time_scale=time_scale)
 
     if end is None:
@@ -197,8 +199,13 @@ def main_replay(args) -> int:
         )
         ensure_topics(settings, only=(args.topic_events, args.topic_context))
         stats = to_kafka(
-            items, args.brokers, topic_events=args.topic_events,
-            topic_context=args.topic_context, speed=args.speed, config=settings.kafka_client(), key_by=args.key,
+            items,
+            args.brokers,
+            topic_events=args.topic_events,
+            topic_context=args.topic_context,
+            speed=args.speed,
+            config=settings.kafka_client(),
+            key_by=args.key,
         )
     else:
         stats = to_file(items, args.out, speed=args.speed)

@@ -79,7 +79,9 @@ class JobResources:
         settings = self.settings
         configure_logging(settings.log_level)
         if settings.kafka_mode:
-            check_job_access(settings)  # credentials or rights Kafka refuses stop the job here, before it loads
+            check_job_access(
+                settings
+            )  # credentials or rights Kafka refuses stop the job here, before it loads
         self.scorer = load_scorer(settings.model, threads=settings.onnx_threads)
         self.policies = settings.policy_store()
         self.suites = load_suites(settings.quality_suites)
@@ -202,7 +204,9 @@ def start_metrics(settings: Settings) -> metrics.JobMetrics | None:
         lag = metrics.ConsumerLag(settings.kafka_client(), settings.metrics_lag_interval_s)
         lag.start()
     experiment = settings.experiment
-    return metrics.JobMetrics(lag, experiment=None if experiment is None else (experiment.name, experiment.share))
+    return metrics.JobMetrics(
+        lag, experiment=None if experiment is None else (experiment.name, experiment.share)
+    )
 
 
 def experiment_arms(settings: Settings, scorer: Scorer, policies: PolicyStore) -> Arms | None:

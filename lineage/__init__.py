@@ -101,7 +101,9 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
         from openlineage.client.transport.file import FileConfig, FileTransport
 
         private_file(config.file)  # the events name the job's datasets: owner only, as its outputs
-        return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True)))
+        return OpenLineageClient(
+            transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True))
+        )
     if config.transport == "http":
         from openlineage.client.transport.http import HttpConfig, HttpTransport
 
@@ -209,7 +211,9 @@ class Lineage:
     def event(self, state: RunState, error: BaseException | None = None) -> RunEvent:
         run_facets = {
             "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-                version=_version("bytewax"), name="bytewax", openlineageAdapterVersion=_version("openlineage-python")
+                version=_version("bytewax"),
+                name="bytewax",
+                openlineageAdapterVersion=_version("openlineage-python"),
             ),
             "coachflow": self.run_facet,
         }

@@ -515,7 +515,8 @@ def track_conversations(
     keyed = op.key_on("key_conversation", up, lambda envelope: envelope.record.conversation_id)
     boundary = boundary or Boundary(step_id, config.payload_limit)
     tracked = op.key_rm(
-        "unkey", keyed_step("track", keyed, lambda resume: ConversationLogic(config, resume, now_getter), boundary)
+        "unkey",
+        keyed_step("track", keyed, lambda resume: ConversationLogic(config, resume, now_getter), boundary),
     )
     split = op.branch("split", tracked, lambda item: isinstance(item, Envelope))
     return ConversationOut(events=split.trues, outputs=split.falses)

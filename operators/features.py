@@ -47,7 +47,9 @@ def is_complaint(text: str) -> bool:
     lowered = text.lower()
     # A stem can only start a word if it occurs in the text at all: one scan of
     # the text instead of a test per word.
-    if ("frustrat" in lowered or "annoy" in lowered or "complain" in lowered) and any(w.startswith(_COMPLAINT_STEMS) for w in words):
+    if ("frustrat" in lowered or "annoy" in lowered or "complain" in lowered) and any(
+        w.startswith(_COMPLAINT_STEMS) for w in words
+    ):
         return True
     return not _COMPLAINT_ANCHORS.isdisjoint(words) and _COMPLAINT_PHRASES.search(lowered) is not None
 
@@ -473,7 +475,9 @@ def action_name_parts(
 def action_inputs(features: Features, flows: FlowGraphs) -> dict[str, float]:
     """The next-action model's named inputs, all valued 1.0 (see ``action_input_parts``)."""
     names, texts = action_input_parts(features, flows)
-    return dict.fromkeys(chain(chain.from_iterable(names), chain.from_iterable(map(text_part_names, texts))), 1.0)
+    return dict.fromkeys(
+        chain(chain.from_iterable(names), chain.from_iterable(map(text_part_names, texts))), 1.0
+    )
 
 
 class Memo(dict):
@@ -575,11 +579,17 @@ class Lexicon:
 
     def recent_values(self, texts: tuple[str, ...]) -> tuple[float, ...]:
         """``recent_figures`` as a tuple in ``RECENT_FIGURES`` order (cached by the turns)."""
-        return self._recent.get(texts) or self._recent.recall(texts) or self._recent.keep(texts, self._aggregate(texts))
+        return (
+            self._recent.get(texts)
+            or self._recent.recall(texts)
+            or self._recent.keep(texts, self._aggregate(texts))
+        )
 
     def _aggregate(self, texts: tuple[str, ...]) -> tuple[float, ...]:
         briefs = [self._entry(text)[1] for text in texts]
-        most_negative, caps, negative, exclaiming, complaining = zip(*briefs, strict=True) if briefs else ((),) * 5
+        most_negative, caps, negative, exclaiming, complaining = (
+            zip(*briefs, strict=True) if briefs else ((),) * 5
+        )
         return (
             max(0.0, *most_negative),
             min(sum(negative), 5) / 5,

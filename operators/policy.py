@@ -206,13 +206,17 @@ class PolicyStore:
         try:
             policy = build()
         except (PolicyError, OSError) as exc:
-            message = f"policy from {source} rejected: {exc}; keeping {self._policy.name} {self._policy.version}"
+            message = (
+                f"policy from {source} rejected: {exc}; keeping {self._policy.name} {self._policy.version}"
+            )
             self.rejections.append(message)
             log.error(message)
             return
         with self._lock:
             if policy.hash != self._policy.hash:
-                log.info("policy %s %s (%s) in force, from %s", policy.name, policy.version, policy.hash, source)
+                log.info(
+                    "policy %s %s (%s) in force, from %s", policy.name, policy.version, policy.hash, source
+                )
                 self._policy = policy
 
     def _catch_up(self, consumer, topic: str, timeout_s: float) -> None:
@@ -232,7 +236,11 @@ class PolicyStore:
                 if high > low:
                     ends[partition] = high
         except Exception as exc:  # noqa: BLE001 - the follower thread keeps trying
-            log.warning("policy topic %s: could not read its end offsets (%s); reading it in the background", topic, exc)
+            log.warning(
+                "policy topic %s: could not read its end offsets (%s); reading it in the background",
+                topic,
+                exc,
+            )
             return
         while ends and time.monotonic() < deadline:
             msg = consumer.poll(0.2)

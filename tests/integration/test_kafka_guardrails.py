@@ -51,7 +51,11 @@ def test_a_policy_change_takes_effect_without_a_restart_or_lost_turns(kafka_job:
     ensure_topics(kafka_job.settings.model_copy(update={"topic_dlq": policies_topic}), only=(policies_topic,))
     items = [r for _, r in replay.records(STAR_DIALOGUES, limit=90, concurrency=10,
                                           start=datetime(2026, 6, 3, 9, 0, tzinfo=UTC))]
-    thirds = [items[: len(items) // 3], items[len(items) // 3: 2 * len(items) // 3], items[2 * len(items) // 3:]]
+    thirds = [
+        items[: len(items) // 3],
+        items[len(items) // 3 : 2 * len(items) // 3],
+        items[2 * len(items) // 3 :],
+    ]
     job = kafka_job.start(tmp_path / "job.log", COACH_POLICY=str(policy), COACH_POLICY_RELOAD_S="0.5",
                           COACH_POLICY_TOPIC=policies_topic, COACH_CONTEXT_WAIT_MS="300")
     try:

@@ -58,4 +58,6 @@ def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
         # the same inputs (a row's order carries no meaning: see Vectorizer.action_row)
         assert sorted(indices_of(action)) == sorted(indices_of(vec.action_row(point.features)))
         indices, values = vec.risk_row(point.features)
-        assert dict(zip(indices_of(risk[0]), risk[1], strict=True)) == dict(zip(indices_of(indices), values, strict=True))
+        assert dict(zip(indices_of(risk[0]), risk[1], strict=True)) == dict(
+            zip(indices_of(indices), values, strict=True)
+        )
