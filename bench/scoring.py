@@ -56,7 +56,8 @@ def _cold_here(batch_size: int, dialogues: str) -> float:
 
 
 def _setup(dialogues: Path):
-    """The scorer (and its load time) with the heap settled as a job process settles it, and the dev points."""
+    """The scorer (and its load time) with the heap settled as a job process settles it, and the dev points.
+    """
     loaded = time.perf_counter()
     scorer = load_scorer(ARTIFACT)
     load_s = time.perf_counter() - loaded

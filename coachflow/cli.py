@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
-        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, preloads STAR "
+        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, "
+        "preloads STAR "
         "conversations for a full-speed throughput run of the job and of the reference loop, then "
         "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
         "then of the reference loop. "

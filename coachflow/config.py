@@ -99,7 +99,8 @@ def _topic_field(spec: TopicSpec) -> tuple[object, object]:
     return (str, Field(default=spec.default, description=spec.description))
 
 
-#: One setting per topic of the catalog (``schemas.topics``): ``COACH_TOPIC_EVENTS`` ... ``COACH_POLICY_TOPIC``.
+#: One setting per topic of the catalog (``schemas.topics``):
+#: ``COACH_TOPIC_EVENTS`` ... ``COACH_POLICY_TOPIC``.
 _Topics = create_model(  # type: ignore[call-overload]
     "_Topics", __base__=_Base, **{spec.setting: _topic_field(spec) for spec in TOPICS}
 )
@@ -130,7 +131,8 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     retention_decisions_days: float = Field(
         default=30,
         gt=0,
-        description="Days the decisions topic keeps records: set when created (`coach topics create`: always).",
+        description="Days the decisions topic keeps records: set when created "
+        "(`coach topics create`: always).",
     )
     retention_dlq_days: float = Field(default=7, gt=0, description="The same for the dead-letter topic.")
     retention_feedback_days: float = Field(default=30, gt=0, description="The same for the feedback topic.")
@@ -161,11 +163,13 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     )
     input_key: Literal["conversation", "customer"] = Field(
         default="conversation",
-        description="What the events and feedback topics are keyed by; customer: co-partitioned with the context topic.",
+        description="What the events and feedback topics are keyed by; "
+        "customer: co-partitioned with the context topic.",
     )
     kafka_partitions: list[int] | None = Field(
         default=None,
-        description="Read only these partitions of each input topic (JSON, e.g. [0,2]): one job per share, each "
+        description="Read only these partitions of each input topic (JSON, e.g. [0,2]): "
+        "one job per share, each "
         "with its own recovery directory. Needs INPUT_KEY=customer and input topics of one partition count.",
     )
 
@@ -266,7 +270,8 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     quality_batch_rows: int = Field(
         default=5000,
         ge=1,
-        description="Rows per suite GX validates per interval at most: beyond, a sample of whole conversations.",
+        description="Rows per suite GX validates per interval at most: "
+        "beyond, a sample of whole conversations.",
     )
     quality_interval_s: float = Field(
         default=15, gt=0, description="Seconds between GX micro-batch validations."
@@ -312,8 +317,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             raise ValueError(f"COACH_KAFKA_PARTITIONS must list distinct partition numbers, got {shares}")
         if self.input_key != "customer":
             raise ValueError(
-                "COACH_KAFKA_PARTITIONS gives this job a share of the input partitions, so a customer's context, "
-                "conversations and feedback must share a partition number: key the events and feedback topics "
+                "COACH_KAFKA_PARTITIONS gives this job a share of the input partitions, "
+                "so a customer's context, conversations and feedback must share a partition number: "
+                "key the events and feedback topics "
                 "by customer id and set COACH_INPUT_KEY=customer"
             )
         return self
@@ -475,7 +481,10 @@ def _default(field) -> str:
 
 
 def reference_table(settings: type[BaseSettings] | None = None) -> str:
-    """A configuration reference: one row per variable of ``settings`` (default: docs/operations.md's, ``COACH_*``)."""
+    """A configuration reference: one row per variable of ``settings``.
+
+    The default is docs/operations.md's, ``COACH_*``.
+    """
     settings = settings or Settings
     prefix = settings.model_config.get("env_prefix", "")
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]

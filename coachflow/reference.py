@@ -199,7 +199,8 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
         topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams
     }
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in streams for p in parts[topic]])
-    # As much per batch as one job worker takes into an activation under a backlog: the batch size from each partition.
+    # As much per batch as one job worker takes into an activation under a backlog:
+    # the batch size from each partition.
     per_batch = settings.kafka_batch_size * len(parts[settings.topic_events])
     consumed = produced = 0
     last_input = time.monotonic()

@@ -121,7 +121,10 @@ def to_file(items: Iterable[tuple[datetime, dict]], out: Path | str, speed: floa
 
 
 def kafka_target(record: dict, key_by: str = "conversation") -> tuple[str, str]:
-    """``(stream, key)`` of a contract record as the job reads it from Kafka (``operators.keys.key_field``)."""
+    """``(stream, key)`` of a contract record as the job reads it from Kafka.
+
+    The key is ``operators.keys.key_field``'s.
+    """
     stream = "context" if record["type"] == "customer_context" else "events"
     return stream, record[key_field(stream, key_by)]
 
@@ -136,7 +139,7 @@ def to_kafka(
     config: dict[str, str] | None = None,
     key_by: str = "conversation",
 ) -> ReplayStats:
-    """Produce events keyed by conversation id (or customer id: ``key_by``) and context keyed by customer id."""
+    """Produce events keyed by conversation id (or customer id: ``key_by``), context by customer id."""
     from confluent_kafka import Producer
 
     producer = Producer(client_config({

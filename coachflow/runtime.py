@@ -2,8 +2,8 @@
 
 ``JobResources(settings).open()`` checks that Kafka lets the job in, loads the model (and an experiment's
 candidate), the policy store and the data-quality suites, creates missing
-topics (in embedded mode, the output directory), emits the lineage run's START, starts the GX side process and the
-Prometheus endpoint, and prints the banner; ``close()`` emits COMPLETE, FAIL
+topics (in embedded mode, the output directory), emits the lineage run's START, starts the GX side
+process and the Prometheus endpoint, and prints the banner; ``close()`` emits COMPLETE, FAIL
 or ABORT and stops what it started. ``flows.coaching.get_flow`` only wires
 steps around an opened ``JobResources``; the module's ``flow`` (what
 ``python -m bytewax.run flows.coaching:flow`` runs) opens one and closes it

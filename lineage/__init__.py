@@ -85,7 +85,10 @@ class LineageConfig:
     url: str | None = None
     brokers: str | None = None
     kafka_config: Mapping[str, object] = field(default_factory=dict, repr=False)
-    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials, the log's route)."""
+    """The kafka transport's librdkafka configuration.
+
+    It is ``Settings.kafka_client``: credentials, the log's route.
+    """
     topic: str = "openlineage.events"
     namespace: str = "coachflow"
     job: str = "coaching"

@@ -2,7 +2,8 @@
 
 Each dialogue is mapped to contract events exactly as ``coach replay`` does,
 parsed with the topic contracts, masked for PII by the default policy's
-redactor and applied to the same ``ConversationTracker`` the dataflow runs; the ``Features`` at every labelled prediction point are a
+redactor and applied to the same ``ConversationTracker`` the dataflow runs; the
+``Features`` at every labelled prediction point are a
 training or evaluation example.
 """
 

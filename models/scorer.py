@@ -397,7 +397,10 @@ def tensors(action: list[Packed], risk: list[tuple[Packed, array]]) -> dict[str,
 def _pad(
     indices: list[Packed], lengths: np.ndarray, values: list[array] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[N, K] index and value arrays of rows of these lengths; ``values=None`` gives a uint8 mask of ones instead."""
+    """[N, K] index and value arrays of rows of these lengths.
+
+    ``values=None`` gives a uint8 mask of ones instead.
+    """
     width = max(1, int(lengths.max(initial=0)))
     filled = np.arange(width) < lengths[:, None]  # row-major, as the rows are joined
     idx = np.zeros((len(indices), width), dtype=np.int64)

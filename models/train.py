@@ -177,7 +177,9 @@ def train(
         "coachflow.temperature": str(temperature),
         "coachflow.risk_threshold": str(round(risk_threshold, 4)),
         "coachflow.train_config": asdict(config),
-        "coachflow.license": "Trained on STAR (MIT, Rasa Technologies GmbH); VADER lexicon (MIT, C.J. Hutto).",
+        "coachflow.license": (
+            "Trained on STAR (MIT, Rasa Technologies GmbH); VADER lexicon (MIT, C.J. Hutto)."
+        ),
     }
     model = onnx_graph.build(
         members=members, temperature=temperature,

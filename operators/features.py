@@ -363,7 +363,7 @@ _NO_WORDS = ("words=0",)
 
 
 class NameParts(NamedTuple):
-    """The cached functions behind ``action_name_parts`` and ``action_done_parts``, and the part without words.
+    """The cached functions behind ``action_name_parts`` and ``action_done_parts``, and the wordless part.
 
     ``NAMES`` gives name tuples. A vectoriser may pass its own: functions of
     the same arguments that give the indices of the same names, cached by

@@ -89,7 +89,9 @@ def document_hash(document) -> str:
 
 
 def read_document(text: str | bytes | None, model: type[M], what: str = "a policy") -> M:
-    """A policy document of contract ``model`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong.
+    """A policy document of contract ``model`` from YAML or JSON text.
+
+    Raises ``PolicyError`` saying what is wrong.
 
     It raises nothing else, whatever ``text`` is: a policy topic brings any bytes, or none (a
     tombstone), and a store keeps the document in force on a ``PolicyError`` only. The reasons
@@ -151,7 +153,10 @@ class PolicyStore:
         parser=parse_policy,
     ) -> None:
         self._parser = parser
-        """How a document becomes a policy (``parse_policy``; the knowledge job's ``parse_knowledge_policy``)."""
+        """How a document becomes a policy.
+
+        ``parse_policy``; the knowledge job's ``parse_knowledge_policy``.
+        """
         self.path = Path(path) if path is not None else None
         self.reload_s = reload_s
         self.rejections: list[str] = []
