@@ -17,6 +17,7 @@ See docs/security.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -471,10 +472,8 @@ def _default(field) -> str:
     if value is None:
         return "unset"
     if isinstance(value, Path):
-        try:
+        with contextlib.suppress(ValueError):  # a path outside the project stays absolute
             value = value.relative_to(ROOT)
-        except ValueError:
-            pass
     if isinstance(value, bool):
         value = str(value).lower()
     return f"`{value}`"

@@ -38,6 +38,9 @@ from operators.records import refuse_quality
 from operators.scoring import score_envelopes
 from schemas import Feedback
 
+#: Seconds between two scans for due timers at least.
+_TICK_S = 0.05
+
 
 class Keyed:
     """One ``StatefulLogic`` per key, built on first sight, dropped when it says so."""
@@ -139,7 +142,7 @@ class Pipeline:
 
     def _timers_due(self) -> bool:
         """Timers are served every 50 ms at most, as a scan over the keys that have one."""
-        if time.monotonic() - self._last_tick < 0.05:
+        if time.monotonic() - self._last_tick < _TICK_S:
             return False
         self._last_tick = time.monotonic()
         return True

@@ -195,7 +195,7 @@ def start_metrics(settings: Settings) -> metrics.JobMetrics | None:
     if base is None:
         return None
     port = base + metrics.process_index()
-    if port > 65_535:
+    if port > 65_535:  # noqa: PLR2004 - the highest TCP port
         logging.getLogger("coachflow.metrics").warning("metrics port %d out of range: no endpoint", port)
     else:
         metrics.serve(settings.metrics_host, port)

@@ -337,7 +337,7 @@ def _excepthook(kind, value, tb) -> None:
 def _interrupted(error: BaseException | None) -> bool:
     """An interrupt, even wrapped by Bytewax (which re-raises it as the cause of its own error)."""
     seen = 0
-    while error is not None and seen < 10:
+    while error is not None and seen < 10:  # noqa: PLR2004 - a bound on a cycle of causes
         if isinstance(error, KeyboardInterrupt):
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1

@@ -48,7 +48,7 @@ def key_fields(features: Features) -> dict[str, str]:
     return {
         "task": features.task or "-",
         "prev": prev[-1] if prev else "-",
-        "prev2": prev[-2] if len(prev) >= 2 else "-",
+        "prev2": prev[-2] if len(prev) > 1 else "-",
         "trigger": features.trigger,
         "kb_state": features.kb_state,
     }

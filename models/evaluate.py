@@ -85,7 +85,8 @@ def evaluate(scorer, points: Iterable[Example], batch_size: int = 256, timing_sa
     labels = [points[i].aggressive for i in turns]
     result["escalation_auc"] = (
         round(float(roc_auc_score(labels, [risks[i] for i in turns])), 4)
-        if len(set(labels)) == 2 else None
+        if len(set(labels)) == 2  # noqa: PLR2004 - AUC needs both classes
+        else None
     )
     result["escalation_turns"] = len(turns)
     result["score_us_mean"] = round(batched_s / max(1, len(points)) * 1e6, 1)

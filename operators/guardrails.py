@@ -144,11 +144,12 @@ class Guard:
         if isinstance(record, KbResult):
             for rule in policy.rules.verify_before_disclosure:
                 verified_by = rule.verified_by
-                if record.api in verified_by.kb_apis and any(
-                    f in record.item for f in verified_by.kb_fields_any
+                if (
+                    record.api in verified_by.kb_apis
+                    and any(f in record.item for f in verified_by.kb_fields_any)
+                    and rule.id not in state.verified
                 ):
-                    if rule.id not in state.verified:
-                        state.verified.append(rule.id)
+                    state.verified.append(rule.id)
 
     # -- the candidates ------------------------------------------------------
     def choose(self, envelope: Envelope, policy: Policy) -> tuple[tuple[str, float] | None, list[RuleResult]]:
