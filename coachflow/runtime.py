@@ -40,9 +40,9 @@ def configure_logging(level: str) -> None:
     data masked (``MaskingFilter`` on every handler of the ``coachflow`` logger)."""
     root = logging.getLogger("coachflow")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(stderr)
         root.setLevel(level.upper())
         root.propagate = False
     for handler in root.handlers:
