@@ -56,7 +56,8 @@ def _cold_here(batch_size: int, dialogues: str) -> float:
 
 
 def _setup(dialogues: Path):
-    """The scorer (and its load time) with the heap settled as a job process settles it, and the dev points."""
+    """The scorer (and its load time) with the heap settled as a job process settles it, and the dev points.
+    """
     loaded = time.perf_counter()
     scorer = load_scorer(ARTIFACT)
     load_s = time.perf_counter() - loaded
@@ -113,7 +114,9 @@ def main() -> None:
     # the job polls up to COACH_KAFKA_BATCH_SIZE (1000) records, so it scores batches up to that size
     result["score_us_per_point_cold_batch1000"] = _cold(1000, args.dialogues)
     for batch in (256, 64, 16, 1):
-        runs = [_per_point(scorer, features[: 4096 if batch > 1 else 2000], batch) for _ in range(args.repeat)]
+        runs = [
+            _per_point(scorer, features[: 4096 if batch > 1 else 2000], batch) for _ in range(args.repeat)
+        ]
         result[f"score_us_per_point_warm_batch{batch}"] = round(min(runs), 1)
 
     singles = []

@@ -134,13 +134,13 @@ def _check_recordable(args: argparse.Namespace, entry: dict) -> None:
 
 def _record(entry: dict, model: Path, result: dict) -> None:
     """Store this run's dev figures in the model's registry entry and rewrite its model card."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from models import registry
     from models.card import write_card
 
     entry = {**entry, "metrics": {**entry["metrics"], "dev": result}, "metrics_measured": {
-        "by": "coach eval --record", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "by": "coach eval --record", "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }}
     registry.register(entry, registry.REGISTRY)
     write_card(entry, model.parent / "MODEL_CARD.md")
@@ -201,15 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay = commands.add_parser("replay", help="replay STAR dialogues as contract events")
-    replay.add_argument("path", type=Path, help="STAR dialogues: a .jsonl(.gz) file or a directory of .json files")
+    replay.add_argument(
+        "path", type=Path, help="STAR dialogues: a .jsonl(.gz) file or a directory of .json files"
+    )
     target = replay.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSONL here (the embedded mode's input)")
     target.add_argument("--brokers", help="produce to this Kafka cluster instead")
     replay.add_argument("--topic-events", default=topic("events").default)
     replay.add_argument("--topic-context", default=topic("context").default)
     replay.add_argument("--partitions", type=int, default=4, help="partitions of input topics it creates")
-    replay.add_argument("--key", choices=("conversation", "customer"), default="conversation",
-                        help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)")
+    replay.add_argument(
+        "--key",
+        choices=("conversation", "customer"),
+        default="conversation",
+        help="key events by conversation or by customer id (COACH_INPUT_KEY; co-partitioned shares)",
+    )
     replay.add_argument("--split", choices=("all", "train", "dev"), default="all",
                         help="which dialogues (see docs/architecture.md: the dev split)")
     replay.add_argument("--limit", type=int, help="at most this many dialogues")
@@ -219,9 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--time-scale", type=float, default=1.0,
                         help="shrink each dialogue's own timeline (0.1: ten times shorter pauses)")
     times = replay.add_mutually_exclusive_group()
-    times.add_argument("--start-time", help="event time of the first record (ISO-8601; default: now when paced)")
-    times.add_argument("--end-time", help="event time of the last record (ISO-8601; default: now when not paced, "
-                       "so that the job accepts the replay whenever it runs)")
+    times.add_argument(
+        "--start-time", help="event time of the first record (ISO-8601; default: now when paced)"
+    )
+    times.add_argument(
+        "--end-time",
+        help="event time of the last record (ISO-8601; default: now when not paced, "
+        "so that the job accepts the replay whenever it runs)",
+    )
     replay.add_argument("--voice-share", type=float, default=0.4, help="share of conversations on voice")
     replay.set_defaults(func=_replay)
 
@@ -232,8 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_baseline_train)
 
     fit = commands.add_parser("train", help="train the ONNX next-action and escalation model on STAR")
-    fit.add_argument("--star", type=Path, default=_star_dir(), help="STAR directory (dialogues.jsonl.gz, tasks/)")
-    fit.add_argument("--out", type=Path, help="write here and do not register (default: models/coach, registered)")
+    fit.add_argument(
+        "--star", type=Path, default=_star_dir(), help="STAR directory (dialogues.jsonl.gz, tasks/)"
+    )
+    fit.add_argument(
+        "--out", type=Path, help="write here and do not register (default: models/coach, registered)"
+    )
     fit.add_argument("--version", help="model version (default: the TrainConfig's)")
     fit.add_argument("--members", type=int, help="ensemble members")
     fit.add_argument("--hidden", type=int, help="hidden units per member")
@@ -267,12 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--topic", default=topic("decisions").default)
     why.set_defaults(func=_explain)
     check = lineage_cmds.add_parser(
-        "validate", help="check lineage events against the OpenLineage spec and facet schemas (local files only)"
+        "validate",
+        help="check lineage events against the OpenLineage spec and facet schemas (local files only)",
     )
     check.add_argument("file", nargs="?", type=Path, default=Path("out/lineage.jsonl"),
                        help="a JSON-lines file of OpenLineage events (default out/lineage.jsonl)")
-    check.add_argument("--spec", type=Path,
-                       help="the spec: OpenLineage.json and facets/ (default ../shared/data/openlineage-spec)")
+    check.add_argument(
+        "--spec",
+        type=Path,
+        help="the spec: OpenLineage.json and facets/ (default ../shared/data/openlineage-spec)",
+    )
     check.set_defaults(func=_validate_lineage)
 
     from coachflow.report import add_arguments as report_arguments
@@ -284,17 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     from console.server import add_arguments as console_arguments
 
-    console = commands.add_parser("console", help="the reference agent console: live suggestions, accept/dismiss")
+    console = commands.add_parser(
+        "console", help="the reference agent console: live suggestions, accept/dismiss"
+    )
     console_arguments(console)
     console.set_defaults(func=_console)
 
     bench = commands.add_parser(
-        "bench", help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
-        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, preloads STAR "
-                    "conversations for a full-speed throughput run of the job and of the reference loop, then "
-                    "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
-                    "then of the reference loop. "
-                    "Prints one JSON object.")
+        "bench",
+        help="throughput (job and a plain confluent-kafka reference loop) and end-to-end latency",
+        description="Starts the project's broker on 127.0.0.1:$KAFKA_PORT (9092) unless --brokers is given, "
+        "preloads STAR "
+        "conversations for a full-speed throughput run of the job and of the reference loop, then "
+        "replays at --rate for --duration seconds and measures append-to-append latency, of the job and "
+        "then of the reference loop. "
+        "Prints one JSON object.",
+    )
     bench.add_argument("--brokers", help="use this broker (default: the project's, started if needed)")
     bench.add_argument("--rate", type=float, default=5000.0, help="records per second in the latency run")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of the latency run (0: skip it)")
@@ -309,14 +333,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="independent one-process jobs, each on its share of the partitions "
                             "(COACH_KAFKA_PARTITIONS; the replay then keys events by customer id)")
     bench.add_argument("--concurrency", type=int, default=400, help="conversations in flight")
-    bench.add_argument("--no-reference", action="store_true", help="skip the reference loop (its throughput and latency runs)")
-    bench.add_argument("--no-floor", action="store_true",
-                       help="skip the Kafka floor (bytes only, and with the contracts) after the throughput rounds")
+    bench.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference loop (its throughput and latency runs)",
+    )
+    bench.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the Kafka floor (bytes only, and with the contracts) after the throughput rounds",
+    )
     bench.add_argument("--compact", action="store_true", help="print the JSON on one line")
-    bench.add_argument("--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)")
-    bench.add_argument("--knowledge", type=Path, nargs="?", const=Path("data/knowledge/articles.jsonl"),
-                       help="run the knowledge job beside the job in the latency run, indexing these articles "
-                            "(default: the bundled sample; e.g. ../shared/data/doc2dial/documents.jsonl.gz)")
+    bench.add_argument(
+        "--keep-topics", action="store_true", help="keep the run's topics (deleted at the end otherwise)"
+    )
+    bench.add_argument(
+        "--knowledge",
+        type=Path,
+        nargs="?",
+        const=Path("data/knowledge/articles.jsonl"),
+        help="run the knowledge job beside the job in the latency run, indexing these articles "
+        "(default: the bundled sample; e.g. ../shared/data/doc2dial/documents.jsonl.gz)",
+    )
     bench.set_defaults(func=_bench)
 
     from coachflow.knowledge_cli import add_arguments as knowledge_arguments

@@ -17,6 +17,7 @@ See docs/security.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -88,7 +89,9 @@ def _credentials_file(path: Path) -> Path:
 
 class _Base(BaseSettings):
     # hide_input_in_errors: a refused value (COACH_KAFKA_CONFIG may hold a password) never reaches a log.
-    model_config = SettingsConfigDict(env_prefix="COACH_", frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="COACH_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
 
 def _topic_field(spec: TopicSpec) -> tuple[object, object]:
@@ -97,7 +100,8 @@ def _topic_field(spec: TopicSpec) -> tuple[object, object]:
     return (str, Field(default=spec.default, description=spec.description))
 
 
-#: One setting per topic of the catalog (``schemas.topics``): ``COACH_TOPIC_EVENTS`` ... ``COACH_POLICY_TOPIC``.
+#: One setting per topic of the catalog (``schemas.topics``):
+#: ``COACH_TOPIC_EVENTS`` ... ``COACH_POLICY_TOPIC``.
 _Topics = create_model(  # type: ignore[call-overload]
     "_Topics", __base__=_Base, **{spec.setting: _topic_field(spec) for spec in TOPICS}
 )
@@ -126,8 +130,10 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     create_topics: bool = Field(default=True, description="Create missing topics at start.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of topics it creates.")
     retention_decisions_days: float = Field(
-        default=30, gt=0,
-        description="Days the decisions topic keeps records: set when created (`coach topics create`: always).",
+        default=30,
+        gt=0,
+        description="Days the decisions topic keeps records: set when created "
+        "(`coach topics create`: always).",
     )
     retention_dlq_days: float = Field(default=7, gt=0, description="The same for the dead-letter topic.")
     retention_feedback_days: float = Field(default=30, gt=0, description="The same for the feedback topic.")
@@ -139,7 +145,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     kafka_tail: bool = Field(
         default=True, description="Keep waiting for new input; false stops at the end of each partition."
     )
-    kafka_batch_size: int = Field(default=1000, ge=1, description="Max messages per poll per partition (and read ahead per partition).")
+    kafka_batch_size: int = Field(
+        default=1000, ge=1, description="Max messages per poll per partition (and read ahead per partition)."
+    )
     kafka_config: dict[str, str] = Field(
         default_factory=dict, repr=False,
         description="Extra librdkafka properties as JSON (security, tuning); over KAFKA_CONFIG_FILE's.",
@@ -156,11 +164,13 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     )
     input_key: Literal["conversation", "customer"] = Field(
         default="conversation",
-        description="What the events and feedback topics are keyed by; customer: co-partitioned with the context topic.",
+        description="What the events and feedback topics are keyed by; "
+        "customer: co-partitioned with the context topic.",
     )
     kafka_partitions: list[int] | None = Field(
         default=None,
-        description="Read only these partitions of each input topic (JSON, e.g. [0,2]): one job per share, each "
+        description="Read only these partitions of each input topic (JSON, e.g. [0,2]): "
+        "one job per share, each "
         "with its own recovery directory. Needs INPUT_KEY=customer and input topics of one partition count.",
     )
 
@@ -168,10 +178,17 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     max_payload_bytes: int = Field(default=65_536, ge=256, description="Bigger records are dead-lettered.")
     max_text_chars: int = Field(default=4_000, ge=1, le=16_000, description="Longer turns are dead-lettered.")
     max_json_depth: int = Field(
-        default=32, ge=4, le=256, description="Records whose objects and arrays nest deeper are dead-lettered."
+        default=32,
+        ge=4,
+        le=256,
+        description="Records whose objects and arrays nest deeper are dead-lettered.",
     )
-    max_json_keys: int = Field(default=1_024, ge=64, description="Records with more object keys in all are dead-lettered.")
-    max_json_items: int = Field(default=4_096, ge=64, description="Records with more array items in all are dead-lettered.")
+    max_json_keys: int = Field(
+        default=1_024, ge=64, description="Records with more object keys in all are dead-lettered."
+    )
+    max_json_items: int = Field(
+        default=4_096, ge=64, description="Records with more array items in all are dead-lettered."
+    )
     max_json_string_chars: int = Field(
         default=32_768, ge=1_000,
         description="Records with a longer string (as written, escapes included) are dead-lettered.",
@@ -184,23 +201,37 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
 
     # Join
     context_wait_ms: int = Field(default=2_000, ge=0, description="How long a turn waits for its context.")
-    context_ttl_s: float = Field(default=3_600, gt=0, description="Unused customer context is released after this.")
+    context_ttl_s: float = Field(
+        default=3_600, gt=0, description="Unused customer context is released after this."
+    )
 
     # Conversation window
     window_s: float = Field(default=60, gt=0, description="Sliding event-time window for talk figures.")
     recent_turns: int = Field(default=8, ge=1, description="Turns of history per prediction point.")
     allowed_lateness_s: float = Field(default=30, ge=0, description="Older events are dead-lettered as late.")
     session_gap_s: float = Field(default=900, gt=0, description="Idle conversations close after this.")
-    tombstone_s: float = Field(default=600, ge=0, description="Ended conversations refuse stragglers this long.")
-    silence_alert_s_voice: float = Field(default=20, gt=0, description="Voice: a customer waiting this long raises long_silence.")
+    tombstone_s: float = Field(
+        default=600, ge=0, description="Ended conversations refuse stragglers this long."
+    )
+    silence_alert_s_voice: float = Field(
+        default=20, gt=0, description="Voice: a customer waiting this long raises long_silence."
+    )
     silence_alert_s_chat: float = Field(default=120, gt=0, description="Chat: the same, for chat.")
-    complaint_alert_count: int = Field(default=2, ge=1, description="Complaints in a conversation that raise repeated_complaint.")
-    alert_cooldown_s: float = Field(default=120, ge=0, description="Event-time seconds before an alert kind can fire again.")
+    complaint_alert_count: int = Field(
+        default=2, ge=1, description="Complaints in a conversation that raise repeated_complaint."
+    )
+    alert_cooldown_s: float = Field(
+        default=120, ge=0, description="Event-time seconds before an alert kind can fire again."
+    )
 
     # Scoring and guardrails
-    model: Path = Field(default=DEFAULT_MODEL, description="The model artifact (checked against models/registry.json).")
+    model: Path = Field(
+        default=DEFAULT_MODEL, description="The model artifact (checked against models/registry.json)."
+    )
     onnx_threads: int = Field(default=1, ge=1, le=16, description="onnxruntime threads per worker process.")
-    policy: Path = Field(default=DEFAULT_POLICY, description="The guardrail policy file (re-read when it changes).")
+    policy: Path = Field(
+        default=DEFAULT_POLICY, description="The guardrail policy file (re-read when it changes)."
+    )
     policy_reload_s: float = Field(default=2.0, gt=0, description="How often the policy file is checked.")
 
     # Acceptance and experiments
@@ -208,7 +239,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
         default=1800, gt=0, description="A shown suggestion can be judged by feedback this long (wall clock)."
     )
     feedback_wait_s: float = Field(
-        default=30, ge=0, description="Feedback on a suggestion not seen yet waits this long, then unknown_suggestion."
+        default=30,
+        ge=0,
+        description="Feedback on a suggestion not seen yet waits this long, then unknown_suggestion.",
     )
     accept_similarity: float = Field(
         default=0.8, ge=0.0, le=1.0,
@@ -228,26 +261,38 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
     )
 
     # Data quality
-    quality_gate: bool = Field(default=True, description="Enforce the suites' critical expectations per record.")
-    quality_monitor: bool = Field(default=True, description="Validate micro-batches with GX in a side process.")
+    quality_gate: bool = Field(
+        default=True, description="Enforce the suites' critical expectations per record."
+    )
+    quality_monitor: bool = Field(
+        default=True, description="Validate micro-batches with GX in a side process."
+    )
     quality_suites: Path = Field(default=SUITES_DIR, description="The GX expectation suites.")
     quality_batch_rows: int = Field(
-        default=5000, ge=1,
-        description="Rows per suite GX validates per interval at most: beyond, a sample of whole conversations.",
+        default=5000,
+        ge=1,
+        description="Rows per suite GX validates per interval at most: "
+        "beyond, a sample of whole conversations.",
     )
-    quality_interval_s: float = Field(default=15, gt=0, description="Seconds between GX micro-batch validations.")
+    quality_interval_s: float = Field(
+        default=15, gt=0, description="Seconds between GX micro-batch validations."
+    )
 
     # Lineage
     lineage: Literal["file", "http", "kafka", "none"] = Field(
         default="file", description="OpenLineage transport: a file, HTTP to a catalog, Kafka, or none."
     )
-    lineage_file: Path | None = Field(default=None, description="The file transport's file; default: OUTPUT_DIR/lineage.jsonl.")
+    lineage_file: Path | None = Field(
+        default=None, description="The file transport's file; default: OUTPUT_DIR/lineage.jsonl."
+    )
     lineage_url: str | None = Field(default=None, description="The http transport's catalog, e.g. http://127.0.0.1:5000.")
     lineage_topic: str = Field(default="openlineage.events", description="The kafka transport's topic.")
     lineage_namespace: str = Field(default="coachflow", description="The job's OpenLineage namespace.")
     lineage_job: str = Field(default="coaching", description="The job's OpenLineage name.")
     lineage_interval_s: float = Field(default=60, gt=0, description="Seconds between RUNNING events.")
-    lineage_run_id: str | None = Field(default=None, description="The run id (give all processes of one job the same).")
+    lineage_run_id: str | None = Field(
+        default=None, description="The run id (give all processes of one job the same)."
+    )
 
     # Metrics
     metrics_port: int | None = Field(
@@ -259,7 +304,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
         default="127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0: every interface)."
     )
     metrics_lag_interval_s: float = Field(
-        default=5, gt=0, description="Seconds between fetches of the input partitions' high watermarks (consumer lag)."
+        default=5,
+        gt=0,
+        description="Seconds between fetches of the input partitions' high watermarks (consumer lag).",
     )
 
     @model_validator(mode="after")
@@ -271,8 +318,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
             raise ValueError(f"COACH_KAFKA_PARTITIONS must list distinct partition numbers, got {shares}")
         if self.input_key != "customer":
             raise ValueError(
-                "COACH_KAFKA_PARTITIONS gives this job a share of the input partitions, so a customer's context, "
-                "conversations and feedback must share a partition number: key the events and feedback topics "
+                "COACH_KAFKA_PARTITIONS gives this job a share of the input partitions, "
+                "so a customer's context, conversations and feedback must share a partition number: "
+                "key the events and feedback topics "
                 "by customer id and set COACH_INPUT_KEY=customer"
             )
         return self
@@ -364,7 +412,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
         return ParseLimits(
             max_payload_bytes=self.max_payload_bytes,
             max_text_chars=self.max_text_chars,
-            json=JsonLimits(self.max_json_depth, self.max_json_keys, self.max_json_items, self.max_json_string_chars),
+            json=JsonLimits(
+                self.max_json_depth, self.max_json_keys, self.max_json_items, self.max_json_string_chars
+            ),
             check_keys=self.kafka_mode,
             key_by=self.input_key,
         )
@@ -422,17 +472,18 @@ def _default(field) -> str:
     if value is None:
         return "unset"
     if isinstance(value, Path):
-        try:
+        with contextlib.suppress(ValueError):  # a path outside the project stays absolute
             value = value.relative_to(ROOT)
-        except ValueError:
-            pass
     if isinstance(value, bool):
         value = str(value).lower()
     return f"`{value}`"
 
 
 def reference_table(settings: type[BaseSettings] | None = None) -> str:
-    """A configuration reference: one row per variable of ``settings`` (default: docs/operations.md's, ``COACH_*``)."""
+    """A configuration reference: one row per variable of ``settings``.
+
+    The default is docs/operations.md's, ``COACH_*``.
+    """
     settings = settings or Settings
     prefix = settings.model_config.get("env_prefix", "")
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]

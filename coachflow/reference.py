@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coachflow.config import Settings
 from coachflow.runtime import JobResources
@@ -37,6 +37,9 @@ from operators.quality import quality_row, suite_of
 from operators.records import refuse_quality
 from operators.scoring import score_envelopes
 from schemas import Feedback
+
+#: Seconds between two scans for due timers at least.
+_TICK_S = 0.05
 
 
 class Keyed:
@@ -139,14 +142,14 @@ class Pipeline:
 
     def _timers_due(self) -> bool:
         """Timers are served every 50 ms at most, as a scan over the keys that have one."""
-        if time.monotonic() - self._last_tick < 0.05:
+        if time.monotonic() - self._last_tick < _TICK_S:
             return False
         self._last_tick = time.monotonic()
         return True
 
     def _route(self, joined: list, out: list, timers: bool, eof: bool = False) -> None:
         if timers:
-            self.join.tick(datetime.now(timezone.utc), joined)
+            self.join.tick(datetime.now(UTC), joined)
         tracked: list = []
         contexts: list = []
         for item in joined:
@@ -157,7 +160,7 @@ class Pipeline:
             else:
                 contexts.append(item)
         if timers:
-            self.conversations.tick(datetime.now(timezone.utc), tracked)
+            self.conversations.tick(datetime.now(UTC), tracked)
         if eof:
             self.conversations.eof(tracked)
         points = [item for item in tracked if isinstance(item, Envelope)]
@@ -166,7 +169,7 @@ class Pipeline:
         for envelope in [*score_envelopes(points, self.scorer), *contexts]:
             self.guards.feed(guard_key(envelope), envelope, guarded)
         if timers:
-            self.guards.tick(datetime.now(timezone.utc), guarded)
+            self.guards.tick(datetime.now(UTC), guarded)
         if eof:
             self.guards.eof(guarded)
         for item in guarded:
@@ -175,7 +178,7 @@ class Pipeline:
             if wants(item):
                 self.acceptance.feed(acceptance_key(item), item, out)
         if timers:
-            self.acceptance.tick(datetime.now(timezone.utc), out)
+            self.acceptance.tick(datetime.now(UTC), out)
         if eof:
             self.acceptance.eof(out)
 
@@ -195,9 +198,12 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
     producer = Producer(settings.kafka_client())
     metadata = consumer.list_topics(timeout=30).topics
     share = settings.kafka_partitions  # the job's COACH_KAFKA_PARTITIONS, read the same way
-    parts = {topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams}
+    parts = {
+        topic: [p for p in metadata[topic].partitions if share is None or p in share] for topic in streams
+    }
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic in streams for p in parts[topic]])
-    # As much per batch as one job worker takes into an activation under a backlog: the batch size from each partition.
+    # As much per batch as one job worker takes into an activation under a backlog:
+    # the batch size from each partition.
     per_batch = settings.kafka_batch_size * len(parts[settings.topic_events])
     consumed = produced = 0
     last_input = time.monotonic()
@@ -208,10 +214,16 @@ def run(settings: Settings, *, stop_when_idle_s: float = 5.0, group: str | None 
             for message in messages:
                 if message.error() is not None:
                     continue
-                batch.append(RawRecord(
-                    value=message.value(), key=message.key(), stream=streams[message.topic()],
-                    origin=Origin(topic=message.topic(), partition=message.partition(), offset=message.offset()),
-                ))
+                batch.append(
+                    RawRecord(
+                        value=message.value(),
+                        key=message.key(),
+                        stream=streams[message.topic()],
+                        origin=Origin(
+                            topic=message.topic(), partition=message.partition(), offset=message.offset()
+                        ),
+                    )
+                )
             if batch:
                 last_input = time.monotonic()
                 consumed += len(batch)

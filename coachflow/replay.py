@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,14 @@ def records(
     """
 
     def schedule(at: datetime) -> Iterator[tuple[datetime, dict[str, Any]]]:
-        mapped = (star.map_dialogue(d, voice_share=voice_share) for d in star.select(path, split=split, limit=limit))
+        mapped = (
+            star.map_dialogue(d, voice_share=voice_share) for d in star.select(path, split=split, limit=limit)
+        )
         return star.schedule(mapped, start=at, concurrency=concurrency, time_scale=time_scale)
 
     if end is None:
-        return schedule(start or datetime.now(timezone.utc))
-    origin = datetime(2000, 1, 1, tzinfo=timezone.utc)
+        return schedule(start or datetime.now(UTC))
+    origin = datetime(2000, 1, 1, tzinfo=UTC)
     last = max((moment for moment, _ in schedule(origin)), default=origin)
     return schedule(end - (last - origin))
 
@@ -119,7 +121,10 @@ def to_file(items: Iterable[tuple[datetime, dict]], out: Path | str, speed: floa
 
 
 def kafka_target(record: dict, key_by: str = "conversation") -> tuple[str, str]:
-    """``(stream, key)`` of a contract record as the job reads it from Kafka (``operators.keys.key_field``)."""
+    """``(stream, key)`` of a contract record as the job reads it from Kafka.
+
+    The key is ``operators.keys.key_field``'s.
+    """
     stream = "context" if record["type"] == "customer_context" else "events"
     return stream, record[key_field(stream, key_by)]
 
@@ -134,7 +139,7 @@ def to_kafka(
     config: dict[str, str] | None = None,
     key_by: str = "conversation",
 ) -> ReplayStats:
-    """Produce events keyed by conversation id (or customer id: ``key_by``) and context keyed by customer id."""
+    """Produce events keyed by conversation id (or customer id: ``key_by``), context by customer id."""
     from confluent_kafka import Producer
 
     producer = Producer(client_config({
@@ -176,7 +181,7 @@ def _moment(text: str | None) -> datetime | None:
 def main_replay(args) -> int:
     start, end = _moment(args.start_time), _moment(args.end_time)
     if start is None and end is None and args.speed == 0:
-        end = datetime.now(timezone.utc)  # as fast as possible: every event in the past
+        end = datetime.now(UTC)  # as fast as possible: every event in the past
     items = records(
         args.path,
         split=args.split,
@@ -197,8 +202,13 @@ def main_replay(args) -> int:
         )
         ensure_topics(settings, only=(args.topic_events, args.topic_context))
         stats = to_kafka(
-            items, args.brokers, topic_events=args.topic_events,
-            topic_context=args.topic_context, speed=args.speed, config=settings.kafka_client(), key_by=args.key,
+            items,
+            args.brokers,
+            topic_events=args.topic_events,
+            topic_context=args.topic_context,
+            speed=args.speed,
+            config=settings.kafka_client(),
+            key_by=args.key,
         )
     else:
         stats = to_file(items, args.out, speed=args.speed)

@@ -2,8 +2,8 @@
 
 ``JobResources(settings).open()`` checks that Kafka lets the job in, loads the model (and an experiment's
 candidate), the policy store and the data-quality suites, creates missing
-topics (in embedded mode, the output directory), emits the lineage run's START, starts the GX side process and the
-Prometheus endpoint, and prints the banner; ``close()`` emits COMPLETE, FAIL
+topics (in embedded mode, the output directory), emits the lineage run's START, starts the GX side
+process and the Prometheus endpoint, and prints the banner; ``close()`` emits COMPLETE, FAIL
 or ABORT and stops what it started. ``flows.coaching.get_flow`` only wires
 steps around an opened ``JobResources``; the module's ``flow`` (what
 ``python -m bytewax.run flows.coaching:flow`` runs) opens one and closes it
@@ -40,9 +40,9 @@ def configure_logging(level: str) -> None:
     data masked (``MaskingFilter`` on every handler of the ``coachflow`` logger)."""
     root = logging.getLogger("coachflow")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(stderr)
         root.setLevel(level.upper())
         root.propagate = False
     for handler in root.handlers:
@@ -79,7 +79,9 @@ class JobResources:
         settings = self.settings
         configure_logging(settings.log_level)
         if settings.kafka_mode:
-            check_job_access(settings)  # credentials or rights Kafka refuses stop the job here, before it loads
+            check_job_access(
+                settings
+            )  # credentials or rights Kafka refuses stop the job here, before it loads
         self.scorer = load_scorer(settings.model, threads=settings.onnx_threads)
         self.policies = settings.policy_store()
         self.suites = load_suites(settings.quality_suites)
@@ -193,7 +195,7 @@ def start_metrics(settings: Settings) -> metrics.JobMetrics | None:
     if base is None:
         return None
     port = base + metrics.process_index()
-    if port > 65_535:
+    if port > 65_535:  # noqa: PLR2004 - the highest TCP port
         logging.getLogger("coachflow.metrics").warning("metrics port %d out of range: no endpoint", port)
     else:
         metrics.serve(settings.metrics_host, port)
@@ -202,7 +204,9 @@ def start_metrics(settings: Settings) -> metrics.JobMetrics | None:
         lag = metrics.ConsumerLag(settings.kafka_client(), settings.metrics_lag_interval_s)
         lag.start()
     experiment = settings.experiment
-    return metrics.JobMetrics(lag, experiment=None if experiment is None else (experiment.name, experiment.share))
+    return metrics.JobMetrics(
+        lag, experiment=None if experiment is None else (experiment.name, experiment.share)
+    )
 
 
 def experiment_arms(settings: Settings, scorer: Scorer, policies: PolicyStore) -> Arms | None:

@@ -43,17 +43,30 @@ def get_flow(settings: Settings, job: JobResources) -> Dataflow:
     """The coaching dataflow for ``settings``, around the opened ``job``."""
     flow = Dataflow("coaching")
     raw = read_inputs(flow, settings, job.metrics)
-    parsed = parse_records("parse", raw, settings.parse_limits(), lambda: job.redactor, settings.boundary("parse"))
+    parsed = parse_records(
+        "parse", raw, settings.parse_limits(), lambda: job.redactor, settings.boundary("parse")
+    )
     # UI feedback (coaching.feedback) goes straight to the acceptance step.
     split = op.branch("split_feedback", parsed.oks, lambda envelope: isinstance(envelope.record, Feedback))
     feedback, records, refused = split.trues, split.falses, [parsed.errs]
     if settings.quality_gate:
-        gated = quality_gate("quality_gate", records, job.gate, settings.max_payload_bytes,
-                             job.monitor.add if job.monitor is not None else None, settings.boundary("quality_gate"))
+        gated = quality_gate(
+            "quality_gate",
+            records,
+            job.gate,
+            settings.max_payload_bytes,
+            job.monitor.add if job.monitor is not None else None,
+            settings.boundary("quality_gate"),
+        )
         records, refused = gated.oks, [*refused, gated.errs]
-    joined = join_context("join_context", records, settings.join_config(), boundary=settings.boundary("join_context"))
+    joined = join_context(
+        "join_context", records, settings.join_config(), boundary=settings.boundary("join_context")
+    )
     conversations = track_conversations(
-        "conversation", joined.events, settings.conversation_config(), boundary=settings.boundary("conversation")
+        "conversation",
+        joined.events,
+        settings.conversation_config(),
+        boundary=settings.boundary("conversation"),
     )
     scored = score("score", conversations.events, job.scorer, job.arms, settings.suggest_untemplated,
                    settings.boundary("score"))

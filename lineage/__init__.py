@@ -29,7 +29,7 @@ import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import attr
@@ -85,7 +85,10 @@ class LineageConfig:
     url: str | None = None
     brokers: str | None = None
     kafka_config: Mapping[str, object] = field(default_factory=dict, repr=False)
-    """The kafka transport's librdkafka configuration (``Settings.kafka_client``: credentials, the log's route)."""
+    """The kafka transport's librdkafka configuration.
+
+    It is ``Settings.kafka_client``: credentials, the log's route.
+    """
     topic: str = "openlineage.events"
     namespace: str = "coachflow"
     job: str = "coaching"
@@ -101,7 +104,9 @@ def make_client(config: LineageConfig) -> OpenLineageClient | None:
         from openlineage.client.transport.file import FileConfig, FileTransport
 
         private_file(config.file)  # the events name the job's datasets: owner only, as its outputs
-        return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True)))
+        return OpenLineageClient(
+            transport=FileTransport(FileConfig(log_file_path=str(config.file), append=True))
+        )
     if config.transport == "http":
         from openlineage.client.transport.http import HttpConfig, HttpTransport
 
@@ -209,7 +214,9 @@ class Lineage:
     def event(self, state: RunState, error: BaseException | None = None) -> RunEvent:
         run_facets = {
             "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-                version=_version("bytewax"), name="bytewax", openlineageAdapterVersion=_version("openlineage-python")
+                version=_version("bytewax"),
+                name="bytewax",
+                openlineageAdapterVersion=_version("openlineage-python"),
             ),
             "coachflow": self.run_facet,
         }
@@ -232,7 +239,7 @@ class Lineage:
         )
         return RunEvent(
             eventType=state,
-            eventTime=datetime.now(timezone.utc).isoformat(),
+            eventTime=datetime.now(UTC).isoformat(),
             run=Run(runId=self.run_id, facets=run_facets),
             job=job,
             inputs=[self._input(spec) for spec in self.inputs],
@@ -330,7 +337,7 @@ def _excepthook(kind, value, tb) -> None:
 def _interrupted(error: BaseException | None) -> bool:
     """An interrupt, even wrapped by Bytewax (which re-raises it as the cause of its own error)."""
     seen = 0
-    while error is not None and seen < 10:
+    while error is not None and seen < 10:  # noqa: PLR2004 - a bound on a cycle of causes
         if isinstance(error, KeyboardInterrupt):
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1
@@ -371,7 +378,7 @@ def install_exit_hooks() -> None:
 
 def kafka_namespace(brokers: str) -> str:
     """``kafka://host:port`` of the first bootstrap server (the OpenLineage naming spec)."""
-    return "kafka://" + brokers.split(",")[0].strip()
+    return "kafka://" + brokers.split(",", maxsplit=1)[0].strip()
 
 
 def file_namespace() -> str:

@@ -22,23 +22,49 @@ COLUMNS: dict[str, dict[str, list[tuple[str, list[str], str, str, str]]]] = {
         "channel": [("events", ["channel"], "DIRECT", "IDENTITY", "")],
         "event_id": [("events", ["event_id"], "DIRECT", "IDENTITY", "")],
         "action": [
-            ("events", ["text", "speaker", "action", "type", "task", "tasks", "api", "item"], "DIRECT",
-             "TRANSFORMATION", "the model ranks next actions from the conversation so far"),
+            (
+                "events",
+                ["text", "speaker", "action", "type", "task", "tasks", "api", "item"],
+                "DIRECT",
+                "TRANSFORMATION",
+                "the model ranks next actions from the conversation so far",
+            ),
             ("context", ["marketing_opt_out", "jurisdiction"], "INDIRECT", "FILTER", "guardrail rules"),
         ],
         "text": [
-            ("events", ["item", "task", "tasks"], "DIRECT", "TRANSFORMATION",
-             "the action's approved template, slots filled from the knowledge-base item"),
+            (
+                "events",
+                ["item", "task", "tasks"],
+                "DIRECT",
+                "TRANSFORMATION",
+                "the action's approved template, slots filled from the knowledge-base item",
+            ),
         ],
-        "confidence": [("events", ["text", "speaker", "action", "type"], "DIRECT", "TRANSFORMATION", "the model")],
+        "confidence": [
+            ("events", ["text", "speaker", "action", "type"], "DIRECT", "TRANSFORMATION", "the model")
+        ],
     },
     "decision.v1": {
         "conversation_id": [("events", ["conversation_id"], "DIRECT", "IDENTITY", "")],
-        "customer_id": [("events", ["customer_id"], "DIRECT", "IDENTITY", ""),
-                        ("context", ["customer_id"], "DIRECT", "IDENTITY", "")],
+        "customer_id": [
+            ("events", ["customer_id"], "DIRECT", "IDENTITY", ""),
+            ("context", ["customer_id"], "DIRECT", "IDENTITY", ""),
+        ],
         "outcome": [
-            ("events", ["text", "speaker", "action", "type", "event_time"], "INDIRECT", "CONDITIONAL", "the rules"),
-            ("context", ["marketing_opt_out", "jurisdiction"], "INDIRECT", "CONDITIONAL", "consent and jurisdiction"),
+            (
+                "events",
+                ["text", "speaker", "action", "type", "event_time"],
+                "INDIRECT",
+                "CONDITIONAL",
+                "the rules",
+            ),
+            (
+                "context",
+                ["marketing_opt_out", "jurisdiction"],
+                "INDIRECT",
+                "CONDITIONAL",
+                "consent and jurisdiction",
+            ),
         ],
         "context_version": [("context", ["updated_at"], "DIRECT", "IDENTITY", "")],
         "masked": [("events", ["text", "item"], "DIRECT", "TRANSFORMATION", "PII masking")],
@@ -50,18 +76,30 @@ COLUMNS: dict[str, dict[str, list[tuple[str, list[str], str, str, str]]]] = {
 def _column_lineage(namespaces: dict[str, tuple[str, str]]) -> dict[str, cl.ColumnLineageDatasetFacet]:
     facets = {}
     for contract, fields in COLUMNS.items():
-        facets[contract] = cl.ColumnLineageDatasetFacet(fields={
-            field: cl.Fields(inputFields=[
-                cl.InputField(
-                    namespace=namespaces[source][0], name=namespaces[source][1], field=column,
-                    transformations=[cl.Transformation(type=kind, subtype=subtype, description=description or None,
-                                                       masking=field == "masked")],
+        facets[contract] = cl.ColumnLineageDatasetFacet(
+            fields={
+                field: cl.Fields(
+                    inputFields=[
+                        cl.InputField(
+                            namespace=namespaces[source][0],
+                            name=namespaces[source][1],
+                            field=column,
+                            transformations=[
+                                cl.Transformation(
+                                    type=kind,
+                                    subtype=subtype,
+                                    description=description or None,
+                                    masking=field == "masked",
+                                )
+                            ],
+                        )
+                        for source, columns, kind, subtype, description in sources
+                        for column in columns
+                    ]
                 )
-                for source, columns, kind, subtype, description in sources
-                for column in columns
-            ])
-            for field, sources in fields.items()
-        })
+                for field, sources in fields.items()
+            }
+        )
     return facets
 
 

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -48,7 +48,7 @@ def key_fields(features: Features) -> dict[str, str]:
     return {
         "task": features.task or "-",
         "prev": prev[-1] if prev else "-",
-        "prev2": prev[-2] if len(prev) >= 2 else "-",
+        "prev2": prev[-2] if len(prev) > 1 else "-",
         "trigger": features.trigger,
         "kb_state": features.kb_state,
     }
@@ -186,7 +186,7 @@ def train(star_dir: Path | str, out_dir: Path | str = MODEL_DIR, version: str = 
         },
         "label_set_size": len(labels),
         "metrics": metrics,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     log(f"wrote {artifact} ({artifact.stat().st_size // 1024} KiB) in "
         f"{time.monotonic() - started:.1f}s")

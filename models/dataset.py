@@ -2,7 +2,8 @@
 
 Each dialogue is mapped to contract events exactly as ``coach replay`` does,
 parsed with the topic contracts, masked for PII by the default policy's
-redactor and applied to the same ``ConversationTracker`` the dataflow runs; the ``Features`` at every labelled prediction point are a
+redactor and applied to the same ``ConversationTracker`` the dataflow runs; the
+``Features`` at every labelled prediction point are a
 training or evaluation example.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from models import star
@@ -22,7 +23,7 @@ from operators.pii import Redactor
 from operators.policy import DEFAULT_POLICY, load_policy
 from schemas import INPUT_ADAPTER, CustomerContext
 
-_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,11 +79,14 @@ def evaluate(scorer, points: Iterable[Example], batch_size: int = 256, timing_sa
     correct = np.array([bool(r) and r[0] == g for g, r in zip(gold, ranked, strict=True)], dtype=float)
     result["ece"] = round(expected_calibration_error(np.array(confidence), correct), 4)
 
-    turns = [i for i, p in enumerate(points) if p.features.trigger == "customer_turn" and risks[i] is not None]
+    turns = [
+        i for i, p in enumerate(points) if p.features.trigger == "customer_turn" and risks[i] is not None
+    ]
     labels = [points[i].aggressive for i in turns]
     result["escalation_auc"] = (
         round(float(roc_auc_score(labels, [risks[i] for i in turns])), 4)
-        if len(set(labels)) == 2 else None
+        if len(set(labels)) == 2  # noqa: PLR2004 - AUC needs both classes
+        else None
     )
     result["escalation_turns"] = len(turns)
     result["score_us_mean"] = round(batched_s / max(1, len(points)) * 1e6, 1)
@@ -105,7 +108,8 @@ def evaluate(scorer, points: Iterable[Example], batch_size: int = 256, timing_sa
         if p.multi_task:
             by_kind.setdefault("multi_task", []).append(i)
     result["per_kind"] = {
-        k: ranking_figures([gold[i] for i in idx], [ranked[i] for i in idx]) for k, idx in sorted(by_kind.items())
+        k: ranking_figures([gold[i] for i in idx], [ranked[i] for i in idx])
+        for k, idx in sorted(by_kind.items())
     }
     return result
 

@@ -91,7 +91,9 @@ class Vectorizer:
     ) -> None:
         self.action_vocab = list(action_vocab)
         self.risk_vocab = list(risk_vocab)
-        self._packed = [i.to_bytes(8, _BYTE_ORDER, signed=True) for i in range(max(len(action_vocab), len(risk_vocab)))]
+        self._packed = [
+            i.to_bytes(8, _BYTE_ORDER, signed=True) for i in range(max(len(action_vocab), len(risk_vocab)))
+        ]
         packed = self._packed
         self._action_index = {name: packed[i] for i, name in enumerate(self.action_vocab)}
         self._risk_index = {name: i for i, name in enumerate(self.risk_vocab)}
@@ -140,7 +142,8 @@ class Vectorizer:
         ]
         # The name parts as packed indices, cached by the same arguments as the names.
         self._name_parts = NameParts(
-            *map(self._packing, NAMES[:-1]), no_words=b"".join(map(self._action_index.get, NAMES.no_words, _NOTHING))
+            *map(self._packing, NAMES[:-1]),
+            no_words=b"".join(map(self._action_index.get, NAMES.no_words, _NOTHING)),
         )
         # Per head: where a text part's indices are in a record, the head's
         # name, its word tables and a memo of (prefix, text) -> indices for the
@@ -301,7 +304,9 @@ class Vectorizer:
         if trigger is None:
             j = self._risk_index.get(f"trigger={features.trigger}")
             trigger = self._risk_triggers[features.trigger] = (
-                (self._risk_state_indices, array("f")) if j is None else (self._risk_state_indices + self._packed[j], _ONE)
+                (self._risk_state_indices, array("f"))
+                if j is None
+                else (self._risk_state_indices + self._packed[j], _ONE)
             )
         values = array("f", self._risk_state_pick(risk_state_values(features)))
         values += trigger[1]
@@ -383,12 +388,19 @@ def tensors(action: list[Packed], risk: list[tuple[Packed, array]]) -> dict[str,
     """The model's four input tensors for these rows."""
     action_idx, action_mask = _pad(action, np.fromiter(map(len, action), np.int64, len(action)) // 8, None)
     indices = [i for i, _ in risk]
-    risk_idx, risk_val = _pad(indices, np.fromiter(map(len, indices), np.int64, len(indices)) // 8, [v for _, v in risk])
+    risk_idx, risk_val = _pad(
+        indices, np.fromiter(map(len, indices), np.int64, len(indices)) // 8, [v for _, v in risk]
+    )
     return {"action_idx": action_idx, "action_mask": action_mask, "risk_idx": risk_idx, "risk_val": risk_val}
 
 
-def _pad(indices: list[Packed], lengths: np.ndarray, values: list[array] | None) -> tuple[np.ndarray, np.ndarray]:
-    """[N, K] index and value arrays of rows of these lengths; ``values=None`` gives a uint8 mask of ones instead."""
+def _pad(
+    indices: list[Packed], lengths: np.ndarray, values: list[array] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """[N, K] index and value arrays of rows of these lengths.
+
+    ``values=None`` gives a uint8 mask of ones instead.
+    """
     width = max(1, int(lengths.max(initial=0)))
     filled = np.arange(width) < lengths[:, None]  # row-major, as the rows are joined
     idx = np.zeros((len(indices), width), dtype=np.int64)

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +177,9 @@ def train(
         "coachflow.temperature": str(temperature),
         "coachflow.risk_threshold": str(round(risk_threshold, 4)),
         "coachflow.train_config": asdict(config),
-        "coachflow.license": "Trained on STAR (MIT, Rasa Technologies GmbH); VADER lexicon (MIT, C.J. Hutto).",
+        "coachflow.license": (
+            "Trained on STAR (MIT, Rasa Technologies GmbH); VADER lexicon (MIT, C.J. Hutto)."
+        ),
     }
     model = onnx_graph.build(
         members=members, temperature=temperature,
@@ -214,7 +216,7 @@ def train(
         "temperature": round(temperature, 4),
         "risk_threshold": round(risk_threshold, 4),
         "metrics": {"dev": metrics},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "train_seconds": round(time.monotonic() - started, 1),
     }
     return entry

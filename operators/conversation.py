@@ -19,7 +19,7 @@ import bisect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -369,8 +369,8 @@ class ConversationTracker:
             customer_id=state.customer_id,
             agent_id=state.agent_id,
             channel=state.channel,
-            started_at=datetime.fromtimestamp(started, tz=timezone.utc),
-            ended_at=datetime.fromtimestamp(state.watermark, tz=timezone.utc),
+            started_at=datetime.fromtimestamp(started, tz=UTC),
+            ended_at=datetime.fromtimestamp(state.watermark, tz=UTC),
             end_reason=end_reason,
             duration_s=round(max(0.0, state.watermark - started), 3),
             turns=SpeakerFigures.trusted(**{k: float(v) for k, v in state.turns.items()}),
@@ -450,7 +450,7 @@ class ConversationLogic(KeyedLogic[Envelope, object, ConversationState]):
             if state.ended
             else state.last_wall + self.config.session_gap_s
         )
-        return datetime.fromtimestamp(due, tz=timezone.utc)
+        return datetime.fromtimestamp(due, tz=UTC)
 
     def _close(self, reason: str) -> ConversationSummary:
         summary = self.tracker.summary(reason)
@@ -515,7 +515,8 @@ def track_conversations(
     keyed = op.key_on("key_conversation", up, lambda envelope: envelope.record.conversation_id)
     boundary = boundary or Boundary(step_id, config.payload_limit)
     tracked = op.key_rm(
-        "unkey", keyed_step("track", keyed, lambda resume: ConversationLogic(config, resume, now_getter), boundary)
+        "unkey",
+        keyed_step("track", keyed, lambda resume: ConversationLogic(config, resume, now_getter), boundary),
     )
     split = op.branch("split", tracked, lambda item: isinstance(item, Envelope))
     return ConversationOut(events=split.trues, outputs=split.falses)

@@ -39,7 +39,13 @@ class Origin:
     def ref(self) -> SourceRef:
         if self.file is not None:
             return SourceRef.trusted(
-                kind="file", topic=None, partition=None, offset=None, timestamp_ms=None, file=self.file, line=self.line
+                kind="file",
+                topic=None,
+                partition=None,
+                offset=None,
+                timestamp_ms=None,
+                file=self.file,
+                line=self.line,
             )
         return SourceRef.trusted(  # every field, in order: trusted()'s fast path
             kind="kafka", topic=self.topic, partition=self.partition, offset=self.offset,

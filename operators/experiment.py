@@ -29,7 +29,9 @@ class ExperimentConfig(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80, description="Recorded in decisions.")
     share: float = Field(ge=0.0, le=1.0, description="Share of conversations in the candidate arm.")
-    model: Path | None = Field(default=None, description="The candidate model (registered); unset: control's.")
+    model: Path | None = Field(
+        default=None, description="The candidate model (registered); unset: control's."
+    )
     policy: Path | None = Field(default=None, description="The candidate policy file; unset: control's.")
 
     @model_validator(mode="after")

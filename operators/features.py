@@ -47,7 +47,9 @@ def is_complaint(text: str) -> bool:
     lowered = text.lower()
     # A stem can only start a word if it occurs in the text at all: one scan of
     # the text instead of a test per word.
-    if ("frustrat" in lowered or "annoy" in lowered or "complain" in lowered) and any(w.startswith(_COMPLAINT_STEMS) for w in words):
+    if ("frustrat" in lowered or "annoy" in lowered or "complain" in lowered) and any(
+        w.startswith(_COMPLAINT_STEMS) for w in words
+    ):
         return True
     return not _COMPLAINT_ANCHORS.isdisjoint(words) and _COMPLAINT_PHRASES.search(lowered) is not None
 
@@ -123,7 +125,8 @@ _SHORT_VALUE = 24
 # byte outside [a-z0-9'] to a space) and a split: the same tokens as
 # ``_TOKEN.findall(text.lower())`` at a lower cost. Other text takes the regex.
 _TOKEN_BYTES = bytes(
-    (c | 0x20) if chr(c).isalpha() else c if chr(c).isdigit() or c == 0x27 else 0x20 for c in range(128)
+    # 0x27 is the apostrophe.
+    (c | 0x20) if chr(c).isalpha() else c if chr(c).isdigit() or c == 0x27 else 0x20 for c in range(128)  # noqa: PLR2004
 ) + b" " * 128
 _ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ASCII_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -361,7 +364,7 @@ _NO_WORDS = ("words=0",)
 
 
 class NameParts(NamedTuple):
-    """The cached functions behind ``action_name_parts`` and ``action_done_parts``, and the part without words.
+    """The cached functions behind ``action_name_parts`` and ``action_done_parts``, and the wordless part.
 
     ``NAMES`` gives name tuples. A vectoriser may pass its own: functions of
     the same arguments that give the indices of the same names, cached by
@@ -458,7 +461,8 @@ def action_name_parts(
     n_turns, queries = features.n_turns, features.queries  # capped below as min() would, without its call
     names = [
         state(flows, task, prev, prev_actions[-2] if len(prev_actions) > 1 else "-", trigger, kb),
-        counts(20 if 20 < n_turns else n_turns, 6 if 6 < queries else queries, features.channel),
+        # The caps of the counts features.
+        counts(20 if n_turns > 20 else n_turns, 6 if queries > 6 else queries, features.channel),  # noqa: PLR2004
         agent(features.agent_id, prev, trigger, kb),
         flow(flows, task, features.tasks, features.actions_so_far, trigger, kb),
         available(features.tasks),
@@ -473,7 +477,9 @@ def action_name_parts(
 def action_inputs(features: Features, flows: FlowGraphs) -> dict[str, float]:
     """The next-action model's named inputs, all valued 1.0 (see ``action_input_parts``)."""
     names, texts = action_input_parts(features, flows)
-    return dict.fromkeys(chain(chain.from_iterable(names), chain.from_iterable(map(text_part_names, texts))), 1.0)
+    return dict.fromkeys(
+        chain(chain.from_iterable(names), chain.from_iterable(map(text_part_names, texts))), 1.0
+    )
 
 
 class Memo(dict):
@@ -547,13 +553,15 @@ class Lexicon:
         if text.isascii():  # count by deleting bytes: exact for ASCII, a tenth of the cost
             raw = text.encode()
             letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
-            upper = len(raw) - len(raw.translate(None, _ASCII_UPPER)) if letters >= 4 else 0
+            # Caps are judged from 4 letters on.
+            upper = len(raw) - len(raw.translate(None, _ASCII_UPPER)) if letters >= 4 else 0  # noqa: PLR2004
         else:
             letters = sum(map(str.isalpha, text))
-            upper = sum(map(str.isupper, text)) if letters >= 4 else 0
+            # Caps are judged from 4 letters on.
+            upper = sum(map(str.isupper, text)) if letters >= 4 else 0  # noqa: PLR2004
         most_negative = -min(negative, default=0.0) / 4
         valence_sum = max(-1.0, min(1.0, sum(valences) / 8))
-        caps = upper / letters if letters >= 4 else 0.0
+        caps = upper / letters if letters >= 4 else 0.0  # noqa: PLR2004 - caps are judged from 4 letters on
         exclaims = min(text.count("!"), 5) / 5
         complaint = is_complaint(text)
         out = (
@@ -575,11 +583,17 @@ class Lexicon:
 
     def recent_values(self, texts: tuple[str, ...]) -> tuple[float, ...]:
         """``recent_figures`` as a tuple in ``RECENT_FIGURES`` order (cached by the turns)."""
-        return self._recent.get(texts) or self._recent.recall(texts) or self._recent.keep(texts, self._aggregate(texts))
+        return (
+            self._recent.get(texts)
+            or self._recent.recall(texts)
+            or self._recent.keep(texts, self._aggregate(texts))
+        )
 
     def _aggregate(self, texts: tuple[str, ...]) -> tuple[float, ...]:
         briefs = [self._entry(text)[1] for text in texts]
-        most_negative, caps, negative, exclaiming, complaining = zip(*briefs, strict=True) if briefs else ((),) * 5
+        most_negative, caps, negative, exclaiming, complaining = (
+            zip(*briefs, strict=True) if briefs else ((),) * 5
+        )
         return (
             max(0.0, *most_negative),
             min(sum(negative), 5) / 5,
@@ -616,10 +630,10 @@ def risk_state_values(features: Features) -> tuple[float, ...]:
     )
     return (
         1.0,
-        (5 if 5 < complaints else complaints) / 5,
-        (5 if 5 < out_of_scope else out_of_scope) / 5,
-        (40 if 40 < n_turns else n_turns) / 40,
-        (120 if 120 < silence else silence) / 120,
+        (5 if complaints > 5 else complaints) / 5,  # noqa: PLR2004 - the caps of the risk state inputs
+        (5 if out_of_scope > 5 else out_of_scope) / 5,  # noqa: PLR2004 - the caps of the risk state inputs
+        (40 if n_turns > 40 else n_turns) / 40,  # noqa: PLR2004 - the caps of the risk state inputs
+        (120 if silence > 120 else silence) / 120,  # noqa: PLR2004 - the caps of the risk state inputs
     )
 
 
@@ -641,7 +655,8 @@ def risk_text_values(features: Features, lexicon: Lexicon) -> tuple[tuple[float,
     run = _customer_run(features)
     text = run[-1] if run else features.last_customer_text
     customer_texts = tuple([t for s, t in features.history if s == "customer"])
-    repeated = 1.0 if len(customer_texts) >= 2 and customer_texts[-1] in customer_texts[:-1] else 0.0
+    # A repeat needs two customer turns.
+    repeated = 1.0 if len(customer_texts) >= 2 and customer_texts[-1] in customer_texts[:-1] else 0.0  # noqa: PLR2004
     values = (repeated, *lexicon.recent_values(customer_texts), *lexicon.values(text))
     return values, [("w", (text,)), ("recent_w", customer_texts)]
 

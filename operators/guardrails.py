@@ -25,7 +25,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import bytewax.operators as op
@@ -144,9 +144,12 @@ class Guard:
         if isinstance(record, KbResult):
             for rule in policy.rules.verify_before_disclosure:
                 verified_by = rule.verified_by
-                if record.api in verified_by.kb_apis and any(f in record.item for f in verified_by.kb_fields_any):
-                    if rule.id not in state.verified:
-                        state.verified.append(rule.id)
+                if (
+                    record.api in verified_by.kb_apis
+                    and any(f in record.item for f in verified_by.kb_fields_any)
+                    and rule.id not in state.verified
+                ):
+                    state.verified.append(rule.id)
 
     # -- the candidates ------------------------------------------------------
     def choose(self, envelope: Envelope, policy: Policy) -> tuple[tuple[str, float] | None, list[RuleResult]]:
@@ -235,7 +238,9 @@ class Guard:
         reasons: list[str] = []
         if envelope.features is not None:
             if not envelope.is_latest:
-                verdicts.append(_result(LATEST_EVENT, "block", "a newer event of this conversation came first"))
+                verdicts.append(
+                    _result(LATEST_EVENT, "block", "a newer event of this conversation came first")
+                )
             elif not envelope.candidates:
                 verdicts.append(_result(NO_CANDIDATE, "block", "the model has no candidate with a template"))
             else:
@@ -328,15 +333,21 @@ class Guard:
             return None
         floor = rules.confidence.min_confidence
         if best[1] < floor:
-            verdicts.append(_result(rules.confidence.id, "block", f"confidence {best[1]:.3f} is below {floor}"))
+            verdicts.append(
+                _result(rules.confidence.id, "block", f"confidence {best[1]:.3f} is below {floor}")
+            )
             return None
         verdicts.append(_result(rules.confidence.id, "pass"))
         at = envelope.record.event_time.timestamp()
         last = self.state.last_shown_at
         if last is not None and at - last < rules.rate.min_interval_s:
-            verdicts.append(_result(
-                rules.rate.id, "block", f"{at - last:.1f}s since the last suggestion, under {rules.rate.min_interval_s:g}s"
-            ))
+            verdicts.append(
+                _result(
+                    rules.rate.id,
+                    "block",
+                    f"{at - last:.1f}s since the last suggestion, under {rules.rate.min_interval_s:g}s",
+                )
+            )
             return None
         verdicts.append(_result(rules.rate.id, "pass"))
         return best
@@ -351,14 +362,25 @@ class Guard:
         if escalation is not None:
             out.append(escalation)
         rules = policy.rules
-        if isinstance(record, Turn) and record.speaker == "agent" and record.is_final and policy.conduct is not None:
+        if (
+            isinstance(record, Turn)
+            and record.speaker == "agent"
+            and record.is_final
+            and policy.conduct is not None
+        ):
             hit = policy.conduct.search(record.text.lower())
             if hit is not None:
-                out.append(self._alert(
-                    envelope, "agent_conduct", rules.conduct.id, rules.conduct.severity,
-                    list(rules.conduct.audience), f'The agent said "{hit.group(0)}", which the policy prohibits.',
-                    {"rule_id": rules.conduct.id, "phrase": hit.group(0)},
-                ))
+                out.append(
+                    self._alert(
+                        envelope,
+                        "agent_conduct",
+                        rules.conduct.id,
+                        rules.conduct.severity,
+                        list(rules.conduct.audience),
+                        f'The agent said "{hit.group(0)}", which the policy prohibits.',
+                        {"rule_id": rules.conduct.id, "phrase": hit.group(0)},
+                    )
+                )
         out += self._missing_steps(envelope, policy)
         return out
 
@@ -464,7 +486,9 @@ class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
         self.policies = policies
         self.arms = arms
         self.passthrough = config.passthrough
-        self.guard = Guard(templates, None, config.run_id, None if arms is None else arms.name, config.untemplated)
+        self.guard = Guard(
+            templates, None, config.run_id, None if arms is None else arms.name, config.untemplated
+        )
         super().__init__(state)
         self.idle_s = config.idle_s
         self._now = now_getter
@@ -485,7 +509,9 @@ class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
             policy = self.policies.current()
         self.state.last_seen = self._now()
         self.guard.observe(value, policy)
-        out = [value] if self.passthrough else []  # first: the acceptance step judges before it sees new suggestions
+        out = (
+            [value] if self.passthrough else []
+        )  # first: the acceptance step judges before it sees new suggestions
         out += self.guard.decide(value, policy)
         out += self.guard.alerts(value, policy)
         done = isinstance(value.record, (CustomerContext, ConversationEnd))
@@ -495,7 +521,7 @@ class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
         return [], self.DISCARD
 
     def notify_at(self) -> datetime | None:
-        return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=timezone.utc)
+        return datetime.fromtimestamp(self.state.last_seen + self.idle_s, tz=UTC)
 
 
 def guard_key(envelope: Envelope) -> str:

@@ -89,7 +89,9 @@ def document_hash(document) -> str:
 
 
 def read_document(text: str | bytes | None, model: type[M], what: str = "a policy") -> M:
-    """A policy document of contract ``model`` from YAML or JSON text; raises ``PolicyError`` saying what is wrong.
+    """A policy document of contract ``model`` from YAML or JSON text.
+
+    Raises ``PolicyError`` saying what is wrong.
 
     It raises nothing else, whatever ``text`` is: a policy topic brings any bytes, or none (a
     tombstone), and a store keeps the document in force on a ``PolicyError`` only. The reasons
@@ -151,7 +153,10 @@ class PolicyStore:
         parser=parse_policy,
     ) -> None:
         self._parser = parser
-        """How a document becomes a policy (``parse_policy``; the knowledge job's ``parse_knowledge_policy``)."""
+        """How a document becomes a policy.
+
+        ``parse_policy``; the knowledge job's ``parse_knowledge_policy``.
+        """
         self.path = Path(path) if path is not None else None
         self.reload_s = reload_s
         self.rejections: list[str] = []
@@ -206,13 +211,17 @@ class PolicyStore:
         try:
             policy = build()
         except (PolicyError, OSError) as exc:
-            message = f"policy from {source} rejected: {exc}; keeping {self._policy.name} {self._policy.version}"
+            message = (
+                f"policy from {source} rejected: {exc}; keeping {self._policy.name} {self._policy.version}"
+            )
             self.rejections.append(message)
             log.error(message)
             return
         with self._lock:
             if policy.hash != self._policy.hash:
-                log.info("policy %s %s (%s) in force, from %s", policy.name, policy.version, policy.hash, source)
+                log.info(
+                    "policy %s %s (%s) in force, from %s", policy.name, policy.version, policy.hash, source
+                )
                 self._policy = policy
 
     def _catch_up(self, consumer, topic: str, timeout_s: float) -> None:
@@ -232,7 +241,11 @@ class PolicyStore:
                 if high > low:
                     ends[partition] = high
         except Exception as exc:  # noqa: BLE001 - the follower thread keeps trying
-            log.warning("policy topic %s: could not read its end offsets (%s); reading it in the background", topic, exc)
+            log.warning(
+                "policy topic %s: could not read its end offsets (%s); reading it in the background",
+                topic,
+                exc,
+            )
             return
         while ends and time.monotonic() < deadline:
             msg = consumer.poll(0.2)

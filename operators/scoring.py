@@ -142,7 +142,9 @@ def score(
 
     def score_batch(batch: list[Envelope]) -> list[Envelope | DeadLetter]:
         try:
-            scored: list[Envelope | DeadLetter] = list(score_envelopes(batch, scorer, arms=arms, untemplated=untemplated))
+            scored: list[Envelope | DeadLetter] = list(
+                score_envelopes(batch, scorer, arms=arms, untemplated=untemplated)
+            )
         except Exception:  # noqa: BLE001 - find the records it fails on
             scored = []
             for envelope in batch:

@@ -20,9 +20,27 @@ Audience = Literal["agent", "supervisor"]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=80)]
 Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
 PiiKind = Literal[
-    "email", "card_number", "ssn", "phone", "pin", "account_number", "date_of_birth", "iban", "credential",
-    "national_id", "passport", "driving_licence", "tax_id", "bank_code", "licence_plate", "cvv", "card_expiry",
-    "ip_address", "age", "address", "person",
+    "email",
+    "card_number",
+    "ssn",
+    "phone",
+    "pin",
+    "account_number",
+    "date_of_birth",
+    "iban",
+    "credential",
+    "national_id",
+    "passport",
+    "driving_licence",
+    "tax_id",
+    "bank_code",
+    "licence_plate",
+    "cvv",
+    "card_expiry",
+    "ip_address",
+    "age",
+    "address",
+    "person",
 ]
 """What ``operators.pii`` can mask at parse. Where text leaves the job every kind is masked
 (``operators.privacy``), whatever the policy lists; ``address`` and ``person`` cost most at parse."""
@@ -39,7 +57,9 @@ class PiiRule(_Rule):
 
     action: Literal["rewrite"] = "rewrite"
     kinds: list[PiiKind] = Field(
-        default_factory=lambda: list[PiiKind](("email", "card_number", "ssn", "phone", "pin", "account_number"))
+        default_factory=lambda: list[PiiKind](
+            ("email", "card_number", "ssn", "phone", "pin", "account_number")
+        )
     )
     min_digits: int = Field(default=4, ge=3, le=12, description="Longer digit runs are masked.")
 
@@ -97,7 +117,9 @@ class RequiredStepRule(_Rule):
     """Alert when a required step (a disclosure, say) has not happened by a deadline."""
 
     action: Literal["alert"] = "alert"
-    channels: list[Literal["voice", "chat"]] = Field(default_factory=lambda: list[Literal["voice", "chat"]](("voice", "chat")))
+    channels: list[Literal["voice", "chat"]] = Field(
+        default_factory=lambda: list[Literal["voice", "chat"]](("voice", "chat"))
+    )
     jurisdictions: list[Jurisdiction] = Field(default_factory=list, description="Empty: everywhere.")
     agent_phrases: list[str] = Field(default_factory=list, description="The agent said one of these ...")
     agent_actions: list[Label] = Field(default_factory=list, description="... or took one of these actions.")
@@ -115,7 +137,9 @@ class ConductRule(_Rule):
 
 class RateRule(_Rule):
     action: Literal["block"] = "block"
-    min_interval_s: float = Field(ge=0, description="Event-time seconds between suggestions in a conversation.")
+    min_interval_s: float = Field(
+        ge=0, description="Event-time seconds between suggestions in a conversation."
+    )
 
 
 class RepetitionRule(_Rule):
@@ -128,7 +152,10 @@ class RepetitionRule(_Rule):
 class EscalationRule(_Rule):
     action: Literal["alert"] = "alert"
     threshold: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Risk that raises an alert; null: the model's recommendation."
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Risk that raises an alert; null: the model's recommendation.",
     )
     cooldown_s: float = Field(default=120, ge=0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Producer
@@ -29,7 +29,7 @@ def read_all(kafka_job: KafkaJob, until: int) -> tuple[dict, list[str]]:
 
 def test_no_personal_data_reaches_any_topic_or_the_log(kafka_job: KafkaJob, tmp_path):
     items = replay.records(STAR_DIALOGUES, limit=60, concurrency=8,
-                           start=datetime(2026, 6, 2, 9, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 6, 2, 9, 0, tzinfo=UTC))
     valid, _ = adversarial.seed([r for _, r in items])
     plan = badcorpus.interleave(valid, [])
     messages = to_messages(plan) + adversarial.bad_records(valid)
@@ -50,8 +50,12 @@ def test_a_policy_change_takes_effect_without_a_restart_or_lost_turns(kafka_job:
     policies_topic = f"{kafka_job.prefix}coaching.policies"
     ensure_topics(kafka_job.settings.model_copy(update={"topic_dlq": policies_topic}), only=(policies_topic,))
     items = [r for _, r in replay.records(STAR_DIALOGUES, limit=90, concurrency=10,
-                                          start=datetime(2026, 6, 3, 9, 0, tzinfo=timezone.utc))]
-    thirds = [items[: len(items) // 3], items[len(items) // 3: 2 * len(items) // 3], items[2 * len(items) // 3:]]
+                                          start=datetime(2026, 6, 3, 9, 0, tzinfo=UTC))]
+    thirds = [
+        items[: len(items) // 3],
+        items[len(items) // 3 : 2 * len(items) // 3],
+        items[2 * len(items) // 3 :],
+    ]
     job = kafka_job.start(tmp_path / "job.log", COACH_POLICY=str(policy), COACH_POLICY_RELOAD_S="0.5",
                           COACH_POLICY_TOPIC=policies_topic, COACH_CONTEXT_WAIT_MS="300")
     try:

@@ -172,7 +172,9 @@ def console_verdict(secured: SecuredKafka, s: Settings, suggestion, tmp_path: Pa
 
     codes: list[int] = []
     try:
-        wait_for(lambda: codes.append(verdict()) or codes[-1] == 201, 90, f"the console takes the verdict: {codes}")
+        wait_for(
+            lambda: codes.append(verdict()) or codes[-1] == 201, 90, f"the console takes the verdict: {codes}"
+        )
     finally:
         stop(console)
     return log.read_text()
@@ -333,14 +335,20 @@ def test_the_job_fails_loudly_and_at_once_when_kafka_refuses_it(secured: Secured
                                                                tmp_path):
     runs = {
         # A wrong password: refused at its first request (the topics' metadata at start).
-        "wrong password": ({**secured.env("coaching"), "COACH_KAFKA_PASSWORD": "not-the-password"},
-                           "refused principal coaching: .*SASL authentication"),
+        "wrong password": (
+            {**secured.env("coaching"), "COACH_KAFKA_PASSWORD": "not-the-password"},
+            "refused principal coaching: .*SASL authentication",
+        ),
         # Another principal's credentials (the console's): it may not read the inputs.
-        "console's rights": ({**secured.env("console"), "COACH_CREATE_TOPICS": "false"},
-                             "does not let principal console use .*conversation.events"),
+        "console's rights": (
+            {**secured.env("console"), "COACH_CREATE_TOPICS": "false"},
+            "does not let principal console use .*conversation.events",
+        ),
         # Its own credentials, but a topic is missing: only the admin may create it.
-        "missing topic": (secured.env("coaching"), "topic .*coaching.summaries is missing and this client may not "
-                          "create it .*Authorization failed"),
+        "missing topic": (
+            secured.env("coaching"),
+            "topic .*coaching.summaries is missing and this client may not create it .*Authorization failed",
+        ),
     }
     s = secured_job.settings
     admin = AdminClient(s.kafka_client())
@@ -388,8 +396,14 @@ def test_the_knowledge_job_runs_as_its_own_least_privileged_principal(
     env = job.env(**secured.env("knowledge"), **job.knowledge_env(), COACH_KNOWLEDGE_NICE="0",
                   COACH_CONTEXT_WAIT_MS="300", COACH_LOG_LEVEL="DEBUG",
                   COACH_KAFKA_CONFIG=json.dumps({"debug": "security"}))
-    process = subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"], cwd=ROOT,
-                               env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "flows.knowledge:flow"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         def decided() -> dict[str, list[bytes]] | None:
             assert process.poll() is None, log.read_text()[-3000:]

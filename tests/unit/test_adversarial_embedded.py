@@ -5,7 +5,7 @@ approved template, every input still accounted for."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coachflow import replay
 from models.templates import TemplateBook
@@ -21,7 +21,7 @@ def approved_anywhere(action: str, text: str) -> bool:
 
 def test_no_personal_data_leaves_the_job_and_suggestions_stay_templated(tmp_path):
     items = replay.records(STAR_DIALOGUES, split="dev", limit=60, concurrency=8,
-                           start=datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 6, 1, 9, 0, tzinfo=UTC))
     valid, injections = adversarial.seed([r for _, r in items])
     bad = adversarial.bad_records(valid)
     lines = [json.dumps(r, ensure_ascii=False).encode() for r in valid] + [value for _, _, value in bad]

@@ -19,10 +19,27 @@ from tests.helpers import STAR_DIALOGUES, STAR_DIR, registered_copy
 def features(task="bank_balance", prev=(), trigger="customer_turn", kb_api=None, kb_total=None,
              kb_item=()) -> Features:
     return Features(
-        conversation_id="c", event_id="e", agent_id="a", channel="chat", trigger=trigger, task=task, tasks=(task,),
-        prev_actions=tuple(prev), actions_so_far=tuple(prev), kb_api=kb_api, kb_total_items=kb_total, kb_item=kb_item,
-        last_customer_text="", first_customer_text="", history=(), turns_60s_customer=0, turns_60s_agent=0,
-        agent_talk_share_60s=0.0, silence_s=0.0, complaints=0, n_turns=0,
+        conversation_id="c",
+        event_id="e",
+        agent_id="a",
+        channel="chat",
+        trigger=trigger,
+        task=task,
+        tasks=(task,),
+        prev_actions=tuple(prev),
+        actions_so_far=tuple(prev),
+        kb_api=kb_api,
+        kb_total_items=kb_total,
+        kb_item=kb_item,
+        last_customer_text="",
+        first_customer_text="",
+        history=(),
+        turns_60s_customer=0,
+        turns_60s_agent=0,
+        agent_talk_share_60s=0.0,
+        silence_s=0.0,
+        complaints=0,
+        n_turns=0,
     )
 
 
@@ -80,7 +97,10 @@ def test_templates_fill_slots_from_the_knowledge_base_item():
     assert fill("Your current balance is {balance:d} in credit.", {"BankBalance": 5703}) == (
         "Your current balance is 5703 in credit."
     )
-    assert fill("Dr. {doctor_name:s} at {time:s}", {"DoctorName": "Morgan", "Time": ""}) == "Dr. Morgan at [time]"
+    assert (
+        fill("Dr. {doctor_name:s} at {time:s}", {"DoctorName": "Morgan", "Time": ""})
+        == "Dr. Morgan at [time]"
+    )
     # Slot values cannot smuggle markup or further template fields.
     assert fill("{message:s}", {"Message": "<b>{pin}</b>\u202e"}) == "bpin/b"
     assert BOOK.render("query", "bank_balance") == "[Look up: bank balance]"

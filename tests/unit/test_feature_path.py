@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coachflow import replay, runtime
 from coachflow.config import Settings
@@ -39,7 +39,7 @@ class RecordingScorer:
 def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
     limit = 25
     items = replay.records(STAR_DIALOGUES, split="dev", limit=limit, concurrency=5,
-                           start=datetime(2026, 5, 1, 10, 0, tzinfo=timezone.utc))
+                           start=datetime(2026, 5, 1, 10, 0, tzinfo=UTC))
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for _, r in items))
 
@@ -58,4 +58,6 @@ def test_training_and_serving_compute_identical_inputs(tmp_path, monkeypatch):
         # the same inputs (a row's order carries no meaning: see Vectorizer.action_row)
         assert sorted(indices_of(action)) == sorted(indices_of(vec.action_row(point.features)))
         indices, values = vec.risk_row(point.features)
-        assert dict(zip(indices_of(risk[0]), risk[1], strict=True)) == dict(zip(indices_of(indices), values, strict=True))
+        assert dict(zip(indices_of(risk[0]), risk[1], strict=True)) == dict(
+            zip(indices_of(indices), values, strict=True)
+        )

@@ -28,7 +28,9 @@ def policy_with(**rules) -> object:
 class Conversation:
     """A scripted conversation through the tracker and one guard."""
 
-    def __init__(self, channel="chat", tasks=("bank_balance",), ctx: dict | None = None, missing_context=False):
+    def __init__(
+        self, channel="chat", tasks=("bank_balance",), ctx: dict | None = None, missing_context=False
+    ):
         self.tracker = ConversationTracker(ConversationConfig())
         self.guard = Guard(BOOK)
         self.channel = channel
@@ -96,7 +98,9 @@ def test_confidence_floor():
 
 def test_top_k_limits_alternatives():
     c = Conversation()
-    env = customer(c, 1, candidates=[("hello", 0.4), ("ask_name", 0.3), ("query", 0.2), ("anything_else", 0.1)])
+    env = customer(
+        c, 1, candidates=[("hello", 0.4), ("ask_name", 0.3), ("query", 0.2), ("anything_else", 0.1)]
+    )
     decision, suggestion, _ = c.decide(env, policy_with(top_k={"id": "quality.top_k", "k": 2}))
     assert len(suggestion.alternatives) == 1 and len(decision.candidates) == 2
     assert verdict(decision, "quality.top_k").outcome == "rewrite"
@@ -126,8 +130,9 @@ def test_jurisdiction_rules():
     policy = policy_with(jurisdiction=[{"id": "jurisdiction.no_goodbye_de", "jurisdictions": ["DE"],
                                         "blocked_actions": ["goodbye_1"]}])
     c = Conversation(ctx={"jurisdiction": "DE"})
-    decision, suggestion, _ = c.decide(customer(c, 1, "bye", candidates=[("goodbye_1", 0.7), ("anything_else", 0.2)]),
-                                       policy)
+    decision, suggestion, _ = c.decide(
+        customer(c, 1, "bye", candidates=[("goodbye_1", 0.7), ("anything_else", 0.2)]), policy
+    )
     assert suggestion.action == "anything_else"
     assert "not offered in DE" in verdict(decision, "jurisdiction.no_goodbye_de").detail
 
@@ -170,7 +175,10 @@ def test_recording_disclosure_required_in_two_party_consent_jurisdictions():
     assert alerts == []
     _, _, alerts = c.decide(c.add("turn", t=61, speaker="agent", text="Sure.", action="ask_name"))
     assert [a.kind for a in alerts] == ["missing_required_step"]
-    assert alerts[0].evidence["rule_id"] == "disclosure.call_recording" and alerts[0].audience == ["agent", "supervisor"]
+    assert alerts[0].evidence["rule_id"] == "disclosure.call_recording" and alerts[0].audience == [
+        "agent",
+        "supervisor",
+    ]
     _, _, alerts = c.decide(customer(c, 90, candidates=[("hello", 0.9)]))
     assert alerts == []  # once per conversation
 
@@ -201,7 +209,9 @@ def test_at_most_one_suggestion_per_interval():
 def test_never_the_same_suggestion_twice():
     c = Conversation()
     c.decide(customer(c, 10, candidates=[("ask_name", 0.9)]))
-    decision, suggestion, _ = c.decide(customer(c, 20, "what?", candidates=[("ask_name", 0.8), ("hello", 0.1)]))
+    decision, suggestion, _ = c.decide(
+        customer(c, 20, "what?", candidates=[("ask_name", 0.8), ("hello", 0.1)])
+    )
     assert suggestion is None  # hello is below the confidence floor
     assert verdict(decision, "rate.no_repeat").outcome == "block"
 
@@ -228,7 +238,9 @@ def test_decision_ids_follow_input_model_and_policy_version():
     env = customer(c, 1, candidates=[("hello", 0.9)])
     first = c.guard.decide(env, POLICY)[-1]
     again = Conversation().guard.decide(env, POLICY)[-1]
-    newer = Conversation().guard.decide(env, policy_with(rate={"id": "rate.min_interval", "min_interval_s": 5}))[-1]
+    newer = Conversation().guard.decide(
+        env, policy_with(rate={"id": "rate.min_interval", "min_interval_s": 5})
+    )[-1]
     assert first.decision_id == again.decision_id != newer.decision_id
 
 

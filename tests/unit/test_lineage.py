@@ -19,11 +19,15 @@ SPEC = SpecValidator()
 
 
 def run_job(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "COACH_OUTPUT_DIR": str(tmp_path / "out"), "COACH_PRINT_SUGGESTIONS": "false",
-                   **env}
+    environment = {
+        **os.environ,
+        "COACH_OUTPUT_DIR": str(tmp_path / "out"),
+        "COACH_PRINT_SUGGESTIONS": "false",
+        **env,
+    }
     environment.pop("COACH_BROKERS", None)
     return subprocess.run([sys.executable, "-m", "bytewax.run", "flows.coaching:flow"], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, timeout=300)
+                          env=environment, capture_output=True, text=True, timeout=300, check=False)
 
 
 def lines(path: Path) -> list[dict]:
@@ -70,8 +74,14 @@ def test_the_events_carry_the_facets(embedded):
     assert source["inputFacets"]["dataQualityMetrics"]["rowCount"] > 100
 
     outputs = {Path(o["name"]).name: o for o in complete["outputs"]}
-    assert set(outputs) == {"suggestions.jsonl", "alerts.jsonl", "decisions.jsonl", "dlq.jsonl", "summaries.jsonl",
-                            "acceptance.jsonl"}
+    assert set(outputs) == {
+        "suggestions.jsonl",
+        "alerts.jsonl",
+        "decisions.jsonl",
+        "dlq.jsonl",
+        "summaries.jsonl",
+        "acceptance.jsonl",
+    }
     lineage = outputs["suggestions.jsonl"]["facets"]["columnLineage"]["fields"]
     assert {f["field"] for f in lineage["action"]["inputFields"]} >= {"text", "marketing_opt_out"}
     assert lineage["conversation_id"]["inputFields"][0]["transformations"][0]["subtype"] == "IDENTITY"
@@ -82,9 +92,11 @@ def test_the_gx_lines_of_the_sample_name_what_failed_and_what_it_means(embedded)
     said = [line.split("coachflow.quality: ", 1)[1] for line in embedded["stderr"].splitlines()
             if "coachflow.quality: GX " in line]
     assert len(said) == 2, embedded["stderr"][-3000:]
-    outcome = re.compile(r"GX (conversation_events|customer_context)@1\.0\.0: \d+ of \d+ rows in \d+ ms"
-                         r"(: every expectation passed|; warning expectations failed \(measured only, no record held"
-                         r" back\): ((events|context)\.[\w.]+ \(.+\) on \d+ of \d+ rows(, )?)+)$")
+    outcome = re.compile(
+        r"GX (conversation_events|customer_context)@1\.0\.0: \d+ of \d+ rows in \d+ ms"
+        r"(: every expectation passed|; warning expectations failed \(measured only, no record held"
+        r" back\): ((events|context)\.[\w.]+ \(.+\) on \d+ of \d+ rows(, )?)+)$"
+    )
     for line in said:
         assert outcome.match(line), line
 
@@ -127,7 +139,9 @@ def test_a_crash_is_reported_as_fail(tmp_path):
 
 
 def test_a_catalog_that_is_down_costs_lineage_not_turns(tmp_path):
-    done = run_job(tmp_path, COACH_LINEAGE="http", COACH_LINEAGE_URL="http://127.0.0.1:9", COACH_QUALITY_MONITOR="false")
+    done = run_job(
+        tmp_path, COACH_LINEAGE="http", COACH_LINEAGE_URL="http://127.0.0.1:9", COACH_QUALITY_MONITOR="false"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "lineage START event not delivered" in done.stderr
     decisions = lines(tmp_path / "out" / "decisions.jsonl")

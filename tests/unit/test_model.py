@@ -39,8 +39,12 @@ def test_the_onnx_graph_computes_the_reference_function():
     mask = (rng.random((n, k)) < 0.8).astype(np.uint8)
     ridx = rng.integers(0, 50, (n, r))
     rval = rng.random((n, r)).astype(np.float32)
-    probs, risk = session.run(None, {"action_idx": idx, "action_mask": mask, "risk_idx": ridx, "risk_val": rval})
-    X = sparse.csr_matrix((mask.ravel().astype(np.float32), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, 300))
+    probs, risk = session.run(
+        None, {"action_idx": idx, "action_mask": mask, "risk_idx": ridx, "risk_val": rval}
+    )
+    X = sparse.csr_matrix(
+        (mask.ravel().astype(np.float32), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, 300)
+    )
     R = sparse.csr_matrix((rval.ravel(), (np.repeat(np.arange(n), r), ridx.ravel())), shape=(n, 50))
     want_probs, want_risk = onnx_graph.reference(members, 1.7, risk_w, risk_b, X, R)
     np.testing.assert_allclose(probs, want_probs, atol=1e-5)
@@ -57,9 +61,13 @@ def test_the_mlp_learns_and_the_temperature_calibrates():
     n, d, classes = 2000, 60, 4
     y = rng.integers(0, classes, n)
     cols = np.stack([y * 10 + rng.integers(0, 10, n), rng.integers(40, 60, n)], axis=1)
-    X = sparse.csr_matrix((np.ones(2 * n, np.float32), (np.repeat(np.arange(n), 2), cols.ravel())), shape=(n, d))
+    X = sparse.csr_matrix(
+        (np.ones(2 * n, np.float32), (np.repeat(np.arange(n), 2), cols.ravel())), shape=(n, d)
+    )
     losses = []
-    params = train_mlp(X, y, classes, hidden=16, epochs=6, lr=1e-2, on_epoch=lambda e, loss, p: losses.append(loss))
+    params = train_mlp(
+        X, y, classes, hidden=16, epochs=6, lr=1e-2, on_epoch=lambda e, loss, p: losses.append(loss)
+    )
     assert losses[-1] < losses[0] / 3
     logits = params.logits(X)
     assert (logits.argmax(axis=1) == y).mean() > 0.95
@@ -146,7 +154,9 @@ def test_served_rows_are_the_training_inputs_each_once():
             indices, values = vec.risk_row(f)
             indices = indices_of(indices)
             assert len(indices) == len(set(indices))
-            expected = {risk_index[n]: v for n, v in risk_inputs(f, vec.lexicon).items() if n in risk_index and v}
+            expected = {
+                risk_index[n]: v for n, v in risk_inputs(f, vec.lexicon).items() if n in risk_index and v
+            }
             # valued inputs are served even when zero (the risk head is linear: zero and absent score alike)
             served = dict(zip(indices, values, strict=True))
             assert {j: v for j, v in served.items() if v} == pytest.approx(expected)

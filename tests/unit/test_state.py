@@ -26,7 +26,9 @@ def test_a_frozen_state_is_bytes_that_thaw_to_an_equal_independent_state():
 def test_steps_resume_from_snapshots_of_either_format():
     join = ContextJoinLogic(JoinConfig(), now_getter=Clock())
     join.on_item(envelope(event(seq=1)))
-    old_format = JoinState(pending=list(thaw(join.snapshot()).pending))  # as releases before freeze() stored it
+    old_format = JoinState(
+        pending=list(thaw(join.snapshot()).pending)
+    )  # as releases before freeze() stored it
     for resume in (join.snapshot(), old_format):
         resumed = ContextJoinLogic(JoinConfig(), resume, Clock())
         out, _ = resumed.on_item(envelope(context()))
