@@ -325,8 +325,10 @@ def kafka_keys(right: str | None) -> st.SearchStrategy[bytes | None]:
                st.sampled_from(ODD_IDS).map(lambda s: s.encode("utf-8", "surrogatepass")),
                st.just(b"k" * 100_000)]
     if right:
-        options += [st.just(right.encode())] * 4 + [
-            st.just(right.encode() + b"\x00"), st.just(right.upper().encode()),
-            st.just(b" " + right.encode()), st.just(right.encode("utf-16")),
+        # A generated id may hold a lone surrogate: written as its (invalid) UTF-8 bytes.
+        raw = right.encode("utf-8", "surrogatepass")
+        options += [st.just(raw)] * 4 + [
+            st.just(raw + b"\x00"), st.just(right.upper().encode("utf-8", "surrogatepass")),
+            st.just(b" " + raw), st.just(right.encode("utf-16", "surrogatepass")),
         ]
     return st.one_of(options)
