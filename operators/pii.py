@@ -1136,6 +1136,7 @@ def _mod97(compact: str) -> bool:
 
 
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF-")
+_DIGEST_CHARS = 64  # a SHA-256 hex digest, the longest shape below
 _DIGEST = re.compile(
     r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
 )
@@ -1146,10 +1147,12 @@ def _in_digest(text: str, start: int, end: int) -> bool:
     digest, or a UUID, with a letter in it), whose digits a number pass would take for a phone."""
     if not (start > 0 and text[start - 1] in _HEX_CHARS or end < len(text) and text[end] in _HEX_CHARS):
         return False
+    # No digest is longer than _DIGEST_CHARS: looking no further keeps a long hex run linear.
+    floor, ceiling = max(0, end - _DIGEST_CHARS - 1), min(len(text), start + _DIGEST_CHARS + 1)
     low, high = start, end
-    while low > 0 and text[low - 1] in _HEX_CHARS:
+    while low > floor and text[low - 1] in _HEX_CHARS:
         low -= 1
-    while high < len(text) and text[high] in _HEX_CHARS:
+    while high < ceiling and text[high] in _HEX_CHARS:
         high += 1
     token = text[low:high]
     return _DIGEST.fullmatch(token) is not None and not token.replace("-", "").isdigit()

@@ -31,6 +31,7 @@ SHAPES = {
     "at words": ("a at ", ""),
     "digit words": ("oh ", "."),
     "labels": ("b.", "@"),
+    "hex with digit runs": ("a1111", ""),
 }
 
 
