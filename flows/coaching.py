@@ -83,7 +83,7 @@ def get_flow(settings: Settings, job: JobResources) -> Dataflow:
         boundary=settings.boundary("acceptance", owns=is_feedback),
     )
     if settings.should_print:
-        op.inspect("show", decided, lambda _step, item: isinstance(item, Suggestion) and show(item))
+        op.inspect("show", decided, lambda _step, item: show(item) if isinstance(item, Suggestion) else None)
     published = op.merge(
         "published", decided, judged, conversations.outputs, joined.errs, scored.errs, *refused
     )

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.dataset import file_sha256
+
+if TYPE_CHECKING:
+    from operators.scoring import Scorer
 
 MODELS_DIR = Path(__file__).parent
 REGISTRY = MODELS_DIR / "registry.json"
@@ -53,7 +57,7 @@ def verify(path: Path | str, registry: Path = REGISTRY) -> dict:
     return entry
 
 
-def load_scorer(path: Path | str, registry: Path = REGISTRY, threads: int = 1):
+def load_scorer(path: Path | str, registry: Path = REGISTRY, threads: int = 1) -> Scorer:
     """Verify ``path`` against the registry and build its ``Scorer`` (with its ``registry_entry``)."""
     from models.baseline import KIND as BASELINE_KIND
     from models.baseline import BaselineModel
@@ -62,6 +66,7 @@ def load_scorer(path: Path | str, registry: Path = REGISTRY, threads: int = 1):
     from operators.scoring import TemplateScorer
 
     entry = verify(path, registry)
+    scorer: Scorer
     if entry["kind"] == BASELINE_KIND:
         scorer = TemplateScorer(BaselineModel.load(path))
     elif entry["kind"] == ONNX_KIND:

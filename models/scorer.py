@@ -16,6 +16,7 @@ from functools import lru_cache
 from itertools import repeat
 from operator import add, mul
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from operators.features import (
     tokens,
 )
 from operators.scoring import Scores
+
+if TYPE_CHECKING:
+    from functools import _lru_cache_wrapper
 
 #: Bump when action_inputs / risk_inputs change meaning; the model records it.
 FEATURE_SPEC = "coachflow-features-2"
@@ -120,9 +124,8 @@ class Vectorizer:
         self._pair_ids = {
             head: {
                 self._word_ids[first] * self._pair_base + self._word_ids[second]: index
-                for first, second, index in (
-                    (*pair.split("_"), index) for pair, index in words.get("bigram", {}).items()
-                )
+                for pair, index in words.get("bigram", {}).items()
+                for first, second in (pair.split("_"),)
             }
             for head, words in (("action", self._action_words), ("risk", self._risk_words))
         }
@@ -141,9 +144,8 @@ class Vectorizer:
             for head, prefix in _RECORD if prefix != "bigram"
         ]
         # The name parts as packed indices, cached by the same arguments as the names.
-        self._name_parts = NameParts(
-            *map(self._packing, NAMES[:-1]),
-            no_words=b"".join(map(self._action_index.get, NAMES.no_words, _NOTHING)),
+        self._name_parts = NameParts._make(
+            [*map(self._packing, NAMES[:-1]), b"".join(map(self._action_index.get, NAMES.no_words, _NOTHING))]
         )
         # Per head: where a text part's indices are in a record, the head's
         # name, its word tables and a memo of (prefix, text) -> indices for the
@@ -236,9 +238,10 @@ class Vectorizer:
         This cache stands in for the names' own, so it calls the function unwrapped.
         """
         index = self._action_index.get
-        names_of = names.__wrapped__
+        cached = cast("_lru_cache_wrapper[tuple[str, ...]]", names)  # NAMES' functions are lru_cache'd
+        names_of = cached.__wrapped__
 
-        @lru_cache(maxsize=names.cache_info().maxsize)
+        @lru_cache(maxsize=cached.cache_info().maxsize)
         def packed(*args) -> Packed:
             return b"".join(map(index, names_of(*args), _NOTHING))
 
@@ -293,11 +296,11 @@ class Vectorizer:
         if seen is not None and seen[0] == key:
             turn_indices, turn_values = seen[1]
         else:
-            values, texts = risk_text_values(features, self.lexicon)
+            text_values, texts = risk_text_values(features, self.lexicon)
             # Word inputs never share a name with valued ones, nor across prefixes.
             words = b"".join([self._texts_indices(part, self._risk_head) for part in texts])
             turn_indices = self._risk_text_indices + words
-            turn_values = array("f", self._risk_text_pick(values))
+            turn_values = array("f", self._risk_text_pick(text_values))
             turn_values += _ONE * (len(words) // 8)
             self._history_risk.keep(features.conversation_id, (key, (turn_indices, turn_values)))
         trigger = self._risk_triggers.get(features.trigger)
@@ -345,7 +348,7 @@ class Vectorizer:
         return sparse.csr_matrix((values, indices, indptr), shape=(len(rows), width))
 
 
-_BYTE_ORDER = "little" if np.little_endian else "big"
+_BYTE_ORDER: Literal["little", "big"] = "little" if np.little_endian else "big"
 _NOTHING = repeat(b"")
 _ONE = array("f", [1.0])
 
@@ -433,6 +436,9 @@ def top_k(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 class OnnxScorer:
     """The embedded ONNX model, with its vocabularies, labels and templates."""
+
+    registry_entry: dict
+    """The model registry's entry for the file (set by ``models.registry.load_scorer``)."""
 
     def __init__(self, path: Path | str, top_k: int = 3, threads: int = 1) -> None:
         import onnxruntime as ort

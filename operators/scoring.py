@@ -9,7 +9,7 @@ from typing import NamedTuple, Protocol
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
-from operators.boundary import Boundary
+from operators.boundary import Boundary, split_dead_letters
 from operators.envelope import Envelope, now_ns
 from operators.features import Features
 from schemas import DeadLetter
@@ -27,12 +27,30 @@ class Scores(NamedTuple):
     risk: float | None = None
 
 
+class Templates(Protocol):
+    """What the guardrails need of a model's approved templates (``models.templates.TemplateBook``)."""
+
+    def approved(
+        self, action: str, text: str, task: str | None, tasks: tuple[str, ...], max_slot_chars: int, /
+    ) -> bool:
+        """Whether ``text`` is ``action``'s approved template with plain slot values."""
+        ...
+
+    def has(self, action: str, /) -> bool:
+        """Whether ``action`` has a template."""
+        ...
+
+
 class Scorer(Protocol):
-    """What the dataflow needs of a model: a version, batched scoring, rendering."""
+    """What the dataflow needs of a model: a version, batched scoring, rendering, its templates."""
 
     version: str
     registry_entry: dict
     """The model registry's entry for the loaded file (set by ``models.registry.load_scorer``)."""
+    @property
+    def templates(self) -> Templates:
+        """The approved templates the guardrails check candidates against."""
+        ...
 
     def score_batch(self, batch: Sequence[Features]) -> list[Scores]:
         """Ranked actions and risk per prediction point, one model call for the batch."""
@@ -45,6 +63,9 @@ class Scorer(Protocol):
 
 class TemplateScorer:
     """Adapts the baseline (``predict_batch`` and a ``TemplateBook``) to ``Scorer``."""
+
+    registry_entry: dict
+    """The model registry's entry for the file (set by ``models.registry.load_scorer``)."""
 
     def __init__(self, model) -> None:
         self.model = model
@@ -89,15 +110,16 @@ def score_envelopes(
 def _score_points(batch: list[Envelope], scorer: Scorer, clock: Callable[[], int], untemplated: bool) -> None:
     points = [envelope for envelope in batch if envelope.features is not None]
     if points:
-        scored = scorer.score_batch([envelope.features for envelope in points])
+        features = [f for envelope in points if (f := envelope.features) is not None]
+        scored = scorer.score_batch(features)
         done = clock()
-        for envelope, scores in zip(points, scored, strict=True):
+        for envelope, point, scores in zip(points, features, scored, strict=True):
             candidates = scores.candidates
             envelope.risk = scores.risk
             envelope.risk_threshold = getattr(scorer, "risk_threshold", None)
             texts = {}
             for action, _ in candidates:
-                text = scorer.render(action, envelope.features)
+                text = scorer.render(action, point)
                 if text is None and untemplated:
                     text = placeholder(action)
                 if text is not None:
@@ -153,6 +175,5 @@ def score(
         boundary.passed()
         return scored
 
-    out = op.flat_map_batch("score_batch", up, score_batch)
-    split = op.branch("split", out, lambda item: isinstance(item, Envelope))
-    return ScoreOut(oks=split.trues, errs=split.falses)
+    oks, errs = split_dead_letters("split", op.flat_map_batch("score_batch", up, score_batch), Envelope)
+    return ScoreOut(oks=oks, errs=errs)
