@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeGuard
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
@@ -401,7 +402,7 @@ class ConversationLogic(KeyedLogic[Envelope, object, ConversationState]):
         super().__init__(state)
         self._now = now_getter
 
-    @property  # type: ignore[override]
+    @property
     def state(self) -> ConversationState:
         return self.tracker.state
 
@@ -410,7 +411,7 @@ class ConversationLogic(KeyedLogic[Envelope, object, ConversationState]):
         self.tracker.state = state
 
     def on_item(self, value: Envelope) -> tuple[Iterable[object], bool]:
-        event = value.record
+        event = value.event
         applied = self.tracker.apply(event, value.context_status, self._now())
         if applied.refused is not None:
             return [refuse(value, applied.refused, applied.detail, self.config.payload_limit)], self.RETAIN
@@ -423,7 +424,7 @@ class ConversationLogic(KeyedLogic[Envelope, object, ConversationState]):
             value.recorded = applied.recorded
         out: list[object] = [value]
         out.extend(self._publish(spec, event, value.featured_ns) for spec in applied.alerts)
-        if applied.ended:
+        if applied.ended and isinstance(event, ConversationEnd):  # only an end event ends a conversation
             out.append(self._close(event.reason))
         return out, self.RETAIN
 
@@ -512,11 +513,15 @@ def track_conversations(
     :arg boundary: How a failure on one record becomes its dead letter (default: named after the step).
     :returns: ``ConversationOut(events, outputs)``.
     """
-    keyed = op.key_on("key_conversation", up, lambda envelope: envelope.record.conversation_id)
+    keyed = op.key_on("key_conversation", up, lambda envelope: envelope.event.conversation_id)
     boundary = boundary or Boundary(step_id, config.payload_limit)
-    tracked = op.key_rm(
+    tracked: Stream[object] = op.key_rm(
         "unkey",
         keyed_step("track", keyed, lambda resume: ConversationLogic(config, resume, now_getter), boundary),
     )
-    split = op.branch("split", tracked, lambda item: isinstance(item, Envelope))
+    split = op.branch("split", tracked, _is_envelope)
     return ConversationOut(events=split.trues, outputs=split.falses)
+
+
+def _is_envelope(item: object) -> TypeGuard[Envelope]:
+    return isinstance(item, Envelope)
