@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from operators.features import Features
 from schemas import CustomerContext, Feedback, SourceRef
 from schemas.events import AnyEvent
+
+if TYPE_CHECKING:
+    from operators.quality import Verdict
 
 
 def now_ns() -> int:
@@ -94,8 +97,8 @@ class Envelope:
     key: bytes | None = None
     masked: list[str] = field(default_factory=list)
     """What PII masking changed, as ``field:kind`` (``text:card_number``)."""
-    quality: object = None
-    """The data-quality gate's verdict (``operators.quality.Verdict``)."""
+    quality: Verdict | None = None
+    """The data-quality gate's verdict."""
     context: CustomerContext | None = None
     context_status: str = "not_applicable"
     joined_ns: int = 0

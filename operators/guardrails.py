@@ -27,12 +27,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
 from operators.boundary import Boundary, keyed_step
 from operators.envelope import Envelope, now_ns
+from operators.features import Features
 from operators.policy import Policy
 from operators.records import stable_id, utc_from_ns
 from operators.scoring import placeholder
@@ -52,6 +54,8 @@ from schemas import (
     Suggestion,
     Turn,
 )
+from schemas.events import AnyEvent
+from schemas.policy import JurisdictionRule, VerifyBeforeDisclosureRule
 
 #: A structural rule, not in the policy: a point superseded by a newer event.
 LATEST_EVENT = "stream.latest_event"
@@ -126,9 +130,9 @@ class Guard:
     # -- what the conversation shows about compliance ------------------------
     def observe(self, envelope: Envelope, policy: Policy) -> None:
         """Note verification and required steps from this input."""
-        record, state = envelope.record, self.state
-        if isinstance(record, CustomerContext):
+        if isinstance(envelope.record, CustomerContext):
             return
+        record, state = envelope.event, self.state
         at = record.event_time.timestamp()
         state.started_at = at if state.started_at is None else min(state.started_at, at)
         if isinstance(record, Turn) and record.speaker == "agent" and record.is_final:
@@ -155,8 +159,8 @@ class Guard:
     def choose(self, envelope: Envelope, policy: Policy) -> tuple[tuple[str, float] | None, list[RuleResult]]:
         """The first candidate every candidate rule passes, and each rule's verdict."""
         rules = policy.rules
-        record = envelope.record
-        features = envelope.features
+        record = envelope.event
+        features = cast(Features, envelope.features)  # choose is called for prediction points only
         context = envelope.context
         opted_out = (
             context.marketing_opt_out if context is not None
@@ -177,11 +181,17 @@ class Guard:
             checks.insert(1, (GROUNDED, lambda a, t: self._contradicted(contradictions(
                 a, t, features.task, features.tasks, features.kb_item), features.kb_api)))
         for rule in rules.jurisdiction:
-            checks.append((rule.id, lambda a, t, r=rule: f"not offered in {jurisdiction}"
-                           if jurisdiction in r.jurisdictions and a in r.blocked_actions else None))
+            def not_offered(a: str, t: str, r: JurisdictionRule = rule) -> str | None:
+                return f"not offered in {jurisdiction}" if (
+                    jurisdiction in r.jurisdictions and a in r.blocked_actions
+                ) else None
+            checks.append((rule.id, not_offered))
         for rule in rules.verify_before_disclosure:
-            checks.append((rule.id, lambda a, t, r=rule: "identity not verified in this conversation"
-                           if a in r.disclosures and r.id not in self.state.verified else None))
+            def not_verified(a: str, t: str, r: VerifyBeforeDisclosureRule = rule) -> str | None:
+                return "identity not verified in this conversation" if (
+                    a in r.disclosures and r.id not in self.state.verified
+                ) else None
+            checks.append((rule.id, not_verified))
         repeats = rules.repetition.enabled
         checks += [
             (rules.repetition.id, lambda a, t: "already suggested in this conversation"
@@ -220,15 +230,22 @@ class Guard:
     # -- the decision --------------------------------------------------------
     def decide(self, envelope: Envelope, policy: Policy, clock: Callable[[], int] = now_ns) -> list:
         """The decision for one input, preceded by its suggestion when one is shown."""
-        record = envelope.record
+        record: AnyEvent | CustomerContext
+        event: AnyEvent | None
+        context: CustomerContext | None
         rules = policy.rules
-        is_context = isinstance(record, CustomerContext)
         model_version = envelope.model_version
         # Two decisions must never share an id. Event ids repeat across conversations (the conversation
         # step refuses repeats within one only), so the conversation is part of the id; a context's id is
         # its version (updated_at), which two contents can share (the join lets the later win), so its
         # content is.
-        scope = record_digest(record) if is_context else getattr(record, "conversation_id", None) or "-"
+        if isinstance(envelope.record, CustomerContext):
+            record = context = envelope.record
+            event, scope = None, record_digest(record)
+        else:
+            record = event = envelope.event
+            context, scope = envelope.context, event.conversation_id or "-"
+        is_context = event is None
         decision_id = stable_id("decision", scope, envelope.input_id, model_version or "-", policy.version,
                                 policy.hash)
         verdicts: list[RuleResult] = []
@@ -261,19 +278,19 @@ class Guard:
         if envelope.features is not None and len(envelope.candidates) > top_k:
             verdicts.append(_result(rules.top_k.id, "rewrite", f"kept {top_k} of {len(envelope.candidates)}"))
         suggestion = None
-        if best is not None:
+        if best is not None and event is not None:  # only an event's prediction point has a best
             action, confidence = best
             self.state.shown.append(envelope.texts[action])
-            self.state.last_shown_at = record.event_time.timestamp()
+            self.state.last_shown_at = event.event_time.timestamp()
             suggestion = Suggestion.trusted(
                 schema_version="1.0",
                 suggestion_id=stable_id("suggestion", decision_id),
                 decision_id=decision_id,
-                conversation_id=record.conversation_id,
-                customer_id=record.customer_id,
-                agent_id=record.agent_id,
-                channel=record.channel,
-                event_id=record.event_id,
+                conversation_id=event.conversation_id,
+                customer_id=event.customer_id,
+                agent_id=event.agent_id,
+                channel=event.channel,
+                event_id=event.event_id,
                 action=action,
                 text=envelope.texts[action],
                 confidence=round(confidence, 4),
@@ -283,14 +300,13 @@ class Guard:
                 run_id=self.run_id,
                 created_at=decided_at,
             )
-        context = record if is_context else envelope.context
         decision = Decision.trusted(
             schema_version="1.0",
             decision_id=decision_id,
             decided_at=decided_at,
-            conversation_id=None if is_context else record.conversation_id,
+            conversation_id=None if event is None else event.conversation_id,
             customer_id=record.customer_id,
-            agent_id=None if is_context else record.agent_id,
+            agent_id=None if event is None else event.agent_id,
             input=DecisionInput.trusted(
                 kind=record.type,
                 event_id=envelope.input_id,
@@ -338,7 +354,7 @@ class Guard:
             )
             return None
         verdicts.append(_result(rules.confidence.id, "pass"))
-        at = envelope.record.event_time.timestamp()
+        at = envelope.event.event_time.timestamp()
         last = self.state.last_shown_at
         if last is not None and at - last < rules.rate.min_interval_s:
             verdicts.append(
@@ -385,7 +401,7 @@ class Guard:
         return out
 
     def _missing_steps(self, envelope: Envelope, policy: Policy) -> list[Alert]:
-        record, state = envelope.record, self.state
+        record, state = envelope.event, self.state  # alerts returned early for context records
         if state.started_at is None:
             return []
         elapsed = record.event_time.timestamp() - state.started_at
@@ -412,7 +428,7 @@ class Guard:
 
     def _escalation(self, envelope: Envelope, policy: Policy) -> Alert | None:
         rule = policy.rules.escalation
-        risk, record = envelope.risk, envelope.record
+        risk, record = envelope.risk, envelope.event  # alerts returned early for context records
         threshold = rule.threshold if rule.threshold is not None else envelope.risk_threshold
         if risk is None or threshold is None or risk < threshold:
             return None
@@ -493,7 +509,7 @@ class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
         self.idle_s = config.idle_s
         self._now = now_getter
 
-    @property  # type: ignore[override]
+    @property
     def state(self) -> GuardState:
         return self.guard.state
 
@@ -509,7 +525,7 @@ class GuardLogic(KeyedLogic[Envelope, object, GuardState]):
             policy = self.policies.current()
         self.state.last_seen = self._now()
         self.guard.observe(value, policy)
-        out = (
+        out: list[object] = (
             [value] if self.passthrough else []
         )  # first: the acceptance step judges before it sees new suggestions
         out += self.guard.decide(value, policy)
