@@ -56,6 +56,7 @@ import phonenumbers
 from stdnum import iban as _iban
 
 from operators.names import names
+from schemas.policy import FAST_PII_KINDS, PII_KINDS
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -67,28 +68,9 @@ def _tokens(words: str) -> frozenset[str]:
     return frozenset(w + end for w in words.split() for end in ("", ":", ",", ".", "#", "?"))
 
 
-FAST_KINDS = (
-    "email",
-    "credential",
-    "iban",
-    "national_id",
-    "passport",
-    "driving_licence",
-    "tax_id",
-    "bank_code",
-    "licence_plate",
-    "cvv",
-    "card_expiry",
-    "ip_address",
-    "date_of_birth",
-    "card_number",
-    "ssn",
-    "phone",
-    "pin",
-    "account_number",
-)
-STRICT_KINDS = (*FAST_KINDS, "age", "address", "person")
-KINDS = FAST_KINDS
+#: The contract's kinds (``schemas.policy``): what ``FAST`` masks, and every kind.
+FAST_KINDS = FAST_PII_KINDS
+STRICT_KINDS = PII_KINDS
 #: Kinds a listed kind brings: values it would mask anyway (runs of digits, a security code) named
 #: precisely (``[BANK_CODE]``, not ``[ACCOUNT_NUMBER]``), and what goes with it (a card's expiry).
 BROUGHT = {

@@ -9,7 +9,7 @@ content hash in every decision.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, StringConstraints
 
@@ -19,7 +19,7 @@ Severity = Literal["info", "warning", "critical"]
 Audience = Literal["agent", "supervisor"]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=80)]
 Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
-PiiKind = Literal[
+FastPiiKind = Literal[
     "email",
     "card_number",
     "ssn",
@@ -38,12 +38,16 @@ PiiKind = Literal[
     "cvv",
     "card_expiry",
     "ip_address",
-    "age",
-    "address",
-    "person",
 ]
+"""Kinds that cost a few microseconds on a turn: ``operators.pii.FAST`` masks them all at parse."""
+StrictOnlyPiiKind = Literal["age", "address", "person"]
+"""Kinds that cost most at parse: masked where text leaves the job (``operators.privacy``)."""
+PiiKind = Literal[FastPiiKind, StrictOnlyPiiKind]
 """What ``operators.pii`` can mask at parse. Where text leaves the job every kind is masked
 (``operators.privacy``), whatever the policy lists; ``address`` and ``person`` cost most at parse."""
+FAST_PII_KINDS: tuple[FastPiiKind, ...] = get_args(FastPiiKind)
+PII_KINDS: tuple[PiiKind, ...] = get_args(PiiKind)
+"""Every kind, the fast ones first: the one list ``operators.pii`` and the benchmarks read."""
 
 
 class _Rule(Contract):
