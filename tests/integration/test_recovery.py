@@ -48,6 +48,8 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +267,47 @@ def run_to_end(job: KafkaJob, log: Path, recovery: Path | None, *args: str, time
     assert code == 0, tail_of(log)
 
 
+@dataclass
+class Streaming:
+    """A job's recovery directory, its output topics (kind -> topic), the publisher of its traffic and
+    the counter of its decisions and dead letters, both running; the jobs it started or tracks."""
+
+    job: KafkaJob
+    recovery: Path
+    outputs: dict[str, str]
+    publisher: Publisher
+    counter: OutputCounter
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self, log: Path, *args: str, **env: str) -> subprocess.Popen:
+        """An incarnation of the job on the recovery directory, tailing its input."""
+        return self.track(start(self.job, log, self.recovery, True, *args, **env))
+
+    def track(self, process: subprocess.Popen) -> subprocess.Popen:
+        self.processes.append(process)
+        return process
+
+
+@contextmanager
+def streaming(job: KafkaJob, traffic: Traffic, tmp_path: Path, duration_s: float) -> Iterator[Streaming]:
+    """Recovery partitions in ``tmp_path / "recovery"``, then the output counter and the publisher of
+    ``traffic`` over ``duration_s`` started; on leaving, the counter stops and every job started or
+    tracked through it that still runs is killed."""
+    recovery = init_recovery(tmp_path / "recovery")
+    outputs = {k: v for k, v in job.settings.outputs().items() if k in MODELS}
+    counter = OutputCounter(job.brokers, [outputs["decisions"], outputs["dlq"]])
+    counter.start()
+    run = Streaming(job, recovery, outputs, Publisher(job, traffic, duration_s), counter)
+    try:
+        run.publisher.start()
+        yield run
+    finally:
+        counter.stop()
+        for process in run.processes:
+            if process.poll() is None:
+                kill(process)
+
+
 # -- checks ------------------------------------------------------------------
 def check_accounting(traffic: Traffic, positions: list[Position], out: dict[str, list]) -> None:
     """Every valid input has a decision, every bad one its dead letter; duplicates repeat the id."""
@@ -356,27 +399,22 @@ WORKERS = ("-w", "2")  # the interrupted job; the reference runs one worker
 def test_sigkill_at_random_points_loses_nothing(kafka_job: KafkaJob, tmp_path):
     rng = random.Random(SEED)
     traffic = make_traffic(DIALOGUES, 16, rng)
-    recovery = init_recovery(tmp_path / "recovery")
     ref_job = KafkaJob(kafka_job.brokers, f"r{uuid.uuid4().hex[:10]}.")
-    outputs = {k: v for k, v in kafka_job.settings.outputs().items() if k in MODELS}
-    counter = OutputCounter(kafka_job.brokers, [outputs["decisions"], outputs["dlq"]])
-    counter.start()
-    publisher = Publisher(kafka_job, traffic, duration_s=40)
-    publisher.start()
     kills: list[tuple[str, float, int, int]] = []
     began = time.monotonic()
-    process = reference = None
+    reference = None
+    with streaming(kafka_job, traffic, tmp_path, duration_s=40) as run:
+        counter, publisher = run.counter, run.publisher
 
-    def start_reference() -> subprocess.Popen:
-        # Uninterrupted, no recovery, on the same input topics, to its own output topics.
-        return start(ref_job, tmp_path / "reference.log", None, False,
-                     COACH_TOPIC_EVENTS=kafka_job.settings.topic_events,
-                     COACH_TOPIC_CONTEXT=kafka_job.settings.topic_context)
+        def start_reference() -> subprocess.Popen:
+            # Uninterrupted, no recovery, on the same input topics, to its own output topics.
+            return run.track(start(ref_job, tmp_path / "reference.log", None, False,
+                                   COACH_TOPIC_EVENTS=kafka_job.settings.topic_events,
+                                   COACH_TOPIC_CONTEXT=kafka_job.settings.topic_context))
 
-    try:
         for n in range(KILLS):
             log = tmp_path / f"run-{n:02d}.log"
-            process = start(kafka_job, log, recovery, True, *WORKERS)
+            process = run.start(log, *WORKERS)
             before = counter.count
             if rng.random() < 0.25:
                 when = "start-up"  # while it imports, restores its state or reads its first batch
@@ -393,19 +431,14 @@ def test_sigkill_at_random_points_loses_nothing(kafka_job: KafkaJob, tmp_path):
         positions = publisher.finish()
         reference = reference or start_reference()
         # The last incarnation resumes and stops at the end of the input.
-        run_to_end(kafka_job, tmp_path / "run-final.log", recovery, *WORKERS)
+        run_to_end(kafka_job, tmp_path / "run-final.log", run.recovery, *WORKERS)
         assert reference.wait(180) == 0, tail_of(tmp_path / "reference.log")
-    finally:
-        counter.stop()
-        for job in (process, reference):
-            if job is not None and job.poll() is None:
-                kill(job)
     print(f"\nkills (when, s, published, outputs): {kills}")
     # The kills landed while input was still arriving, and after progress.
     assert sum(1 for k in kills if k[2] < len(traffic.messages)) >= KILLS // 2, kills
     assert sum(1 for k in kills if k[0] == "mid-stream") >= KILLS // 2, kills
 
-    out = read_outputs(kafka_job.brokers, outputs)
+    out = read_outputs(kafka_job.brokers, run.outputs)
     ref = read_outputs(
         kafka_job.brokers, {k: v for k, v in ref_job.settings.outputs().items() if k in MODELS}
     )
@@ -456,47 +489,44 @@ class Broker:
 def test_a_broker_restart_mid_stream_loses_nothing(tmp_path):
     broker = Broker(tmp_path / "kafka", *free_ports(2, (9094, 9095)))
     broker.run("start")
-    process = counter = None
     try:
         job = KafkaJob(broker.address, f"b{uuid.uuid4().hex[:10]}.")
         traffic = make_traffic(40, 8, random.Random(SEED + 1))
-        recovery = init_recovery(tmp_path / "recovery")
-        outputs = {k: v for k, v in job.settings.outputs().items() if k in MODELS}
-        counter = OutputCounter(job.brokers, [outputs["decisions"], outputs["dlq"]])
-        counter.start()
-        publisher = Publisher(job, traffic, duration_s=40)
-        publisher.start()
-        outcomes = []
-        # Outage 1 with the default delivery timeout (5 minutes); outage 2 with 2 s,
-        # shorter than the outage: output in flight then cannot be delivered.
-        for n, config in enumerate(({}, {"message.timeout.ms": "2000"})):
-            log = tmp_path / f"job-{n}.log"
-            env = {"COACH_KAFKA_CONFIG": json.dumps(config)} if config else {}
-            process = start(job, log, recovery, True, **env)
-            before = counter.count
-            counter.wait_for(lambda b=before: counter.count > b + 20 or not publisher.is_alive(), 60)
-            assert process.poll() is None, tail_of(log)
-            broker.run("stop")
-            time.sleep(4)
-            broker.run("start")
-            if process.poll() is None:
-                # Either it rides the outage out (and makes progress again) or it stops.
-                progress = counter.count
-                counter.wait_for(lambda p=progress, j=process: counter.count > p or j.poll() is not None, 60)
-            if process.poll() is None:
-                outcomes.append("rode it out")
-                assert "Traceback" not in log.read_text(errors="replace"), tail_of(log)
-                kill(process)  # ... and on to the next outage, or to the final run
-            else:
-                code = process.wait()
-                text = log.read_text(errors="replace")
-                assert code != 0, tail_of(log)
-                assert "DeliveryError" in text and "did not acknowledge" in text, tail_of(log)
-                outcomes.append(f"stopped with exit code {code} and DeliveryError")
-        positions = publisher.finish()
+        with streaming(job, traffic, tmp_path, duration_s=40) as run:
+            counter, publisher = run.counter, run.publisher
+            outcomes = []
+            # Outage 1 with the default delivery timeout (5 minutes); outage 2 with 2 s,
+            # shorter than the outage: output in flight then cannot be delivered.
+            for n, config in enumerate(({}, {"message.timeout.ms": "2000"})):
+                log = tmp_path / f"job-{n}.log"
+                env = {"COACH_KAFKA_CONFIG": json.dumps(config)} if config else {}
+                process = run.start(log, **env)
+                before = counter.count
+                counter.wait_for(lambda b=before: counter.count > b + 20 or not publisher.is_alive(), 60)
+                assert process.poll() is None, tail_of(log)
+                broker.run("stop")
+                time.sleep(4)
+                broker.run("start")
+                if process.poll() is None:
+                    # Either it rides the outage out (and makes progress again) or it stops.
+                    progress = counter.count
+                    counter.wait_for(
+                        lambda p=progress, j=process: counter.count > p or j.poll() is not None, 60
+                    )
+                if process.poll() is None:
+                    outcomes.append("rode it out")
+                    assert "Traceback" not in log.read_text(errors="replace"), tail_of(log)
+                    kill(process)  # ... and on to the next outage, or to the final run
+                else:
+                    code = process.wait()
+                    text = log.read_text(errors="replace")
+                    assert code != 0, tail_of(log)
+                    assert "DeliveryError" in text and "did not acknowledge" in text, tail_of(log)
+                    outcomes.append(f"stopped with exit code {code} and DeliveryError")
+            positions = publisher.finish()
         # Restart from the recovery store and run to the end of the input; then the
         # uninterrupted reference on the same input.
-        run_to_end(job, tmp_path / "job-final.log", recovery, timeout=120)
+        run_to_end(job, tmp_path / "job-final.log", run.recovery, timeout=120)
         ref_job = KafkaJob(broker.address, f"r{uuid.uuid4().hex[:10]}.")
         run_to_end(
             ref_job,
@@ -506,15 +536,11 @@ def test_a_broker_restart_mid_stream_loses_nothing(tmp_path):
             COACH_TOPIC_EVENTS=job.settings.topic_events,
             COACH_TOPIC_CONTEXT=job.settings.topic_context,
         )
-        out = read_outputs(job.brokers, outputs)
+        out = read_outputs(job.brokers, run.outputs)
         ref = read_outputs(job.brokers, {k: v for k, v in ref_job.settings.outputs().items() if k in MODELS})
         check_accounting(traffic, positions, out)
         duplicates = check_against_reference(traffic, out, ref)
         print(f"\nbroker outages: {outcomes}; inputs {len(positions)}, decisions {len(out['decisions'])}, "
               f"dead letters {len(out['dlq'])}, duplicates {dict(duplicates)}")
     finally:
-        if counter is not None:
-            counter.stop()
-        if process is not None and process.poll() is None:
-            kill(process)
         broker.run("stop")

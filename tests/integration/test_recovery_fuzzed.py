@@ -32,17 +32,13 @@ from tests.fuzz.harness import leaked
 from tests.fuzz.strategies import kafka_keys, payloads
 from tests.integration.conftest import KafkaJob
 from tests.integration.test_recovery import (
-    MODELS,
     SEED,
-    OutputCounter,
-    Publisher,
     Traffic,
-    init_recovery,
     kill,
     position,
     read_outputs,
     run_to_end,
-    start,
+    streaming,
     tail_of,
 )
 
@@ -85,29 +81,18 @@ def test_a_fuzzed_stream_with_a_sigkill_is_accounted_for(kafka_job: KafkaJob, tm
     rng = random.Random(SEED)
     traffic, hostile = make_traffic(rng)
     assert len(set(hostile)) > HOSTILE // 2, "Hypothesis drew too few distinct records"
-    recovery = init_recovery(tmp_path / "recovery")
-    outputs = {k: v for k, v in kafka_job.settings.outputs().items() if k in MODELS}
-    counter = OutputCounter(kafka_job.brokers, [outputs["decisions"], outputs["dlq"]])
-    counter.start()
-    publisher = Publisher(kafka_job, traffic, duration_s=25)
-    publisher.start()
-    process = None
-    try:
-        process = start(kafka_job, tmp_path / "run-0.log", recovery, True)
-        assert counter.wait_for(lambda: counter.count > 50, 90), tail_of(tmp_path / "run-0.log")
+    with streaming(kafka_job, traffic, tmp_path, duration_s=25) as run:
+        process = run.start(tmp_path / "run-0.log")
+        assert run.counter.wait_for(lambda: run.counter.count > 50, 90), tail_of(tmp_path / "run-0.log")
         time.sleep(rng.uniform(0.5, 2.0))
         assert process.poll() is None, f"the job stopped by itself: {tail_of(tmp_path / 'run-0.log')}"
         kill(process)
-        killed_at = (publisher.sent, counter.count)
-        positions = publisher.finish()
-        run_to_end(kafka_job, tmp_path / "run-1.log", recovery)
-    finally:
-        counter.stop()
-        if process is not None and process.poll() is None:
-            kill(process)
+        killed_at = (run.publisher.sent, run.counter.count)
+        positions = run.publisher.finish()
+        run_to_end(kafka_job, tmp_path / "run-1.log", run.recovery)
     assert killed_at[0] < len(traffic.messages), f"the kill came after all input was published: {killed_at}"
 
-    out = read_outputs(kafka_job.brokers, outputs)
+    out = read_outputs(kafka_job.brokers, run.outputs)
     decisions: dict[tuple, set[str]] = defaultdict(set)
     letters: dict[tuple, set[str]] = defaultdict(set)
     for d in out["decisions"]:
