@@ -985,6 +985,44 @@ def _medians(rounds: list[dict]) -> dict:
     return out
 
 
+#: The figures of each rate in ``latency`` (several ``--rate``s).
+_LATENCY_ROW = ("rate_target_per_s", "rate_achieved_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+                "in_job_p99_ms", "latency_cpu_cores", "reference_p50_ms", "reference_p95_ms",
+                "reference_p99_ms", "reference_latency_cpu_cores")
+
+
+def latency_at(
+    brokers: str, records: list, rate: float, args, scale: dict, log: Callable[[str], None]
+) -> dict:
+    """The latency run at ``rate``: the job's, then (unless ``--no-reference``) the reference loop's."""
+    log(f"latency: {rate:g} records/s for {args.duration:g} s")
+    live = live_run(brokers, records, rate, knowledge=args.knowledge, **scale)
+    ends = live["decisions"]
+    result = {key: ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+    result.update({
+        "rate_target_per_s": rate,
+        "rate_achieved_per_s": live["rate_per_s"],
+        "final_customer_turns": live["final_customer_turns"],
+        "context_first": live["context_first"],
+        "in_job": live["in_job"],
+        "in_job_p99_ms": live["in_job"].get("p99_ms"),
+        "latency_cpu_cores": live["cpu_cores"],
+        "peak_rss_mb": live["peak_rss_mb"],
+    })
+    if "knowledge" in live:
+        result["knowledge"] = live["knowledge"]
+    if not args.no_reference:
+        log(f"latency of the reference loop: {rate:g} records/s for {args.duration:g} s")
+        ref = live_run(brokers, records, rate, reference=True, **scale)
+        ends = ref["decisions"]
+        result.update({f"reference_{key}": ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
+        result.update({"reference_rate_achieved_per_s": ref["rate_per_s"],
+                       "reference_context_first": ref["context_first"],
+                       "reference_in_loop": ref["in_job"],
+                       "reference_latency_cpu_cores": ref["cpu_cores"]})
+    return result
+
+
 def main_bench(args) -> int:
     """``coach bench``: throughput (job, reference loop) and latency at a target rate, one JSON object."""
     if args.rounds < 1 and args.duration <= 0:
@@ -1007,7 +1045,7 @@ def main_bench(args) -> int:
         scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes,
                  "jobs": args.jobs}
         log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
-        live_count = int(args.rate * args.duration) + 500  # the latency run's records, its warm-up included
+        live_count = int(max(args.rate) * args.duration) + 500  # a latency run's records and warm-up
         pool = records_pool(max(args.throughput_records if args.rounds else 0, live_count),
                             args.concurrency)
         rounds = []
@@ -1054,32 +1092,11 @@ def main_bench(args) -> int:
                 for r in rounds
             ]
         if args.duration > 0:
-            log(f"latency: {args.rate:g} records/s for {args.duration:g} s")
-            live = live_run(brokers, pool[:live_count], args.rate, knowledge=args.knowledge, **scale)
-            ends = live["decisions"]
-            result.update({key: ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")})
-            result.update({
-                "rate_target_per_s": args.rate,
-                "rate_achieved_per_s": live["rate_per_s"],
-                "final_customer_turns": live["final_customer_turns"],
-                "context_first": live["context_first"],
-                "in_job": live["in_job"],
-                "latency_cpu_cores": live["cpu_cores"],
-            })
-            if "knowledge" in live:
-                result["knowledge"] = live["knowledge"]
-            peak = max(tput.get("peak_rss_mb", 0.0), live["peak_rss_mb"])
-            if not args.no_reference:
-                log(f"latency of the reference loop: {args.rate:g} records/s for {args.duration:g} s")
-                ref = live_run(brokers, pool[:live_count], args.rate, reference=True, **scale)
-                ends = ref["decisions"]
-                result.update(
-                    {f"reference_{key}": ends[key] for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
-                )
-                result.update({"reference_rate_achieved_per_s": ref["rate_per_s"],
-                               "reference_context_first": ref["context_first"],
-                               "reference_in_loop": ref["in_job"],
-                               "reference_latency_cpu_cores": ref["cpu_cores"]})
+            latency = [latency_at(brokers, pool[:live_count], rate, args, scale, log) for rate in args.rate]
+            peak = max([tput.get("peak_rss_mb", 0.0), *(run.pop("peak_rss_mb") for run in latency)])
+            result.update(latency[0])  # the first rate's figures at the top level, as with one rate
+            if len(latency) > 1:
+                result["latency"] = [{key: run[key] for key in _LATENCY_ROW if key in run} for run in latency]
         else:
             peak = tput["peak_rss_mb"]
         result.update({"peak_rss_mb": peak, "throughput_cpu_cores": tput.get("cpu_cores"),

@@ -47,6 +47,17 @@ def _report(args: argparse.Namespace) -> int:
     return main_report(args)
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    """``--rate``: one rate or several, comma-separated, each above zero."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate or a comma-separated list of rates: {text!r}") from None
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError(f"rates are records per second above zero: {text!r}")
+    return rates
+
+
 def _bench(args: argparse.Namespace) -> int:
     from coachflow.bench import main_bench
 
@@ -320,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints one JSON object.",
     )
     bench.add_argument("--brokers", help="use this broker (default: the project's, started if needed)")
-    bench.add_argument("--rate", type=float, default=5000.0, help="records per second in the latency run")
+    bench.add_argument("--rate", type=_rates, default=(5000.0,),
+                       help="records per second in the latency run; several, comma-separated "
+                            "(1000,2000,5000), run one after the other")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of the latency run (0: skip it)")
     bench.add_argument("--throughput-records", type=int, default=60_000, help="records in the throughput run")
     bench.add_argument("--rounds", type=int, default=3,

@@ -118,6 +118,9 @@ class Settings(_Topics):  # type: ignore[misc, valid-type]
         default=None, description="Kafka bootstrap servers (host:port,...); set means Kafka mode."
     )
     input: Path = Field(default=SAMPLE_INPUT, description="Embedded mode: the JSONL input file.")
+    input_batch_size: int = Field(
+        default=500, ge=1, description="Embedded mode: lines read into one activation (at most)."
+    )
     output_dir: Path = Field(default=Path("out"), description="Embedded mode: where JSONL outputs go.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the job's own log lines (policy, quality, lineage) on stderr."

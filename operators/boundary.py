@@ -24,7 +24,9 @@ still gets exactly one decision or one dead letter.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,8 +34,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Stream
-from bytewax.operators import KeyedStream, StatefulLogic
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic, StatefulLogic
 
 from operators.envelope import Envelope, Origin, RawRecord, now_ns
 from operators.records import dead_letter, mask_message, refuse
@@ -158,6 +160,20 @@ def _position(item: object) -> str:
 
 
 _CONTAINERS = (list, dict, set)
+#: Annotation words of fields that never hold a container (any other field is checked when cloned).
+_IMMUTABLE_WORDS = frozenset({"str", "int", "float", "bool", "None", "bytes"})
+_PLANS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _clone_plan(cls: type) -> tuple[str, ...] | None:
+    """The fields of a dataclass state that may hold a container, from their annotations (None: not a
+    dataclass, every field is looked at)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(
+        f.name for f in dataclasses.fields(cls)
+        if not _IMMUTABLE_WORDS.issuperset(re.findall(r"\w+", str(f.type)))
+    )
 
 
 def clone(state: Any) -> Any:
@@ -165,16 +181,26 @@ def clone(state: Any) -> Any:
 
     States are plain dataclasses whose fields hold immutable values or lists,
     dicts and sets of immutable values (an update replaces an element rather
-    than changing it): copying the containers one level deep is enough.
+    than changing it): copying the containers one level deep is enough. The
+    copy looks only at fields whose annotation allows a container (every
+    step clones its state before each record).
     """
-    copy = object.__new__(type(state))
-    copy.__dict__.update(
-        {name: value.copy() if type(value) in _CONTAINERS else value for name, value in vars(state).items()}
-    )
+    cls = type(state)
+    try:
+        names = _PLANS[cls]
+    except KeyError:
+        names = _PLANS[cls] = _clone_plan(cls)
+    fields = state.__dict__.copy()
+    for name in fields if names is None else names:
+        value = fields.get(name)
+        if value.__class__ in _CONTAINERS:
+            fields[name] = value.copy()
+    copy = object.__new__(cls)
+    copy.__dict__.update(fields)
     return copy
 
 
-class Bounded(StatefulLogic[V, W, bytes], Generic[V, W]):
+class Bounded(StatefulBatchLogic[V, W, bytes], Generic[V, W]):
     """A keyed step's logic behind its error boundary, snapshotted once per epoch.
 
     ``inner`` is the step's own logic (anything with ``on_item``, ``on_notify``,
@@ -183,13 +209,35 @@ class Bounded(StatefulLogic[V, W, bytes], Generic[V, W]):
     becomes a dead letter. A failing timer or end of input puts the state back
     too, dead-letters the inputs the key held (``inner.held()``, if it has
     one) and drops the key, so a broken state cannot fail again forever.
+
+    It takes the key's items of an activation in one call (``on_batch``), so a
+    record costs one call into the step's logic and no per-record shim; ``build``
+    makes a new logic when the key's ends mid-batch (a conversation's end, then
+    a new one under the same key).
     """
 
-    def __init__(self, inner: Any, boundary: Boundary) -> None:
+    def __init__(self, inner: Any, boundary: Boundary, build: Callable[[Any], Any] | None = None) -> None:
         self.inner = inner
         self.boundary = boundary
+        self.build = build
+
+    def on_batch(self, values: list[V]) -> tuple[Iterable[W], bool]:
+        if len(values) == 1:
+            return self.on_item(values[0])
+        out: list[W] = []
+        for value in values:
+            if self.inner is None:
+                if self.build is None:
+                    raise RuntimeError("a discarded key's logic got another item and has no builder")
+                self.inner = self.build(None)
+            items, discard = self.on_item(value)
+            out.extend(items)
+            if discard:
+                self.inner = None
+        return out, self.inner is None
 
     def on_item(self, value: V) -> tuple[Iterable[W], bool]:
+        """One record through the step, behind the boundary."""
         inner = self.inner
         before = clone(inner.state)
         try:
@@ -232,7 +280,11 @@ def keyed_step(
     build: Callable[[Any], StatefulLogic],
     boundary: Boundary,
 ) -> KeyedStream[W]:
-    """``op.stateful`` with ``build``'s logic behind ``boundary`` (see ``Bounded``).
+    """A keyed stateful step with ``build``'s logic behind ``boundary`` (see ``Bounded``).
+
+    As ``op.stateful``, and under the same step id (``<step_id>.stateful_batch``), so recovery
+    stores written with ``op.stateful`` resume; the key's items of an activation go to its logic in
+    one call.
 
     :arg step_id: Unique ID.
     :arg up: Keyed items.
@@ -240,4 +292,11 @@ def keyed_step(
     :arg boundary: How the step turns a failure on a record into a dead letter.
     :returns: What the logic emits, keyed.
     """
-    return op.stateful(step_id, up, lambda resume: Bounded(build(resume), boundary))
+    return _bounded_step(step_id, up, lambda resume: Bounded(build(resume), boundary, build))
+
+
+@operator
+def _bounded_step(
+    step_id: str, up: KeyedStream[V], builder: Callable[[Any], StatefulBatchLogic]
+) -> KeyedStream[W]:
+    return op.stateful_batch("stateful_batch", up, builder)

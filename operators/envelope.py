@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, cast
 
 from operators.features import Features
@@ -120,16 +121,22 @@ class Envelope:
     arm: str | None = None
     """The conversation's experiment arm, when an experiment runs."""
 
-    @property
-    def event(self) -> AnyEvent:
-        """The record as a conversation event: what the steps after the split of feedback and context
-        hold (a name for the type the stream guarantees; no check is made)."""
-        return cast(AnyEvent, self.record)
+    if TYPE_CHECKING:
 
-    @property
-    def feedback(self) -> Feedback:
-        """The record as UI feedback (the acceptance step's feedback envelopes; no check is made)."""
-        return cast(Feedback, self.record)
+        @property
+        def event(self) -> AnyEvent:
+            """The record as a conversation event: what the steps after the split of feedback and
+            context hold (a name for the type the stream guarantees; no check is made)."""
+            return cast(AnyEvent, self.record)
+
+        @property
+        def feedback(self) -> Feedback:
+            """The record as UI feedback (the acceptance step's feedback envelopes; no check is made)."""
+            return cast(Feedback, self.record)
+
+    else:  # the same names at run time, read as cheaply as the attribute itself (hot path)
+        event = property(attrgetter("record"), doc="The record as a conversation event (no check).")
+        feedback = property(attrgetter("record"), doc="The record as UI feedback (no check).")
 
     @property
     def join_key(self) -> str:

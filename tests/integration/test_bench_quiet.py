@@ -26,7 +26,7 @@ def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path
            "KAFKA_HOME": str(home), "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller)}
     done = subprocess.run(
         [sys.executable, "-m", "coachflow.cli", "bench", "--rounds", "1", "--throughput-records", "300",
-         "--duration", "0", "--no-reference", "--partitions", "1", "--concurrency", "10", "--compact"],
+         "--duration", "1", "--rate", "100,200", "--no-reference", "--partitions", "1", "--concurrency", "10", "--compact"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -37,10 +37,14 @@ def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path
     assert result["floor_throughput_per_s"] > result["throughput_per_s"] > 0
     assert result["ratio_to_floor"] == round(result["throughput_per_s"] / result["floor_throughput_per_s"], 3)
     assert result["floor_cpu_us_per_record"] > result["floor_bytes_cpu_us_per_record"] > 0
+    # Two latency runs, one per rate; the first one's figures also at the top level.
+    assert [run["rate_target_per_s"] for run in result["latency"]] == [100.0, 200.0]
+    assert result["p99_ms"] == result["latency"][0]["p99_ms"] and result["rate_target_per_s"] == 100.0
+    assert all(run["p99_ms"] >= run["p50_ms"] > 0 and run["in_job_p99_ms"] > 0 for run in result["latency"])
     lines = done.stderr.splitlines()
     assert not [line for line in lines if "Connection refused" in line or "rdkafka" in line], lines
     # First start: the TLS files, the broker, its ACLs (docs/security.md); then the bench's steps (the
-    # throughput round and its result, the floor and its result).
+    # throughput round and its result, the floor and its result, a latency run per rate).
     assert [line.split(":", 1)[0] for line in lines] == [
-        "kafka", "kafka", "kafka", "coach acls", *["coach bench"] * 4, "kafka"], lines
+        "kafka", "kafka", "kafka", "coach acls", *["coach bench"] * 6, "kafka"], lines
     assert lines[2].startswith(f"kafka: ready on 127.0.0.1:{port}") and lines[-1] == "kafka: stopped"

@@ -125,3 +125,14 @@ def test_jobs_split_the_partitions_round_robin_and_key_events_by_customer():
         "u-1",
     )
     assert main(["bench", "--jobs", "5", "--partitions", "4", "--brokers", "127.0.0.1:1"]) == 2
+
+
+def test_rates_are_one_or_several_comma_separated_above_zero():
+    import argparse
+
+    from coachflow.cli import _rates
+
+    assert _rates("5000") == (5000.0,) and _rates("1000,2000,5000") == (1000.0, 2000.0, 5000.0)
+    for bad in ("", "fast", "1000,", "0", "1000,-5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _rates(bad)
