@@ -26,7 +26,8 @@ def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path
            "KAFKA_HOME": str(home), "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller)}
     done = subprocess.run(
         [sys.executable, "-m", "coachflow.cli", "bench", "--rounds", "1", "--throughput-records", "300",
-         "--duration", "1", "--rate", "100,200", "--no-reference", "--partitions", "1", "--concurrency", "10", "--compact"],
+         "--duration", "1", "--rate", "100,200", "--no-reference", "--partitions", "1", "--concurrency", "10",
+         "--compact"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -134,7 +134,7 @@ def test_a_failed_epoch_does_not_poison_the_next_one():
 def test_file_outputs_are_flushed_per_batch_synced_per_snapshot_and_resume_at_the_snapshot(
     tmp_path, monkeypatch
 ) -> None:
-    import coachflow.connectors as connectors
+    from coachflow import connectors
 
     synced: list[int] = []
     monkeypatch.setattr(connectors.os, "fsync", synced.append)
