@@ -649,6 +649,9 @@ class Redactor:
     dead letters, whose prose nobody needs; it would mask the places and doctors that suggestions name."""
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.kinds) - set(STRICT_KINDS))
+        if unknown:  # a typo would mask nothing, silently
+            raise ValueError(f"no such kind of personal data: {', '.join(unknown)} (schemas/policy.py)")
         kinds = set(self.kinds)
         for kind in self.kinds:
             kinds.update(BROUGHT.get(kind, ()))

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from schemas._base import Contract, Identifier, Label, UtcDatetime, clean_text
 from schemas.events import Channel
 from schemas.outputs import DecisionInput, RuleResult
-from schemas.policy import PiiKind
+from schemas.policy import PiiKind, RuleId, Severity
 
 KNOWLEDGE_VERSION = "1.0"
 #: Longest article body; the longest doc2dial document has 44,837 characters.
@@ -215,8 +215,8 @@ class CardFeedback(Contract):
 
 
 class _KnowledgeRule(Contract):
-    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=80)]
-    severity: Literal["info", "warning", "critical"] = "warning"
+    id: RuleId
+    severity: Severity = "warning"
     description: str = ""
 
 

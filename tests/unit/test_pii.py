@@ -105,3 +105,8 @@ def test_non_utf8_payloads_keep_their_other_bytes():
     masked, kinds, form = mask_payload(raw)
     assert masked.startswith(b"\xff\xfe pin [PIN]") and kinds == ["pin"] and form == "original"
     assert base64.b64encode(masked)
+
+
+def test_a_redactor_refuses_a_kind_the_contract_does_not_know():
+    with pytest.raises(ValueError, match="no such kind of personal data: emial"):
+        Redactor(frozenset({"email", "emial"}))
