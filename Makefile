@@ -13,7 +13,7 @@ lint:        ## the static checks scripts/test.sh runs first: ruff and mypy (doc
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-fuzz:        ## a long fuzzing campaign (over 100,000 examples; COACH_FUZZ_SCALE scales it), niced
+fuzz:        ## a long fuzzing campaign (about 74,000 examples; COACH_FUZZ_SCALE scales it), niced
 	COACH_FUZZ_PROFILE=campaign nice -n 10 .venv/bin/python -m pytest tests/fuzz -q -p no:cacheprovider --timeout 3600
 
 kafka-start: ## start the development broker on 127.0.0.1:9092

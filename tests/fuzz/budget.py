@@ -7,7 +7,7 @@
   example database; each test's base budget (a few thousand examples in all).
 - ``campaign`` (``make fuzz``): random examples, each test's budget times
   ``COACH_FUZZ_SCALE`` (default 40; ``COACH_FUZZ_JOB_SCALE``, default 4, for the
-  tests that run the embedded job on each example: over 100,000 in all); Hypothesis's
+  tests that run the embedded job on each example: about 74,000 in all); Hypothesis's
   example database in ``tests/fuzz/corpus/.hypothesis`` (not committed), so
   the next campaign on this checkout replays its failures first. The smallest
   failing input per kind of failure is written to ``tests/fuzz/corpus/found/``
@@ -49,7 +49,7 @@ settings.load_profile(PROFILE)
 
 SCALE = int(os.environ.get("COACH_FUZZ_SCALE", "40" if PROFILE == "campaign" else "1"))
 #: Tests that run the whole embedded job per example (about a second each) scale less, so that a
-#: campaign's 100,000 examples fit in well under an hour on two cores.
+#: campaign fits in well under an hour on two cores.
 JOB_SCALE = int(os.environ.get("COACH_FUZZ_JOB_SCALE", "4" if PROFILE == "campaign" else "1"))
 COUNTS: Counter[str] = Counter()
 STARTED = time.monotonic()
