@@ -29,15 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coachflow.bench import machine  # noqa: E402
-
-
-def replay(dialogues: Path, split: str, limit: int, out: Path) -> int:
-    """STAR dialogues as the job's JSONL input; the number of records written."""
-    command = [sys.executable, "-m", "coachflow.cli", "replay", str(dialogues), "--split", split,
-               "--out", str(out), "--limit", str(limit)]
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return sum(1 for _ in out.open())
+from coachflow.bench import machine, parsed_at, replay_to_file  # noqa: E402
 
 
 def span_s(decisions: Path) -> tuple[float, int]:
@@ -46,9 +38,8 @@ def span_s(decisions: Path) -> tuple[float, int]:
     with decisions.open() as lines:
         for line in lines:
             record = json.loads(line)
-            decided = datetime.fromisoformat(record["decided_at"]).timestamp()
-            first = min(first, decided - record["latency_ms"]["total_ms"] / 1000)
-            last = max(last, decided)
+            first = min(first, parsed_at(record))
+            last = max(last, datetime.fromisoformat(record["decided_at"]).timestamp())
             count += 1
     return last - first, count
 
@@ -89,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="coach-activation-") as tmp:
         work = Path(tmp)
         events = work / "events.jsonl"
-        records = replay(args.dialogues, args.split, args.limit, events)
+        records = replay_to_file(args.dialogues, args.split, args.limit, events)
         runs = []
         for size in sizes:
             spans = [run_job(events, size, work) for _ in range(args.repeat)]

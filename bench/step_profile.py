@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from coachflow.bench import replay_to_file  # noqa: E402
+
 #: (step, frames that belong to it); a sample is counted for the innermost step one of its
 #: frames matches. Contracts and JSON (``SHARED``) are counted for the step that calls them.
 STEPS: tuple[tuple[str, str], ...] = (
@@ -94,16 +96,6 @@ def summarise(raw: Path) -> dict[str, object]:
     }
 
 
-def _replay(args: argparse.Namespace, work: Path) -> Path:
-    events = work / "events.jsonl"
-    command = [sys.executable, "-m", "coachflow.cli", "replay", str(args.dialogues), "--split", args.split,
-               "--out", str(events)]
-    if args.limit:
-        command += ["--limit", str(args.limit)]
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return events
-
-
 def _py_spy() -> str:
     candidate = Path(sys.executable).with_name("py-spy")
     return str(candidate) if candidate.exists() else "py-spy"
@@ -133,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([*record, "-d", str(args.duration), "--pid", str(args.pid)], check=True)
             records = None
         else:
-            events = _replay(args, work)
-            records = sum(1 for _ in events.open())
+            events = work / "events.jsonl"
+            records = replay_to_file(args.dialogues, args.split, args.limit, events)
             env = {**os.environ, "COACH_INPUT": str(events), "COACH_OUTPUT_DIR": str(work / "out"),
                    "COACH_METRICS_PORT": "0"}
             with (work / "job.log").open("w") as log:

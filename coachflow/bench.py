@@ -845,6 +845,18 @@ def broker_up(brokers: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def replay_to_file(dialogues: Path, split: str, limit: int, out: Path) -> int:
+    """``coach replay`` of STAR dialogues to the job's JSONL input (``limit`` 0: all of the split), as a
+    user runs it; the number of records written."""
+    command = [sys.executable, "-m", "coachflow.cli", "replay", str(dialogues), "--split", split,
+               "--out", str(out)]
+    if limit:
+        command += ["--limit", str(limit)]
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    with out.open() as lines:
+        return sum(1 for _ in lines)
+
+
 def machine() -> dict:
     """What the figures were measured on."""
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
