@@ -212,8 +212,8 @@ class Bounded(StatefulBatchLogic[V, W, bytes], Generic[V, W]):
 
     It takes the key's items of an activation in one call (``on_batch``), so a
     record costs one call into the step's logic and no per-record shim; ``build``
-    makes a new logic when the key's ends mid-batch (a conversation's end, then
-    a new one under the same key).
+    makes a new logic when the key's logic ends mid-batch (a conversation's end,
+    then a new one under the same key).
     """
 
     def __init__(self, inner: Any, boundary: Boundary, build: Callable[[Any], Any] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
@@ -96,6 +97,33 @@ def test_items_the_step_does_not_account_for_are_counted_not_dead_lettered() -> 
     before = FAILURES["acceptance-owns"]
     assert logic.on_item(envelope(event(seq=1))) == ([], False)
     assert FAILURES["acceptance-owns"] == before + 1
+
+
+def test_a_batch_goes_on_with_a_new_logic_when_its_key_ends_mid_batch() -> None:
+    @dataclass
+    class Seen:
+        items: list[str] = field(default_factory=list)
+
+    class EndsOn:
+        """A key's logic that ends (discards) on the item "end"."""
+
+        def __init__(self, resume) -> None:
+            self.state = resume or Seen()
+
+        def on_item(self, value: str):
+            self.state.items.append(value)
+            return [value], value == "end"
+
+    built: list[EndsOn] = []
+
+    def build(resume) -> EndsOn:
+        built.append(EndsOn(resume))
+        return built[-1]
+
+    logic = Bounded(build(None), Boundary("ends-on"), build)
+    assert logic.on_batch(["a", "end", "b"]) == (["a", "end", "b"], False)
+    assert [b.state.items for b in built] == [["a", "end"], ["b"]]  # "b" went to a new logic
+    assert logic.on_batch(["c", "end"]) == (["c", "end"], True)  # the key ends with the batch
 
 
 def test_clone_copies_containers_so_later_changes_do_not_reach_it() -> None:
