@@ -998,9 +998,11 @@ def _medians(rounds: list[dict]) -> dict:
 
 
 #: The figures of each rate in ``latency`` (several ``--rate``s).
-_LATENCY_ROW = ("rate_target_per_s", "rate_achieved_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms",
-                "in_job_p99_ms", "latency_cpu_cores", "reference_p50_ms", "reference_p95_ms",
-                "reference_p99_ms", "reference_latency_cpu_cores")
+_LATENCY_ROW = (
+    "rate_target_per_s", "rate_achieved_per_s", "latency_records", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+    "in_job_p99_ms", "latency_cpu_cores", "reference_p50_ms", "reference_p95_ms", "reference_p99_ms",
+    "reference_latency_cpu_cores",
+)
 
 
 def latency_at(
@@ -1014,6 +1016,7 @@ def latency_at(
     result.update({
         "rate_target_per_s": rate,
         "rate_achieved_per_s": live["rate_per_s"],
+        "latency_records": len(records),
         "final_customer_turns": live["final_customer_turns"],
         "context_first": live["context_first"],
         "in_job": live["in_job"],
@@ -1057,8 +1060,11 @@ def main_bench(args) -> int:
         scale = {"partitions": args.partitions, "workers": args.workers, "processes": args.processes,
                  "jobs": args.jobs}
         log = lambda message: print(f"coach bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
-        live_count = int(max(args.rate) * args.duration) + 500  # a latency run's records and warm-up
-        pool = records_pool(max(args.throughput_records if args.rounds else 0, live_count),
+
+        def live_size(rate: float) -> int:
+            return int(rate * args.duration) + 500  # a latency run's records, its warm-up included
+
+        pool = records_pool(max(args.throughput_records if args.rounds else 0, *map(live_size, args.rate)),
                             args.concurrency)
         rounds = []
         for n in range(args.rounds):
@@ -1104,7 +1110,9 @@ def main_bench(args) -> int:
                 for r in rounds
             ]
         if args.duration > 0:
-            latency = [latency_at(brokers, pool[:live_count], rate, args, scale, log) for rate in args.rate]
+            latency = [
+                latency_at(brokers, pool[: live_size(rate)], rate, args, scale, log) for rate in args.rate
+            ]
             peak = max([tput.get("peak_rss_mb", 0.0), *(run.pop("peak_rss_mb") for run in latency)])
             result.update(latency[0])  # the first rate's figures at the top level, as with one rate
             if len(latency) > 1:

@@ -40,6 +40,7 @@ def test_a_bench_that_starts_its_broker_prints_a_line_per_step(brokers, tmp_path
     assert result["floor_cpu_us_per_record"] > result["floor_bytes_cpu_us_per_record"] > 0
     # Two latency runs, one per rate; the first one's figures also at the top level.
     assert [run["rate_target_per_s"] for run in result["latency"]] == [100.0, 200.0]
+    assert [run["latency_records"] for run in result["latency"]] == [600, 700]  # a second each, and warm-up
     assert result["p99_ms"] == result["latency"][0]["p99_ms"] and result["rate_target_per_s"] == 100.0
     assert all(run["p99_ms"] >= run["p50_ms"] > 0 and run["in_job_p99_ms"] > 0 for run in result["latency"])
     lines = done.stderr.splitlines()
