@@ -53,7 +53,7 @@ def _rates(text: str) -> tuple[float, ...]:
         rates = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a rate or a comma-separated list of rates: {text!r}") from None
-    if not rates or min(rates) <= 0:
+    if min(rates) <= 0:
         raise argparse.ArgumentTypeError(f"rates are records per second above zero: {text!r}")
     return rates
 
